@@ -1,0 +1,771 @@
+"""The vectorised analysis of one layer's cluster levels (semantics doc 4.3-4.10).
+
+Every quantity is an int64 array over a batch ``B`` of designs (tile sizes, PE counts, bandwidths)
+that share one dataflow structure. MAESTRO enumerates *iteration cases*: one position (Init, Steady,
+Edge) per directive. Here cases are grouped into *classes* that provably cost the same:
+
+* the changing directive ``c`` is the innermost one not at Init, so every directive inside it is at
+  Init (with or without MAESTRO's "init-edge" flag, a per-design property);
+* a directive outside ``c`` contributes the same factors whether it is at Init or Steady, so those two
+  positions merge into one variant (``NONEDGE``); only its edge positions stay apart.
+
+A class is (c, one variant per directive); its occurrence count is the product of the variants'
+counts, an array over the batch that is zero where the class does not exist. Class quantities are
+``(K, B)`` arrays. The only figure that depends on the split of a class back into MAESTRO's cases is
+the average NoC bandwidth (MAESTRO floors each case's share), which is recomputed from that split.
+
+Levels below the top are analysed once per distinct sub-cluster tile (a class's tile depends only on
+which directives sit at an edge), on a batch of ``tiles x B`` designs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .layer import OUTPUT_NAME, Layer, TensorDims
+from .levels import SPATIAL, TEMPORAL, Level, LevelStack
+
+INIT, INIT_IE, STEADY, EDGE, NONEDGE = range(5)
+POS_INIT, POS_STEADY, POS_EDGE = range(3)
+_POSITION = {INIT: POS_INIT, INIT_IE: POS_INIT, STEADY: POS_STEADY, NONEDGE: POS_STEADY, EDGE: POS_EDGE}
+
+TENSORS = ("input", "weight", "output")
+
+
+@dataclass(slots=True)
+class Hardware:
+    """Per-design hardware parameters (int64 arrays over the batch)."""
+
+    lanes: np.ndarray
+    noc_bw: np.ndarray
+    noc_latency: np.ndarray
+    offchip_bw: np.ndarray
+    offchip_limited: np.ndarray
+
+    def take(self, index: np.ndarray) -> Hardware:
+        return Hardware(*(a[index] for a in (self.lanes, self.noc_bw, self.noc_latency,
+                                             self.offchip_bw, self.offchip_limited)))
+
+
+@dataclass(slots=True)
+class ErrorLog:
+    """Per-design error codes (0 = fine) and the message of each code."""
+
+    messages: list[str] = field(default_factory=lambda: [""])
+
+    def code(self, message: str) -> int:
+        try:
+            return self.messages.index(message)
+        except ValueError:
+            self.messages.append(message)
+            return len(self.messages) - 1
+
+
+@dataclass(slots=True)
+class LevelResult:
+    runtime: np.ndarray
+    num_macs: np.ndarray
+    avg_active: np.ndarray
+    err: np.ndarray
+    counts: dict[str, np.ndarray] = field(default_factory=dict)   # e.g. "input_l2_read"
+    l2_req: dict[str, np.ndarray] = field(default_factory=dict)
+    peak_bw: np.ndarray | None = None
+    avg_bw: np.ndarray | None = None
+    offchip_bw: np.ndarray | None = None
+    delays: dict[str, np.ndarray] = field(default_factory=dict)   # e.g. "ingress_min"
+    skipped: np.ndarray | None = None                              # cases with no MACs (MAESTRO skips)
+    flags: dict[str, np.ndarray] = field(default_factory=dict)     # deviation rules that apply
+
+
+@dataclass(slots=True)
+class _Context:
+    """What every level of one evaluation shares."""
+
+    layer: Layer
+    stack: LevelStack
+    tensors: TensorDims
+    log: ErrorLog
+    maestro_exact: bool
+
+
+@dataclass(slots=True)
+class _Tables:
+    """Per-dimension mapping sizes of one level (MAESTRO's ReuseAnalysis tables), keyed by name."""
+
+    M: dict[str, np.ndarray]
+    U: dict[str, np.ndarray]
+    EM: dict[str, np.ndarray]
+    EU: dict[str, np.ndarray]
+
+    def get(self, table: str, var: str) -> np.ndarray | int:
+        # MAESTRO reads these maps with operator[], which yields 0 for a missing key.
+        return getattr(self, table).get(var, 0)
+
+
+def _stacked(level: Level, dims: dict[str, np.ndarray]):
+    """(d, m, f) of every directive of the level as (n, B) arrays."""
+    d = np.stack([dims[e.var] for e in level.entries])
+    m = np.stack([e.size for e in level.entries])
+    f = np.stack([e.ofs for e in level.entries])
+    return d, m, f
+
+
+def _mapping_tables(level: Level, dims: dict[str, np.ndarray], conv: bool, maestro_exact: bool
+                    ) -> tuple[_Tables, np.ndarray]:
+    """Mapping, unique and edge sizes per dimension (MAESTRO's tables keep the last directive on a
+    dimension); also flags designs where a map larger than its dimension gets a different edge size
+    than MAESTRO gives it (deviation ``oversized-map-edge``)."""
+    d, m, f = _stacked(level, dims)
+    t = np.maximum((d - m) // f, 0)
+    has_edge = (t * f + m < d) | (m > d)
+    uniq = np.minimum(m, f)
+    temporal = np.array([e.kind == TEMPORAL for e in level.entries])[:, None]
+    uniq = np.where(temporal & (d <= m), 0, uniq)
+    em = d - (t + 1) * f
+    # A map larger than its dimension covers all of it at once; MAESTRO's formula gives d - f there
+    # when f <= d, which turns into empty tiles once edge tiles are analysed with their own sizes.
+    wrong = (m > d) & (em >= 0)
+    em = np.where((em < 0) | (wrong & (not maestro_exact)), d, em)
+    edge_mapped = np.where(has_edge, em, m)
+    edge_unique = np.maximum(f - (m - em), 0)
+    M, U, EM, EU = {}, {}, {}, {}
+    for i, e in enumerate(level.entries):
+        M[e.var], U[e.var], EM[e.var], EU[e.var] = m[i], uniq[i], edge_mapped[i], edge_unique[i]
+    if conv:
+        for i, e in enumerate(level.entries):
+            if e.var in OUTPUT_NAME:
+                sliding = "R" if e.var == "Y" else "S"
+                out = OUTPUT_NAME[e.var]
+                M[out] = M[e.var] - M.get(sliding, 0) + 1
+                U[out] = np.minimum(f[i], m[i])
+                EM[out] = EM[e.var] - EM.get(sliding, 0) + 1
+                EU[out] = np.minimum(f[i], EM[out])
+    return _Tables(M, U, EM, EU), np.any(wrong, axis=0)
+
+
+def _tables_differ(a: _Tables, b: _Tables) -> np.ndarray:
+    out = False
+    for name in ("U", "EM", "EU"):
+        ta, tb = getattr(a, name), getattr(b, name)
+        for var, arr in ta.items():
+            out = out | (arr != tb[var])
+    return np.asarray(out)
+
+
+@dataclass(slots=True)
+class _States:
+    """Iteration positions of one level's directives (semantics doc 4.4): (n, B) arrays."""
+
+    init_edge: np.ndarray
+    unrolled: np.ndarray      # at Init
+    steady: np.ndarray        # occurrences of Steady
+    edge: np.ndarray          # occurrences of Edge (0 or 1)
+    sp_edge_edge: np.ndarray  # the spatial edge fold has a partial last sub-cluster
+
+
+def _states(level: Level, dims: dict[str, np.ndarray], n: np.ndarray) -> _States:
+    d, m, f = _stacked(level, dims)
+    # Temporal maps.
+    ie = d < m
+    unrolled = d <= m
+    t = (d - m) // f
+    steady = np.where((m < d) & (t > 0), t, 0)
+    edge = ~ie & (t * f + m < d)
+    ee = np.zeros_like(ie)
+    spatial = [i for i, e in enumerate(level.entries) if e.kind == SPATIAL]
+    if spatial:                        # spatial maps fold over the n sub-clusters
+        d, m, f = d[spatial], m[spatial], f[spatial]
+        cov = m + f * (n - 1)
+        s_ie = d < cov
+        s_unrolled = d <= cov
+        ts = np.where(d >= m, ((d - m) // f + 1) // n - 1, -1)
+        fold = f * n
+        s_edge = ~s_unrolled & ((ts + 1) * fold + cov > d) & (ts * fold + cov != d)
+        rem = d - (ts + 1) * fold
+        active = np.where(rem < m, 1, (rem - m) // f + 1)
+        ie[spatial], unrolled[spatial] = s_ie, s_unrolled
+        steady[spatial] = np.where((cov < d) & (ts > 0), ts, 0)
+        edge[spatial] = ~s_ie & s_edge
+        ee[spatial] = (active - 1) * f + m < rem
+    return _States(ie, unrolled, steady, edge.astype(np.int64), ee)
+
+
+def _edge_clusters(level: Level, dims: dict[str, np.ndarray], n: np.ndarray) -> np.ndarray:
+    """Sub-clusters active in a spatial edge fold (``ClusterUnit::AnalyzeSpatialEdgeCase``)."""
+    e = next(e for e in level.entries if e.kind == SPATIAL)
+    d, m, f = dims[e.var], e.size, e.ofs
+    full = f * (n - 1) + m
+    t = np.where(d >= m, ((d - m) // f + 1) // n - 1, 0)
+    rem = d - (t + 1) * f * n
+    beyond = np.where(rem < m, 1, (rem - m) // np.maximum(f, 1) + 1)
+    within = np.where(d > m, (d - m) // f + 1, 1)
+    within = within + ((d > m) & (f * (within - 1) + m < d))
+    out = np.where(d > full, beyond, within)
+    return np.where(d <= m, 1, out).astype(np.int64)
+
+
+def _noc_delay(volume: np.ndarray, bw: np.ndarray, latency: np.ndarray) -> np.ndarray:
+    """Head latency plus serialisation; never negative (MAESTRO gives latency - 1 for no data)."""
+    sends = -(-volume // bw)
+    return np.maximum(latency + sends - 1, 0)
+
+
+class _Classes:
+    """The case classes of one level: a variant code per directive, the changing directive, counts.
+
+    ``codes[k][i]`` is the variant of directive ``i``'s state in class ``k`` (MAESTRO looks states up by
+    dimension name, so a directive that is not the last one on its dimension sees the last one's).
+    """
+
+    def __init__(self, level: Level, states: _States) -> None:
+        entries = level.entries
+        owner = {e.var: i for i, e in enumerate(entries)}           # last directive on a dim
+        owner_of = [owner[e.var] for e in entries]
+        owners = sorted(set(owner.values()))
+        ie = states.init_edge.astype(np.int64)
+        # Occurrences of each variant, per directive: (5, n, B).
+        occ = np.stack([1 - ie, ie, states.steady, states.edge, 1 - ie + states.steady])
+        any_ie, all_ie = states.init_edge.any(axis=1), states.init_edge.all(axis=1)
+        any_st, any_ed = states.steady.any(axis=1), states.edge.any(axis=1)
+        present = {o: {INIT: not all_ie[o], INIT_IE: bool(any_ie[o]), STEADY: bool(any_st[o]),
+                       EDGE: bool(any_ed[o]), NONEDGE: not all_ie[o]} for o in owners}
+        inside = {o: [v for v in (INIT, INIT_IE) if present[o][v]] for o in owners}
+        changing_here = {o: [v for v in (STEADY, EDGE) if present[o][v]] for o in owners}
+        outside = {o: [v for v in (NONEDGE, INIT_IE, EDGE) if present[o][v]] for o in owners}
+        rows: list[tuple[int, ...]] = []
+        changing: list[int] = []
+        for c in [-1, *owners]:
+            choices = [outside[o] if o < c else (changing_here[o] if o == c else inside[o])
+                       for o in owners]
+            for combo in itertools.product(*choices):
+                per_owner = dict(zip(owners, combo, strict=True))
+                rows.append(tuple(per_owner[owner_of[i]] for i in range(len(entries))))
+                changing.append(c)
+        self.rows = rows
+        self.c = changing
+        self.K = len(rows)
+        self.owners = owners
+        self.owner_of = owner_of
+        self.occ_states = {o: {v: occ[v, o] for v in range(5)} for o in owners}
+        # Directives other than a dimension's last one multiply every class's occurrences.
+        self.extra_splits = []
+        mult = np.ones(ie.shape[1], dtype=np.int64)
+        for i in range(len(entries)):
+            if i not in owners:
+                st, ed = states.steady[i], states.edge[i]
+                mult = mult * (1 + st + ed)
+                self.extra_splits.append([np.ones_like(st), st, ed])
+        codes = np.array([[row[o] for o in owners] for row in rows], dtype=np.intp)
+        self.occ = np.prod(occ[codes, np.array(owners)], axis=1) * mult    # (K, B)
+        self.all_init = np.array([c == -1 for c in changing])[:, None]
+
+
+def _is_edge(code: int) -> bool:
+    return code in (INIT_IE, EDGE)
+
+
+class _LevelAnalysis:
+    """One level call: tables, states, classes, and the volumes of each distinct kind of case.
+
+    Volumes are computed with plain Python branching on a class's variant codes, once per distinct
+    signature (edge pattern for outputs and MACs; changing directive for inputs), then gathered.
+    """
+
+    def __init__(self, ctx: _Context, level: Level, dims_iter: dict[str, np.ndarray],
+                 dims_map: dict[str, np.ndarray], dims_static: dict[str, np.ndarray]) -> None:
+        layer = ctx.layer
+        self.level = level
+        self.entries = level.entries
+        self.n = level.num_sub
+        self.conv = layer.layer_type.is_conv_family
+        self.tensors = ctx.tensors
+        self.tables, oversized = _mapping_tables(level, dims_map, self.conv, ctx.maestro_exact)
+        self.flags = {"oversized-map-edge": oversized}
+        if dims_map is not dims_static and any((dims_map[v] != d).any() for v, d in dims_static.items()):
+            static_tables, _ = _mapping_tables(level, dims_static, self.conv, ctx.maestro_exact)
+            self.flags["subtile-edges"] = _tables_differ(self.tables, static_tables)
+        self.states = _states(level, dims_iter, self.n)
+        self.nedge = _edge_clusters(level, dims_static, self.n)
+        self.nact1 = self.nedge == 1
+        self.cls = _Classes(level, self.states)
+        self.first: dict[str, int] = {}
+        for i, e in enumerate(self.entries):
+            self.first.setdefault(e.var, i)
+        t = self.tables
+        self.u1 = {v: np.where(u != 0, u, 1) for v, u in t.U.items()}
+        self.umax1 = {v: np.maximum(u, 1) for v, u in t.U.items()}
+        self.sp_first = next(i for i, e in enumerate(self.entries) if e.kind == SPATIAL)
+        self.terminate = False          # set by pe_ingress for the signature being computed
+
+    # --------------------------------------------------------------------------- look-ups
+    def _get(self, table: str, var: str):
+        # MAESTRO reads its per-dimension maps with operator[]: a missing key reads as 0.
+        return getattr(self.tables, table).get(var, 0)
+
+    def has_ee(self, i: int, codes: tuple[int, ...]):
+        """Whether the spatial edge fold of directive ``i`` ends in a partial sub-cluster."""
+        code = codes[i]
+        if code == INIT_IE:
+            return True
+        if code == EDGE and self.entries[self.cls.owner_of[i]].kind == SPATIAL:
+            return self.states.sp_edge_edge[self.cls.owner_of[i]]
+        return False
+
+    # ----------------------------------------------------------------- per-PE input volumes
+    def _mapped_volume(self, dims, first: bool, ee: bool, codes):
+        t, vol = self.tables, 1
+        for i, e in enumerate(self.entries):
+            if e.var not in dims:
+                continue
+            v, edge = e.var, _is_edge(codes[i])
+            if e.kind == TEMPORAL:
+                f = t.EM[v] if edge else t.M[v]
+            elif edge:
+                f = np.where(self.nact1, t.EM[v] if (first or ee) else 1, t.EM[v] if ee else t.M[v])
+            else:
+                f = t.M[v]
+            vol = vol * f
+        return vol
+
+    def _inited(self, dims, codes, c: int):
+        """``IsTensorInited``: a coupled, not fully unrolled directive inside the changing one is at Init."""
+        out = False
+        for j in range(c + 1, len(self.entries)):
+            if self.entries[j].var in dims and codes[j] == INIT:
+                out = out | ~self.states.unrolled[self.cls.owner_of[j]]
+        return out
+
+    def pe_ingress(self, dims, first: bool, ee: bool, codes, c: int, inited):
+        if c == -1:
+            return self._mapped_volume(dims, first, ee, codes)
+        if self.entries[c].var not in dims:
+            return 0
+        t, prod = self.tables, 1
+        for i, e in enumerate(self.entries):
+            if e.var not in dims:
+                continue
+            v, code = e.var, codes[i]
+            at_init = code in (INIT, INIT_IE)
+            if e.kind == TEMPORAL:
+                if at_init:
+                    f = t.EM[v] if code == INIT_IE else t.M[v]
+                elif i == c:
+                    self.terminate = self.terminate | (~inited & (t.U[v] == 0))
+                    f = np.where(inited, t.M[v], self.umax1[v])
+                else:
+                    f = t.M[v]
+            else:
+                mapped = t.EM[v] if ee else t.M[v]
+                if first:
+                    f = mapped
+                else:
+                    uniq = t.EU[v] if ee else t.U[v]
+                    if at_init:
+                        f = mapped if i < c else uniq
+                    elif i == c:
+                        f = np.where(inited, mapped, uniq)
+                    else:
+                        f = mapped
+            prod = prod * f
+        return prod
+
+    # ---------------------------------------------------------------- per-PE output volumes
+    def pe_egress(self, psum: bool, first: bool, ee: bool, codes, consider_reuse: bool = True):
+        t, nact1, u1 = self.tables, self.nact1, self.u1
+        out_dims = self.tensors.output
+        vol = 1
+        if psum:
+            for i, e in enumerate(self.entries):
+                v = e.var
+                if v in out_dims:
+                    continue
+                code = codes[i]
+                edge = _is_edge(code)
+                if e.kind == TEMPORAL:
+                    vol = vol * (t.EM[v] if edge else t.M[v])
+                    continue
+                plain = t.M[v] if first else u1[v]
+                if code == EDGE:
+                    f = np.where(nact1, t.EM[v] if (first or ee) else 1, t.EU[v] if ee else plain)
+                elif code == INIT_IE and ee:
+                    f = t.EM[v]
+                else:
+                    f = plain
+                vol = vol * f
+        for v in out_dims:
+            i = self.first[v]
+            a = OUTPUT_NAME[v] if (self.conv and v in OUTPUT_NAME) else v
+            code = codes[i]
+            if self.entries[i].kind == TEMPORAL:
+                f = self._get("EM", a) if _is_edge(code) else self._get("M", a)
+            else:
+                plain = self._get("M", a) if first else u1.get(a, 1)
+                if code == EDGE:
+                    # MAESTRO reads the edge size of the input dimension (Y, X) here, not of Y'/X'.
+                    f = np.where(nact1, self._get("EM", v) if (first or ee) else 1,
+                                 self._get("EU", a) if ee else plain)
+                elif code == INIT_IE and ee:
+                    f = np.where(nact1, self._get("EM", a),
+                                 self._get("EU" if consider_reuse else "EM", a))
+                else:
+                    f = plain
+            vol = vol * f
+        return vol
+
+    # --------------------------------------------------------------- spatial multiplication
+    def _spatial_state(self, dims, codes, include_all_spatial: bool = False):
+        """(spatially mapped?, at a spatial edge?, edge-edge sub-cluster?) for a tensor's dims."""
+        state_entry, at_edge = None, False
+        for v in dims:
+            i = self.first[v]
+            if self.entries[i].kind == SPATIAL:
+                state_entry = i
+                at_edge = at_edge or _is_edge(codes[i])
+        if include_all_spatial:
+            for i, e in enumerate(self.entries):
+                if e.kind == SPATIAL:
+                    state_entry = i
+                    at_edge = at_edge or _is_edge(codes[i])
+        if state_entry is None:
+            return False, False, False
+        return True, at_edge, self.has_ee(state_entry, codes)
+
+    def _spread(self, dims, pe, codes, *, critical: bool = False, psum_map: bool = False):
+        """Sum a per-PE volume over the active sub-clusters (MAESTRO's ``GetSpatial*`` functions)."""
+        is_sp, at_edge, has_ee = self._spatial_state(dims, codes, include_all_spatial=psum_map)
+        first = pe(True, False)
+        if not is_sp:
+            return first * self.n if psum_map else first
+        if not at_edge:
+            if critical:
+                return first
+            return self.n * first if psum_map else first + (self.n - 1) * pe(False, False)
+        nedge = self.nedge
+        if has_ee is False:
+            edge_first, n_ee = first, 0
+        else:
+            edge_first = np.where(self.nact1 & has_ee, pe(True, True), first)
+            n_ee = np.asarray(has_ee, dtype=np.int64)
+        if critical:
+            return edge_first
+        n_full = np.maximum(nedge - n_ee - 1, 0)
+        rest = first if psum_map else pe(False, False)
+        extra = n_full * rest
+        if has_ee is not False:
+            extra = extra + n_ee * pe(False, True)
+        return edge_first + np.where(nedge > 1, extra, 0)
+
+    def output_volumes(self, codes):
+        """(egress, MACs over the sub-clusters, critical-path MACs of one sub-cluster) of a class."""
+        out = self.tensors.output
+        egress = self._spread(out, lambda f, e: self.pe_egress(False, f, e, codes), codes)
+        macs = self._spread(out, lambda f, e: self.pe_egress(True, f, e, codes, not (e and not f)),
+                            codes, psum_map=True)
+        crit = self._spread(out, lambda f, e: self.pe_egress(True, f, e, codes), codes, critical=True)
+        return egress, macs, crit
+
+    def ingress(self, dims, codes, c: int):
+        """Input volume of a class and whether MAESTRO would abort on it (a changing temporal map
+        with no new elements)."""
+        inited = self._inited(dims, codes, c) if c >= 0 else False
+        self.terminate = False
+        vol = self._spread(dims, lambda f, e: self.pe_ingress(dims, f, e, codes, c, inited), codes)
+        return vol, self.terminate
+
+    # ------------------------------------------------------------------ sub-cluster tiles
+    def subtile_key(self, codes, ee: bool) -> tuple:
+        """How each dimension of a class's sub-cluster tile is sized: 'M', 'EM' or 'SPE'."""
+        key = []
+        for i in self.first.values():
+            edge = _is_edge(codes[i])
+            if self.entries[i].kind == TEMPORAL:
+                key.append("EM" if edge else "M")
+            else:
+                key.append(("EM" if ee else "SPE") if edge else "M")
+        return tuple(key)
+
+    def subtile_dims(self, key: tuple) -> dict[str, np.ndarray]:
+        t, out = self.tables, {}
+        for (v, _i), choice in zip(self.first.items(), key, strict=True):
+            if choice == "M":
+                out[v] = t.M[v]
+            elif choice == "EM":
+                out[v] = t.EM[v]
+            else:
+                out[v] = np.where(self.nact1, t.EM[v], t.M[v])
+        return out
+
+
+def _signatures(a: _LevelAnalysis):
+    """Group classes: by output/MAC signature and by input signature. Returns index arrays."""
+    entries = a.entries
+    out_keys: dict[tuple, int] = {}
+    in_keys: dict[tuple, int] = {}
+    out_idx, in_idx = [], []
+    for row, c in zip(a.cls.rows, a.cls.c, strict=True):
+        okey = tuple((code if e.kind == SPATIAL else _is_edge(code)) for e, code in zip(entries, row,
+                                                                                       strict=True))
+        ikey = (c, tuple(code if (e.kind == SPATIAL or i > c) else (code == INIT_IE)
+                         for i, (e, code) in enumerate(zip(entries, row, strict=True))))
+        out_idx.append(out_keys.setdefault(okey, len(out_keys)))
+        in_idx.append(in_keys.setdefault(ikey, len(in_keys)))
+    first_row_out = {v: k for k, v in reversed(list(enumerate(out_idx)))}
+    first_row_in = {v: k for k, v in reversed(list(enumerate(in_idx)))}
+    return (np.array(out_idx), [first_row_out[j] for j in range(len(out_keys))],
+            np.array(in_idx), [first_row_in[j] for j in range(len(in_keys))])
+
+
+def _group_any(mask: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """(n_groups, B): whether any row of ``mask`` (K, B) in each group is true."""
+    out = np.zeros((n_groups, mask.shape[1]), dtype=bool)
+    for k, g in enumerate(group):
+        out[g] |= mask[k]
+    return out
+
+
+def _stack(values: list, B: int) -> np.ndarray:
+    out = np.empty((len(values), B), dtype=np.int64)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
+
+
+def analyze(layer: Layer, stack: LevelStack, hw: Hardware, log: ErrorLog, *, tensors: TensorDims,
+            maestro_exact: bool = False) -> LevelResult:
+    """Analyse the top level (and, recursively, the levels below) for every design of the batch."""
+    ctx = _Context(layer, stack, tensors, log, maestro_exact)
+    top = stack.levels[0]
+    return _analyze_level(ctx, 0, top, top.dims, top.dims, hw, None)
+
+
+def _take_level(level: Level, base: np.ndarray | None) -> Level:
+    """The level's per-design arrays for the batch elements ``base`` (design indices)."""
+    if base is None:
+        return level
+    entries = [type(e)(e.kind, e.var, e.size[base], e.ofs[base], e.origin, e.directive)
+               for e in level.entries]
+    return Level(level.index, entries, {k: v[base] for k, v in level.dims.items()}, level.num_sub[base],
+                 level.strides)
+
+
+def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static, hw: Hardware,
+                   base: np.ndarray | None) -> LevelResult:
+    """Analyse one level for a batch; ``base`` maps batch elements to designs (None = identity)."""
+    log = ctx.log
+    innermost = li == len(ctx.stack.levels) - 1
+    is_top = li == 0
+    # Mapping sizes come from the tile itself (Q11 fix); the count of active edge sub-clusters stays
+    # MAESTRO's (from the level's steady tile), see docs/maestro-deviations.md.
+    dims_map = dims_static if ctx.maestro_exact else dims_iter
+    a = _LevelAnalysis(ctx, level, dims_iter, dims_map, dims_static)
+    cls = a.cls
+    B = level.num_sub.shape[0]
+    t = ctx.tensors
+    occ = cls.occ                                                       # (K, B)
+
+    # Volumes per signature, then per class by gathering.
+    out_idx, out_rows, in_idx, in_rows = _signatures(a)
+    eg_s, mac_s, crit_s = [], [], []
+    for k in out_rows:
+        eg, mac, crit = a.output_volumes(cls.rows[k])
+        eg_s.append(eg)
+        mac_s.append(mac)
+        crit_s.append(crit)
+    in_s, w_s, term_s = [], [], []
+    for k in in_rows:
+        vi, ti = a.ingress(t.input, cls.rows[k], cls.c[k])
+        vw, tw = a.ingress(t.weight, cls.rows[k], cls.c[k])
+        in_s.append(vi)
+        w_s.append(vw)
+        term_s.append(np.broadcast_to(ti | tw, (B,)))
+    eg_sig, crit_sig = _stack(eg_s, B), _stack(crit_s, B)
+    in_sig, w_sig = _stack(in_s, B), _stack(w_s, B)
+    valid = (crit_sig > 0)[out_idx]                                     # (K, B)
+    w = occ * valid
+    used = w > 0
+    used_out = _group_any(used, out_idx, len(out_rows))
+
+    flags = dict(a.flags)
+    if innermost:
+        compute_sig = -(-crit_sig // hw.lanes)
+        sp_edge = np.array([_is_edge(cls.rows[k][a.sp_first]) for k in out_rows])[:, None]
+        active_sig = np.where(sp_edge, a.nedge, a.n)
+        err = np.zeros(B, dtype=np.int64)
+    else:
+        compute_sig, active_sig, err_sig, sub_flags = _sub_clusters(ctx, li, a, hw, base, out_rows,
+                                                                    used_out)
+        err = np.max(np.where(used_out, err_sig, 0), axis=0)
+        for name, f in sub_flags.items():
+            flags[name] = flags.get(name, False) | f
+    in_d_sig = _noc_delay(in_sig + w_sig, hw.noc_bw, hw.noc_latency)
+    eg_d_sig = _noc_delay(eg_sig, hw.noc_bw, hw.noc_latency)
+    compute, in_d, eg_d = compute_sig[out_idx], in_d_sig[in_idx], eg_d_sig[out_idx]
+    delay = np.where(cls.all_init, compute + in_d, np.maximum(np.maximum(eg_d, compute), in_d))
+
+    result = LevelResult(runtime=None, num_macs=None, avg_active=None, err=err, flags=flags)
+    total = np.sum(w, axis=0)
+    safe_total = np.maximum(total, 1)
+    if is_top:
+        egress, macs = eg_sig[out_idx], _stack(mac_s, B)[out_idx]
+        ing_in, ing_w = in_sig[in_idx], w_sig[in_idx]
+        init_w = occ * cls.all_init                                     # the all-Init case
+        l2_req = {"input": 2 * np.sum(init_w * ing_in, axis=0),
+                  "weight": 2 * np.sum(init_w * ing_w, axis=0),
+                  "output": 2 * np.sum(init_w * egress, axis=0)}
+        in_buf = (l2_req["input"] + l2_req["weight"]) // hw.offchip_bw
+        out_buf = l2_req["output"] // hw.offchip_bw
+        delay = np.maximum(np.maximum(in_buf // 2, delay), out_buf // 2)
+        result.l2_req = l2_req
+        result.counts = {
+            "input_l2_read": np.sum(w * ing_in, axis=0),
+            "weight_l2_read": np.sum(w * ing_w, axis=0),
+            "output_l2_write": np.sum(occ * egress, axis=0),
+            "output_l1_write": np.sum(occ * macs, axis=0),
+        }
+        result.num_macs = np.sum(w * macs, axis=0)
+        comp_bw = np.maximum(compute, 1)
+        traffic = np.maximum(ing_in + ing_w, egress)
+        result.peak_bw = np.max(np.where(used, traffic // comp_bw, 0), axis=0)
+        result.avg_bw = _avg_bw(cls, used, traffic, comp_bw) / safe_total
+        need = np.maximum(l2_req["output"], l2_req["input"] + l2_req["weight"])
+        result.offchip_bw = np.max(np.where(used, need // (2 * comp_bw), 0), axis=0)
+        big = np.iinfo(np.int64).max
+        for name, d in (("ingress", in_d), ("egress", eg_d), ("compute", compute)):
+            result.delays[f"{name}_min"] = np.min(np.where(used, d, big), axis=0)
+            result.delays[f"{name}_max"] = np.max(np.where(used, d, 0), axis=0)
+            result.delays[f"{name}_avg"] = np.sum(w * d, axis=0) // safe_total
+    result.runtime = np.sum(w * delay, axis=0)
+    result.avg_active = np.sum(w * active_sig[out_idx], axis=0) / safe_total
+    # MAESTRO takes buffer sizes from its first *computing* case, adding input/weight tiles of every
+    # empty case before it; we take the all-Init case (deviation ``init-case-empty``).
+    if is_top or innermost:
+        flags["init-case-empty"] = np.any((occ > 0) & cls.all_init & ~valid, axis=0)
+
+    # Errors of this level (the first error per design wins).
+    def fail(mask, message):
+        nonlocal err
+        if np.any(mask):
+            err = np.where((err == 0) & mask, log.code(message), err)
+
+    # Negative volumes are garbage where they reach a delay (valid cases) or a reported count (top).
+    exists = occ > 0
+    bad_out = (_group_any(exists, out_idx, len(out_rows)) if is_top else used_out) & (eg_sig < 0)
+    used_in = _group_any(used, in_idx, len(in_rows))
+    exists_in = _group_any(exists, in_idx, len(in_rows))
+    fail(np.any(bad_out, axis=0) | np.any(used_in & ((in_sig < 0) | (w_sig < 0)), axis=0),
+         f"the mapping yields negative data volumes at cluster level {li} "
+         "(a tile is smaller than the filter it slides over)")
+    fail(np.any(used_out & (compute_sig == 0), axis=0),
+         f"the sub-clusters of cluster level {li} compute nothing: a Y or X tile at "
+         f"cluster level {li + 1} is smaller than the filter (R or S) it slides over")
+    fail(np.any(exists_in & np.stack(term_s), axis=0),
+         "a changing temporal map has no new elements (its offset reaches past the dimension) "
+         f"at cluster level {li}")
+    result.err = err
+    return result
+
+
+def _avg_bw(cls: _Classes, used: np.ndarray, traffic: np.ndarray, comp: np.ndarray) -> np.ndarray:
+    """Sum over MAESTRO's cases of floor(occurrences x traffic / compute) (its per-case flooring).
+
+    A class merges MAESTRO cases that differ in which outer directives are at Init or Steady; the
+    merged counts multiply out to the class's, but the floors must be taken per case.
+    """
+    total = np.zeros(used.shape[1], dtype=np.int64)
+    exact = ~(used & (traffic % comp != 0)).any(axis=1)
+    if exact.any():       # classes whose cases all divide evenly need no split
+        total += np.sum(np.where(used[exact], cls.occ[exact] * traffic[exact] // comp[exact], 0), axis=0)
+    for k in np.nonzero(~exact)[0]:
+        pieces = np.ones((1, used.shape[1]), dtype=np.int64)
+        splits = list(cls.extra_splits)
+        for o in cls.owners:
+            code = cls.rows[k][o]
+            if code == NONEDGE:
+                parts = cls.occ_states[o]
+                splits.append([p for p in (parts[INIT], parts[STEADY]) if np.any(p)])
+            else:
+                pieces = pieces * cls.occ_states[o][code]
+        for options in splits:
+            options = [q for q in options if np.any(q)]
+            if len(options) == 1:
+                pieces = pieces * options[0]
+            elif options:
+                pieces = np.concatenate([pieces * q for q in options])
+        total += np.where(used[k], np.sum((pieces * traffic[k]) // comp[k], axis=0), 0)
+    return total
+
+
+def _sub_clusters(ctx: _Context, li: int, a: _LevelAnalysis, hw: Hardware, base: np.ndarray | None,
+                  out_rows: list[int], used_out: np.ndarray):
+    """Analyse the level below for each distinct sub-cluster tile that some used case needs.
+
+    Returns, per output signature: the compute delay (slowest sub-cluster), the active PEs, errors
+    and deviation flags of the sub-cluster analyses.
+    """
+    cls, B = a.cls, a.n.shape[0]
+    below = ctx.stack.levels[li + 1]
+    sp = a.sp_first
+    keys: dict[tuple, int] = {}
+    need: list[np.ndarray] = []
+    per_sig = []                       # (normal tile, edge-edge tile or None, at edge, has_ee)
+    for s, k in enumerate(out_rows):
+        codes = cls.rows[k]
+        at_edge = _is_edge(codes[sp])
+        has_ee = a.has_ee(sp, codes) if at_edge else False
+        kn = keys.setdefault(a.subtile_key(codes, ee=False), len(keys))
+        ke = keys.setdefault(a.subtile_key(codes, ee=True), len(keys)) if has_ee is not False else None
+        per_sig.append((kn, ke, at_edge, has_ee))
+        while len(need) < len(keys):
+            need.append(np.zeros(B, dtype=bool))
+        need[kn] |= used_out[s]
+        if ke is not None:
+            need[ke] |= used_out[s] & np.broadcast_to(has_ee, (B,))
+    # One batch of (tile, design) pairs that some used case needs.
+    tiles = [a.subtile_dims(key) for key in keys]
+    picks = [np.nonzero(n)[0] for n in need]
+    pick = np.concatenate(picks)
+    base_inner = pick if base is None else base[pick]
+    level = _take_level(below, base_inner)
+    dims_iter = {v: np.concatenate([np.broadcast_to(tile[v], (B,))[p] for tile, p in zip(tiles, picks,
+                                                                                       strict=True)])
+                 for v in below.dims}
+    sub = _analyze_level(ctx, li + 1, level, dims_iter, level.dims, hw.take(pick), base_inner)
+    U = len(tiles)
+    rt = np.zeros((U, B), dtype=np.int64)
+    act = np.zeros((U, B))
+    serr = np.zeros((U, B), dtype=np.int64)
+    sflags = {name: np.zeros((U, B), dtype=bool) for name in sub.flags}
+    start = 0
+    for u, p in enumerate(picks):
+        stop = start + len(p)
+        rt[u, p] = sub.runtime[start:stop]
+        act[u, p] = sub.avg_active[start:stop]
+        serr[u, p] = sub.err[start:stop]
+        for name, f in sub.flags.items():
+            sflags[name][u, p] = np.broadcast_to(f, (len(pick),))[start:stop]
+        start = stop
+    comp_s, act_s, err_s = [], [], []
+    flag_s: dict[str, list] = {name: [] for name in sflags}
+    rest = a.nedge - 1
+    for kn, ke, at_edge, has_ee in per_sig:
+        if ke is None:
+            comp_s.append(rt[kn])
+            act_s.append(act[kn] * (a.nedge if at_edge else a.n))
+            err_s.append(serr[kn])
+            for name, f in sflags.items():
+                flag_s[name].append(f[kn])
+            continue
+        comp_s.append(np.where(has_ee, np.maximum(rt[ke], np.where(rest > 0, rt[kn], 0)), rt[kn]))
+        act_s.append(np.where(has_ee, act[ke] + np.where(rest > 0, act[kn] * rest, 0), act[kn] * a.nedge))
+        err_s.append(np.where(has_ee, np.maximum(serr[ke], serr[kn]), serr[kn]))
+        for name, f in sflags.items():
+            flag_s[name].append(np.where(has_ee, f[ke] | f[kn], f[kn]))
+    compute = _stack(comp_s, B)
+    active = np.stack([np.broadcast_to(x, (B,)) for x in act_s])
+    fallback = np.stack([np.broadcast_to(a.nedge if e else a.n, (B,)) for _, _, e, _ in per_sig])
+    active = np.where(active == 0, fallback, active)
+    flags = {name: np.any(used_out & np.stack(v), axis=0) for name, v in flag_s.items()}
+    return compute, active, _stack(err_s, B), flags

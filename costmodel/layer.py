@@ -1,0 +1,210 @@
+"""Layers: their type, dimensions (by MAESTRO name), strides and tensors.
+
+Dimension names follow MAESTRO: CONV-family layers use ``N`` (batch, optional), ``G`` (groups, NGCONV),
+``K`` (output channels), ``C`` (input channels), ``R``/``S`` (filter rows/columns) and either ``Y``/``X``
+(input rows/columns, unpadded) or ``Y'``/``X'`` (output rows/columns). GEMM uses ``M``, ``N``, ``K``
+(A is M x K, B is K x N).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+
+from .errors import MappingError
+
+
+class LayerType(StrEnum):
+    CONV = "CONV"
+    DSCONV = "DSCONV"
+    NGCONV = "NGCONV"
+    TRCONV = "TRCONV"
+    GEMM = "GEMM"
+
+    @property
+    def is_conv_family(self) -> bool:
+        return self is not LayerType.GEMM
+
+
+# Sliding-window pairs of the CONV family: (reference dimension, sliding dimension).
+OVERLAP_PAIRS: tuple[tuple[str, str], ...] = (("X", "S"), ("Y", "R"))
+OUTPUT_NAME = {"Y": "Y'", "X": "X'"}
+INPUT_NAME = {"Y'": "Y", "X'": "X"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TensorDims:
+    """The dimensions each tensor is coupled to, in MAESTRO's order."""
+
+    input: tuple[str, ...]
+    weight: tuple[str, ...]
+    output: tuple[str, ...]
+
+    @property
+    def input_side_dims(self) -> tuple[str, ...]:
+        """Dimensions of the input and weight tensors, sorted and unique (MAESTRO's unroll order)."""
+        return tuple(sorted(set(self.input) | set(self.weight)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Layer:
+    """One layer: name, type, dimension sizes as given, strides, and how often it repeats in a network."""
+
+    name: str
+    layer_type: LayerType
+    dims: tuple[tuple[str, int], ...]
+    strides: tuple[tuple[str, int], ...] = ()
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        names = [n for n, _ in self.dims]
+        if len(set(names)) != len(names):
+            raise MappingError("a dimension is given twice", layer=self.name)
+        for n, v in self.dims:
+            if v < 1:
+                raise MappingError(f"dimension {n} must be a positive integer, got {v}", layer=self.name)
+        if self.layer_type.is_conv_family:
+            for plain, primed in (("Y", "Y'"), ("X", "X'")):
+                if plain in names and primed in names:
+                    raise MappingError(f"give either {plain} or {primed}, not both", layer=self.name)
+        for n, v in self.strides:
+            if v < 1:
+                raise MappingError(f"stride {n} must be a positive integer, got {v}", layer=self.name)
+        if self.count < 1:
+            raise MappingError(f"repeat count must be >= 1, got {self.count}", layer=self.name)
+
+    @classmethod
+    def conv(cls, name: str, *, K: int, C: int, R: int, S: int, Y: int, X: int, stride: int = 1,
+             N: int | None = None, layer_type: LayerType = LayerType.CONV, G: int | None = None,
+             count: int = 1) -> Layer:
+        """Convenience constructor for CONV-family layers with input sizes Y, X (unpadded)."""
+        dims: list[tuple[str, int]] = []
+        if N is not None:
+            dims.append(("N", N))
+        if G is not None:
+            dims.append(("G", G))
+        dims += [("K", K), ("C", C), ("R", R), ("S", S), ("Y", Y), ("X", X)]
+        strides = (("X", stride), ("Y", stride))
+        return cls(name=name, layer_type=layer_type, dims=tuple(dims), strides=strides, count=count)
+
+    @classmethod
+    def gemm(cls, name: str, *, M: int, N: int, K: int, count: int = 1) -> Layer:
+        return cls(name=name, layer_type=LayerType.GEMM, dims=(("M", M), ("N", N), ("K", K)),
+                   count=count)
+
+    # ----------------------------------------------------------------------------------- access
+    @property
+    def dim_map(self) -> dict[str, int]:
+        return dict(self.dims)
+
+    def size(self, name: str) -> int:
+        for n, v in self.dims:
+            if n == name:
+                return v
+        raise KeyError(name)
+
+    def stride(self, name: str) -> int:
+        for n, v in self.strides:
+            if n == name:
+                return v
+        return 1
+
+    @property
+    def has_batch(self) -> bool:
+        return self.layer_type.is_conv_family and any(n == "N" for n, _ in self.dims)
+
+    @property
+    def shape_key(self) -> tuple:
+        """What identifies the layer's shape (not its name or count): used to search each shape once."""
+        return (self.layer_type.value, self.dims, tuple(sorted(self.strides)))
+
+    # ---------------------------------------------------------------------------------- tensors
+    @property
+    def tensors(self) -> TensorDims:
+        """Tensor couplings used by the analysis: MAESTRO's, computed per layer (Q7)"""
+        return self.tensor_dims(ngconv_output_with_c=True)
+
+    def tensor_dims(self, *, ngconv_output_with_c: bool) -> TensorDims:
+        """Tensor couplings of this layer (per layer, so batch and type are always its own, Q7).
+
+        MAESTRO couples NGCONV outputs to C as well; ``ngconv_output_with_c=False`` gives the true
+        grouped-convolution output (G, K, Y, X).
+        """
+        lt = self.layer_type
+        batch = ("N",) if self.has_batch else ()
+        if lt is LayerType.GEMM:
+            return TensorDims(input=("M", "K"), weight=("K", "N"), output=("M", "N"))
+        if lt is LayerType.DSCONV:
+            return TensorDims(input=(*batch, "C", "Y", "X"), weight=("C", "R", "S"),
+                              output=(*batch, "C", "Y", "X"))
+        if lt is LayerType.NGCONV:
+            out = ("G", "K", "C", "Y", "X") if ngconv_output_with_c else ("G", "K", "Y", "X")
+            return TensorDims(input=(*batch, "G", "C", "Y", "X"), weight=("G", "K", "C", "R", "S"),
+                              output=(*batch, *out))
+        return TensorDims(input=(*batch, "C", "Y", "X"), weight=("K", "C", "R", "S"),
+                          output=(*batch, "K", "Y", "X"))
+
+    # ----------------------------------------------------------------------- derived dimensions
+    def full_dims(self) -> dict[str, int]:
+        """MAESTRO's top-level dimension table: the given dims plus Y'/X' (or Y/X) derived without stride."""
+        return dict(_full_dims(self))
+
+    def _full_dims_uncached(self) -> dict[str, int]:
+        dims = self.dim_map
+        if not self.layer_type.is_conv_family:
+            return dims
+        for plain, primed, filt in (("Y", "Y'", "R"), ("X", "X'", "S")):
+            r = dims.get(filt, 1)
+            if plain in dims and primed not in dims:
+                dims[primed] = dims[plain] - r + 1
+            elif primed in dims and plain not in dims:
+                dims[plain] = dims[primed] + r - 1
+        return dims
+
+    def output_size(self, plain: str) -> int:
+        """True output rows (``Y``) or columns (``X``) with stride, no padding."""
+        dims = self.dim_map
+        primed = OUTPUT_NAME[plain]
+        if primed in dims:
+            return dims[primed]
+        filt = "R" if plain == "Y" else "S"
+        return (dims[plain] - dims.get(filt, 1)) // self.stride(plain) + 1
+
+    @property
+    def true_macs(self) -> int:
+        """The layer's real multiply-accumulate count (strides applied, no padding)."""
+        d = self.dim_map
+        if self.layer_type is LayerType.GEMM:
+            return d["M"] * d["N"] * d["K"]
+        n = d.get("N", 1)
+        spatial = self.output_size("Y") * self.output_size("X")
+        rs = d.get("R", 1) * d.get("S", 1)
+        if self.layer_type is LayerType.DSCONV:
+            return n * d.get("C", 1) * rs * spatial
+        g = d.get("G", 1) if self.layer_type is LayerType.NGCONV else 1
+        return n * g * d.get("K", 1) * d.get("C", 1) * rs * spatial
+
+    def tensor_sizes(self) -> dict[str, int]:
+        """True tensor sizes in elements (input incl. halo as given, weights, outputs with stride)."""
+        return dict(_tensor_sizes(self))
+
+    def _tensor_sizes_uncached(self) -> dict[str, int]:
+        d = self.full_dims()
+        t = self.tensor_dims(ngconv_output_with_c=False)
+        out = 1
+        for name in t.output:
+            out *= self.output_size(name) if name in ("Y", "X") else d[name]
+        return {"input": math.prod(d[n] for n in t.input), "weight": math.prod(d[n] for n in t.weight),
+                "output": out}
+
+
+@lru_cache(maxsize=4096)
+def _full_dims(layer: Layer) -> tuple[tuple[str, int], ...]:
+    return tuple(layer._full_dims_uncached().items())
+
+
+@lru_cache(maxsize=4096)
+def _tensor_sizes(layer: Layer) -> tuple[tuple[str, int], ...]:
+    return tuple(layer._tensor_sizes_uncached().items())
