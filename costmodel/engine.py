@@ -78,6 +78,7 @@ class LevelResult:
     delays: dict[str, np.ndarray] = field(default_factory=dict)   # e.g. "ingress_min"
     skipped: np.ndarray | None = None                              # cases with no MACs (MAESTRO skips)
     flags: dict[str, np.ndarray] = field(default_factory=dict)     # deviation rules that apply
+    empty: np.ndarray | None = None       # error code explaining why no case computes (0 = some does)
 
 
 @dataclass(slots=True)
@@ -594,9 +595,10 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
         sp_edge = np.array([_is_edge(cls.rows[k][a.sp_first]) for k in out_rows])[:, None]
         active_sig = np.where(sp_edge, a.nedge, a.n)
         err = np.zeros(B, dtype=np.int64)
+        empty_sig = np.zeros_like(crit_sig)
     else:
-        compute_sig, active_sig, err_sig, sub_flags = _sub_clusters(ctx, li, a, hw, base, out_rows,
-                                                                    used_out)
+        compute_sig, active_sig, err_sig, empty_sig, sub_flags = _sub_clusters(ctx, li, a, hw, base,
+                                                                               out_rows, used_out)
         err = np.max(np.where(used_out, err_sig, 0), axis=0)
         for name, f in sub_flags.items():
             flags[name] = flags.get(name, False) | f
@@ -640,9 +642,11 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     result.runtime = np.sum(w * delay, axis=0)
     result.avg_active = np.sum(w * active_sig[out_idx], axis=0) / safe_total
     # MAESTRO takes buffer sizes from its first *computing* case, adding input/weight tiles of every
-    # empty case before it; we take the all-Init case (deviation ``init-case-empty``).
-    if is_top or innermost:
-        flags["init-case-empty"] = np.any((occ > 0) & cls.all_init & ~valid, axis=0)
+    # empty case before it, and its L1 size from the first level result it produces, which is not the
+    # innermost level's when a sub-cluster tile computes nothing; we take the all-Init case of the
+    # right level (deviation ``init-case-empty``).
+    flags["init-case-empty"] = (flags.get("init-case-empty", False)
+                                | np.any((occ > 0) & cls.all_init & ~valid, axis=0))
 
     # Errors of this level (the first error per design wins).
     def fail(mask, message):
@@ -658,14 +662,36 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     fail(np.any(bad_out, axis=0) | np.any(used_in & ((in_sig < 0) | (w_sig < 0)), axis=0),
          f"the mapping yields negative data volumes at cluster level {li} "
          "(a tile is smaller than the filter it slides over)")
-    fail(np.any(used_out & (compute_sig == 0), axis=0),
-         f"the sub-clusters of cluster level {li} compute nothing: a Y or X tile at "
-         f"cluster level {li + 1} is smaller than the filter (R or S) it slides over")
+    # A level none of whose cases computes anything: an error at the top; below, an idle sub-cluster
+    # (e.g. a partial edge PE) is fine unless every sub-cluster of a computing case is idle.
+    empty = (occ > 0).any(axis=0) & ~used.any(axis=0)
+    result.empty = np.where(empty, log.code(_empty_reason(a, int(np.argmax(empty)), li)), 0) \
+        if empty.any() else np.zeros(B, dtype=np.int64)
+    if is_top:
+        err = np.where(err == 0, result.empty, err)
+    idle = used_out & (compute_sig == 0)
+    if idle.any():
+        reason = np.max(np.where(idle, empty_sig, 0), axis=0)
+        fail(idle.any(axis=0), f"the sub-clusters of cluster level {li} compute nothing")
+        err = np.where(idle.any(axis=0) & (reason > 0), reason, err)
     fail(np.any(exists_in & np.stack(term_s), axis=0),
          "a changing temporal map has no new elements (its offset reaches past the dimension) "
          f"at cluster level {li}")
     result.err = err
     return result
+
+
+def _empty_reason(a: _LevelAnalysis, b: int, li: int) -> str:
+    """Why no case of a level computes anything, for design ``b`` (names the offending tile)."""
+    t = a.tables
+    for var, out, filt, what in (("X", "X'", "S", "width"), ("Y", "Y'", "R", "height")):
+        for table in ("M", "EM"):
+            size = getattr(t, table).get(out)
+            if size is not None and size[b] < 1:
+                tile = int(getattr(t, table)[var][b])
+                return (f"{var} tile {tile} is smaller than the filter {what} {filt}="
+                        f"{int(t.M[filt][b])} at cluster level {li}")
+    return f"no iteration of cluster level {li} computes anything"
 
 
 def _avg_bw(cls: _Classes, used: np.ndarray, traffic: np.ndarray, comp: np.ndarray) -> np.ndarray:
@@ -732,11 +758,16 @@ def _sub_clusters(ctx: _Context, li: int, a: _LevelAnalysis, hw: Hardware, base:
     dims_iter = {v: np.concatenate([np.broadcast_to(tile[v], (B,))[p] for tile, p in zip(tiles, picks,
                                                                                        strict=True)])
                  for v in below.dims}
-    sub = _analyze_level(ctx, li + 1, level, dims_iter, level.dims, hw.take(pick), base_inner)
+    if len(pick):
+        sub = _analyze_level(ctx, li + 1, level, dims_iter, level.dims, hw.take(pick), base_inner)
+    else:                              # no case of this batch computes anything
+        zero = np.zeros(0, dtype=np.int64)
+        sub = LevelResult(runtime=zero, num_macs=zero, avg_active=zero.astype(float), err=zero, empty=zero)
     U = len(tiles)
     rt = np.zeros((U, B), dtype=np.int64)
     act = np.zeros((U, B))
     serr = np.zeros((U, B), dtype=np.int64)
+    sempty = np.zeros((U, B), dtype=np.int64)
     sflags = {name: np.zeros((U, B), dtype=bool) for name in sub.flags}
     start = 0
     for u, p in enumerate(picks):
@@ -744,10 +775,11 @@ def _sub_clusters(ctx: _Context, li: int, a: _LevelAnalysis, hw: Hardware, base:
         rt[u, p] = sub.runtime[start:stop]
         act[u, p] = sub.avg_active[start:stop]
         serr[u, p] = sub.err[start:stop]
+        sempty[u, p] = sub.empty[start:stop]
         for name, f in sub.flags.items():
             sflags[name][u, p] = np.broadcast_to(f, (len(pick),))[start:stop]
         start = stop
-    comp_s, act_s, err_s = [], [], []
+    comp_s, act_s, err_s, empty_s = [], [], [], []
     flag_s: dict[str, list] = {name: [] for name in sflags}
     rest = a.nedge - 1
     for kn, ke, at_edge, has_ee in per_sig:
@@ -755,12 +787,14 @@ def _sub_clusters(ctx: _Context, li: int, a: _LevelAnalysis, hw: Hardware, base:
             comp_s.append(rt[kn])
             act_s.append(act[kn] * (a.nedge if at_edge else a.n))
             err_s.append(serr[kn])
+            empty_s.append(sempty[kn])
             for name, f in sflags.items():
                 flag_s[name].append(f[kn])
             continue
         comp_s.append(np.where(has_ee, np.maximum(rt[ke], np.where(rest > 0, rt[kn], 0)), rt[kn]))
         act_s.append(np.where(has_ee, act[ke] + np.where(rest > 0, act[kn] * rest, 0), act[kn] * a.nedge))
         err_s.append(np.where(has_ee, np.maximum(serr[ke], serr[kn]), serr[kn]))
+        empty_s.append(np.where(has_ee, np.maximum(sempty[ke], sempty[kn]), sempty[kn]))
         for name, f in sflags.items():
             flag_s[name].append(np.where(has_ee, f[ke] | f[kn], f[kn]))
     compute = _stack(comp_s, B)
@@ -768,4 +802,4 @@ def _sub_clusters(ctx: _Context, li: int, a: _LevelAnalysis, hw: Hardware, base:
     fallback = np.stack([np.broadcast_to(a.nedge if e else a.n, (B,)) for _, _, e, _ in per_sig])
     active = np.where(active == 0, fallback, active)
     flags = {name: np.any(used_out & np.stack(v), axis=0) for name, v in flag_s.items()}
-    return compute, active, _stack(err_s, B), flags
+    return compute, active, _stack(err_s, B), _stack(empty_s, B), flags

@@ -1,0 +1,60 @@
+"""Where this cost model deliberately differs from MAESTRO, and which figures each difference touches.
+
+Every evaluation lists, in ``LayerCost.deviations``, the rules below that apply to it; a rule is a
+predicate on the layer, mapping and accelerator, computed by the model itself, never by comparing
+with MAESTRO. ``docs/maestro-deviations.md`` explains each one; the fidelity tests check that every
+figure that differs from MAESTRO's is covered by a rule that lists it in ``affects``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Figure names as in LayerCost.
+_ALL_COUNTS = frozenset({
+    "runtime_cycles", "num_macs", "l1_size_req", "l2_size_req", "input_l2_reads", "weight_l2_reads",
+    "output_l2_writes", "energy_mac_units", "peak_noc_bw_req", "avg_noc_bw_req", "avg_utilized_pes",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class Deviation:
+    name: str
+    quirk: str                   # the semantics doc's label
+    rule: str                    # when it applies
+    affects: frozenset[str]      # figures that may differ from MAESTRO's because of it
+
+
+DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
+    Deviation("subtile-edges", "Q11",
+              "a level below the top is analysed for an edge tile of the level above whose unique or "
+              "edge sizes differ from those of the steady tile",
+              frozenset({"runtime_cycles", "l1_size_req", "l2_size_req", "peak_noc_bw_req",
+                         "avg_noc_bw_req", "avg_utilized_pes"})),
+    Deviation("oversized-map-edge", "Q11",
+              "a map is larger than its dimension at some level while its offset is not",
+              _ALL_COUNTS),
+    Deviation("init-case-empty", "Q12",
+              "the all-Init case of some level, or some sub-cluster tile, computes nothing",
+              frozenset({"runtime_cycles", "l1_size_req", "l2_size_req"})),
+    Deviation("stride-output-reads", "Q6",
+              "a CONV-family layer with a stride other than 1",
+              frozenset({"energy_mac_units"})),
+    Deviation("ngconv-output-reads", "Q7",
+              "an NGCONV layer (output L2 reads count the output without C)",
+              frozenset({"energy_mac_units"})),
+    Deviation("ngconv-output", "Q7",
+              "an NGCONV layer analysed with ngconv_output_with_c=False",
+              _ALL_COUNTS),
+    Deviation("pe-peak-bound", "Q11",
+              "MAESTRO's runtime would be below ceil(true MACs / (used PEs x SIMD lanes))",
+              frozenset({"runtime_cycles"})),
+)}
+
+
+def affected(deviations: str) -> frozenset[str]:
+    """Figures that may differ from MAESTRO's, given a ``LayerCost.deviations`` string."""
+    out: set[str] = set()
+    for name in filter(None, deviations.split(",")):
+        out |= DEVIATIONS[name].affects
+    return frozenset(out)

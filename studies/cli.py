@@ -1,0 +1,58 @@
+"""The ``dse`` command line: one subcommand per module in ``studies.commands``.
+
+Exit codes: 0 success; 2 bad input (a file, layer, flag or value the user gave), reported as one line
+per problem on stderr; 1 a failure of the tool itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from costmodel import DseError
+
+from .commands import common, eval as eval_cmd
+
+COMMANDS = (eval_cmd,)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's usage errors: one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dse", description="DNN dataflow cost model, mapping search and accelerator "
+                                             "co-design (MAESTRO-compatible).")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (DseError, common.UsageError) as exc:
+        print(f"dse {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dse {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug of ours: say so plainly
+        if args.debug:
+            traceback.print_exc()
+        print(f"dse {args.command}: internal error: {type(exc).__name__}: {exc} "
+              "(run with --debug for the traceback, and please report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Arguments and helpers shared by several subcommands (hardware flags, output files)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import sys
+from pathlib import Path
+
+from costmodel import Accelerator, Tech, read_hw
+from costmodel.accelerator import MAESTRO_DEFAULT_NUM_PES
+
+# (flag, Accelerator field, help)
+HARDWARE_FLAGS = (
+    ("--num-pes", "num_pes", f"number of PEs (MAESTRO's default: {MAESTRO_DEFAULT_NUM_PES})"),
+    ("--simd-lanes", "simd_lanes", "ALUs per PE (default 1)"),
+    ("--l1-size", "l1_size", "L1 capacity per PE, elements (default: unlimited)"),
+    ("--l2-size", "l2_size", "L2 capacity, elements (default: unlimited)"),
+    ("--noc-bw", "noc_bw", "NoC bandwidth, elements/cycle, every cluster level (default: unlimited)"),
+    ("--noc-hop-latency", "noc_hop_latency", "cycles per NoC hop (default 0)"),
+    ("--noc-hops", "noc_hops", "average NoC hops (default 1)"),
+    ("--offchip-bw", "offchip_bw", "off-chip (DRAM-L2) bandwidth, elements/cycle (default: unlimited)"),
+)
+
+
+class UsageError(Exception):
+    """A bad command-line value: printed as one line, exit code 2."""
+
+
+def add_hardware_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("hardware (MAESTRO's meanings; unset capacities and bandwidths "
+                                      "mean unlimited)")
+    group.add_argument("--hw-file", metavar="HW.m",
+                       help="MAESTRO hardware file; flags given explicitly override its values")
+    for flag, _, text in HARDWARE_FLAGS:
+        group.add_argument(flag, type=positive_int if flag != "--noc-hop-latency" else non_negative_int,
+                           metavar="N", help=text)
+    group.add_argument("--tech", metavar="FILE", help="technology table overrides (.json or .toml)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def accelerator_from_args(args: argparse.Namespace) -> Accelerator:
+    """The accelerator described by --hw-file and the hardware flags (flags win)."""
+    base = read_hw(args.hw_file) if args.hw_file else Accelerator()
+    overrides = {field: getattr(args, field) for _, field, _ in HARDWARE_FLAGS
+                 if getattr(args, field) is not None}
+    tech = Tech.from_file(args.tech) if getattr(args, "tech", None) else base.tech
+    return dataclasses.replace(base, tech=tech, **overrides)
+
+
+def open_output(path: str | None):
+    """A context manager giving a text stream for --output (stdout, left open, when absent)."""
+    if path is None:
+        return contextlib.nullcontext(sys.stdout)
+    p = Path(path)
+    if p.parent and not p.parent.exists():
+        raise UsageError(f"--output: directory {p.parent} does not exist")
+    return p.open("w", newline="")

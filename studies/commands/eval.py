@@ -1,0 +1,123 @@
+"""``dse eval``: evaluate MAESTRO ``.m`` files layer by layer on one accelerator."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from costmodel import DseError, MappedLayer, evaluate_batch, read_dataflow, read_network
+from costmodel.cost import FIGURES
+
+from ..tables import write_rows
+from .common import accelerator_from_args, add_hardware_arguments, open_output
+
+# The columns of the CSV/JSON output, in order: identification, MAESTRO's figures, validity, extras.
+COLUMNS = ("file", "network", "layer", "layer_type", *FIGURES, "valid", "violations", "error",
+           "utilization", "pe_peak_cycles", "used_pes", "deviations")
+TABLE_COLUMNS = (
+    ("layer", "layer", None), ("type", "layer_type", None), ("runtime (cycles)", "runtime_cycles", ","),
+    ("MACs", "num_macs", ","), ("util", "utilization", "%"), ("energy (nJ)", "energy_nj", ",.1f"),
+    ("L1 req", "l1_size_req", ","), ("L2 req", "l2_size_req", ","), ("NoC BW", "peak_noc_bw_req", ","),
+    ("status", "status", None),
+)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "eval", help="evaluate MAESTRO .m files on one accelerator",
+        description="Evaluate every layer of one or more MAESTRO network/mapping files with the cost "
+                    "model (MAESTRO's figures, physically consistent). Exits 2 if any layer or file "
+                    "cannot be evaluated, after reporting all the others.")
+    p.add_argument("files", nargs="+", metavar="FILE.m", help="MAESTRO network/mapping files")
+    p.add_argument("--dataflow", metavar="TEMPLATE.m",
+                   help="apply this Dataflow block to every layer (instead of the files' own)")
+    add_hardware_arguments(p)
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="output format (default: table)")
+    p.add_argument("--output", metavar="PATH", help="write the output here instead of stdout")
+    p.add_argument("--maestro-exact", action="store_true",
+                   help="reproduce MAESTRO's analysis of edge tiles exactly (for validation: can report "
+                        "runtimes below the PE-peak bound)")
+    p.set_defaults(run=run)
+
+
+def _layer_rows(path: str, args, acc, template) -> tuple[list[dict], list[str]]:
+    rows, problems = [], []
+    try:
+        net = read_network(path)
+    except DseError as exc:
+        return [], [str(exc)]
+    for mapped in net.layers:
+        row = {"file": path, "network": net.name, "layer": mapped.name}
+        error = _evaluate(mapped, acc, template, args, row)
+        if error:
+            row["error"] = error
+            problems.append(f"{path}: layer {mapped.name}: {error}")
+        rows.append(row)
+    return rows, problems
+
+
+def _evaluate(mapped: MappedLayer, acc, template, args, row: dict) -> str | None:
+    if mapped.error is not None:
+        return str(mapped.error)
+    row["layer_type"] = mapped.layer.layer_type.value
+    dataflow = template or mapped.dataflow
+    if dataflow is None:
+        return "no Dataflow block in this layer or an earlier one (give one with --dataflow TEMPLATE.m)"
+    try:
+        cost = evaluate_batch(mapped.layer, dataflow, accelerator=acc,
+                              maestro_exact=args.maestro_exact).row(0)
+    except DseError as exc:
+        return exc.reason if hasattr(exc, "reason") else str(exc)
+    if cost.error:
+        return cost.error
+    for name in COLUMNS:
+        if hasattr(cost, name) and name not in ("layer", "layer_type"):
+            row[name] = getattr(cost, name)
+    row["error"] = ""
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    acc = accelerator_from_args(args)
+    template = read_dataflow(args.dataflow) if args.dataflow else None
+    rows: list[dict] = []
+    problems: list[str] = []
+    for path in args.files:
+        file_rows, file_problems = _layer_rows(path, args, acc, template)
+        rows += file_rows
+        problems += file_problems
+    with open_output(args.output) as out:
+        if args.format == "table":
+            _write_table(out, rows, acc)
+        else:
+            write_rows(out, rows, COLUMNS, args.format)
+    for line in problems:
+        print(f"dse eval: {line}", file=sys.stderr)
+    return 2 if problems else 0
+
+
+def _write_table(out, rows: list[dict], acc) -> None:
+    from ..tables import format_table
+
+    out.write(f"accelerator: {acc.describe()}\n")
+    for row in rows:
+        if row.get("error"):
+            row["status"] = "error: " + row["error"]
+        elif not row.get("valid", True):
+            row["status"] = "invalid: " + row["violations"]
+        else:
+            row["status"] = "ok"
+    by_file: dict[str, list[dict]] = {}
+    for row in rows:
+        by_file.setdefault(row["file"], []).append(row)
+    for path, file_rows in by_file.items():
+        out.write(f"\n{path} (network {file_rows[0]['network'] or '-'})\n")
+        out.write(format_table(file_rows, TABLE_COLUMNS))
+        good = [r for r in file_rows if not r.get("error")]
+        if good:
+            runtime = sum(r["runtime_cycles"] for r in good)
+            energy = sum(r["energy_nj"] for r in good)
+            macs = sum(r["num_macs"] for r in good)
+            out.write(f"total over {len(good)} evaluated layer(s): {runtime:,} cycles, {macs:,} MACs, "
+                      f"{energy:,.1f} nJ\n")

@@ -1,0 +1,493 @@
+"""Property-based tests of the cost model (hypothesis).
+
+Random layers (CONV with and without stride/batch, DSCONV, NGCONV, GEMM), random dataflows (1 to 3
+cluster levels, one or two SpatialMaps per level, TemporalMaps over a random subset and order of the
+layer's dimensions, tile sizes that do or do not divide, sliding windows) and random accelerators are
+checked for properties that must hold whatever the mapping:
+
+1. ``evaluate`` raises nothing but :class:`costmodel.DseError` subclasses;
+2. a successful evaluation has no negative or NaN figure and respects the PE-peak bound;
+3. ``evaluate`` and ``evaluate_batch`` (tile sizes as holes) agree exactly, errors included; copies and
+   split batches give the same rows;
+4. hardware given as arrays to ``evaluate_batch`` equals single evaluations per accelerator;
+5. monotonic sanity: more NoC bandwidth never costs runtime; unlimited capacities change only ``valid``.
+
+Every run is derandomised (reproducible in CI) and writes no example database.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields, replace
+
+import numpy as np
+from hypothesis import HealthCheck, event, given, note, settings
+from hypothesis import strategies as st
+
+from costmodel import (
+    Accelerator,
+    Dataflow,
+    DimSize,
+    Directive,
+    DseError,
+    Hole,
+    Layer,
+    LayerCost,
+    LayerType,
+    MappingError,
+    evaluate,
+    evaluate_batch,
+)
+from costmodel.cost import EXTRA_FIGURES, FIGURES
+from costmodel.mfile import format_layer
+
+SETTINGS = {
+    "deadline": None,
+    "derandomize": True,
+    "database": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
+
+NUMERIC_FIGURES = FIGURES + EXTRA_FIGURES
+FILTER_OF = {"Y": "R", "X": "S"}
+
+
+# ----------------------------------------------------------------------------------- strategies
+@st.composite
+def layers(draw) -> Layer:
+    kind = draw(st.sampled_from(["CONV", "CONV", "DSCONV", "NGCONV", "GEMM"]))
+    if kind == "GEMM":
+        return Layer.gemm("L_GEMM", M=draw(st.integers(1, 64)), N=draw(st.integers(1, 64)),
+                          K=draw(st.integers(1, 64)))
+    R = draw(st.sampled_from([1, 3, 5]))
+    S = R if draw(st.integers(0, 3)) else draw(st.sampled_from([1, 3, 5]))
+    Y = draw(st.integers(R, 32))
+    X = draw(st.integers(S, 32))
+    stride = 2 if draw(st.integers(0, 4)) == 0 else 1
+    N = draw(st.integers(1, 4)) if draw(st.integers(0, 4)) == 0 else None
+    if kind == "CONV":
+        return Layer.conv("L_CONV", K=draw(st.integers(1, 64)), C=draw(st.integers(1, 64)), R=R, S=S,
+                          Y=Y, X=X, stride=stride, N=N)
+    if kind == "DSCONV":
+        return Layer.conv("L_DSCONV", K=1, C=draw(st.integers(1, 64)), R=R, S=S, Y=Y, X=X,
+                          stride=stride, N=N, layer_type=LayerType.DSCONV)
+    return Layer.conv("L_NGCONV", K=draw(st.integers(1, 16)), C=draw(st.integers(1, 16)), R=R, S=S,
+                      Y=Y, X=X, stride=stride, N=N, layer_type=LayerType.NGCONV,
+                      G=draw(st.integers(1, 8)))
+
+
+@st.composite
+def accelerators(draw) -> Accelerator:
+    num_pes = draw(st.sampled_from([1, 2, 4, 8, 16, 32, 64, 128, 256, 512]) | st.integers(1, 512))
+    return Accelerator(
+        num_pes=num_pes,
+        simd_lanes=draw(st.integers(1, 4)),
+        noc_bw=draw(st.none() | st.integers(1, 256)),
+        noc_hop_latency=draw(st.integers(0, 2)),
+        noc_hops=draw(st.integers(1, 2)),
+        offchip_bw=draw(st.none() | st.integers(1, 512)),
+    )
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _plain_tile(draw, D: int, spatial: bool) -> tuple[int, int]:
+    """Size and offset of a map on a dimension of size ``D`` at this level."""
+    r = draw(st.integers(0, 19))
+    if spatial and r < 8:
+        m = 1
+    elif r < 8:
+        m = draw(st.sampled_from(_divisors(D)))
+    elif r < 15:
+        m = draw(st.integers(1, D))
+    elif r < 19:
+        m = D
+    else:
+        m = draw(st.integers(D + 1, D + 4))       # larger than the dimension
+    ofs = m if draw(st.integers(0, 9)) < 7 else draw(st.integers(1, m))
+    return m, ofs
+
+
+def _window_tile(draw, D: int, filt: int) -> tuple[int, int]:
+    """Size and offset of an input-row/column (Y/X) map sliding a filter of size ``filt``."""
+    if filt <= D and draw(st.integers(0, 9)) < 9:
+        m = draw(st.sampled_from([filt, D]) | st.integers(filt, D))
+    else:
+        m = draw(st.integers(1, max(D, 1)))        # possibly smaller than the filter
+    ofs = draw(st.sampled_from([m, 1, max(1, m - filt + 1)]) | st.integers(1, m))
+    return m, ofs
+
+
+def _sym(draw, value: int, name: str, top: bool, full: dict[str, int]):
+    """The integer, or ``Sz(name)`` when it equals the layer's size of ``name`` (sometimes)."""
+    if top and full.get(name) == value and draw(st.booleans()):
+        return DimSize(name)
+    return value
+
+
+@st.composite
+def dataflows(draw, layer: Layer, num_pes: int) -> Dataflow:
+    conv = layer.layer_type.is_conv_family
+    full = layer.full_dims()
+    base = [d for d in ("N", "G", "K", "C", "R", "S") if d in full] + ["Y", "X"] if conv else ["M", "N", "K"]
+    # Below the top level only input/weight dimensions exist: DSCONV's K (size 1) is top-level only.
+    inner_base = [d for d in base if d in layer.tensors.input_side_dims] if conv else base
+
+    n_clusters = draw(st.integers(0, 2))
+    clusters: list[int] = []
+    budget = num_pes
+    for _ in range(n_clusters):
+        c = draw(st.sampled_from(_divisors(budget)[:8]) | st.integers(1, max(1, min(budget, 32))))
+        clusters.append(c)
+        budget = max(1, budget // c)
+    if clusters and draw(st.integers(0, 9)) == 0:         # oversubscribed: more PEs than there are
+        others = math.prod(clusters[:-1])
+        lo = num_pes // others + 1
+        clusters[-1] = draw(st.integers(lo, lo + 8))
+
+    dims = dict(full)                                      # sizes seen at the current level
+    directives: list[Directive] = []
+    for li in range(n_clusters + 1):
+        top = li == 0
+        order = draw(st.permutations(base if top else inner_base))
+        chosen = list(order[:draw(st.integers(1, len(order)))])
+        candidates = [d for d in chosen if d not in ("R", "S")]
+        if not candidates or draw(st.integers(0, 19)) == 0:
+            candidates = chosen
+        spatial = {draw(st.sampled_from(candidates))}
+        if len(chosen) >= 2 and draw(st.integers(0, 9)) == 0:
+            spatial.add(draw(st.sampled_from([d for d in chosen if d not in spatial])))
+        lower = dict(dims)
+        for d in chosen:
+            sp = d in spatial
+            make = Directive.spatial if sp else Directive.temporal
+            if conv and d in ("R", "S") and not sp:
+                directives.append(Directive.temporal(DimSize(d), DimSize(d), d))
+                continue
+            if conv and d in ("Y", "X"):
+                filt = dims[FILTER_OF[d]]
+                if draw(st.booleans()):                   # output-centric form Y'/X'
+                    primed = d + "'"
+                    m, ofs = _plain_tile(draw, max(1, dims[d] - filt + 1), sp)
+                    directives.append(make(_sym(draw, m, primed, top, full),
+                                           _sym(draw, ofs, primed, top, full), primed))
+                    lower[d] = min(m + filt - 1, dims[d])
+                else:
+                    m, ofs = _window_tile(draw, dims[d], filt)
+                    directives.append(make(_sym(draw, m, d, top, full), _sym(draw, ofs, d, top, full), d))
+                    lower[d] = min(m, dims[d])
+                continue
+            m, ofs = _plain_tile(draw, dims[d], sp)
+            directives.append(make(_sym(draw, m, d, top, full), _sym(draw, ofs, d, top, full), d))
+            lower[d] = min(m, dims[d])
+        if li < n_clusters:
+            directives.append(Directive.cluster(clusters[li]))
+        dims = lower
+    return Dataflow.of(*directives)
+
+
+@st.composite
+def designs(draw) -> tuple[Layer, Dataflow, Accelerator]:
+    layer = draw(layers())
+    acc = draw(accelerators())
+    df = draw(dataflows(layer, acc.num_pes))
+    return layer, df, acc
+
+
+def _holeify(draw, df: Dataflow, full: dict[str, int]) -> tuple[Dataflow, dict[str, int]]:
+    """The dataflow with every integer size (and some ``Sz()``) written as a hole, and the values."""
+    values: dict[str, int] = {}
+
+    def hole(s):
+        if isinstance(s, DimSize):
+            if draw(st.integers(0, 3)) != 0:
+                return s
+            s = full[s.dim]
+        if isinstance(s, int):
+            name = f"h{len(values)}"
+            values[name] = s
+            return Hole(name)
+        return s
+
+    out = []
+    for d in df.directives:
+        size = hole(d.size)
+        ofs = None if d.offset is None else hole(d.offset)
+        out.append(replace(d, size=size, offset=ofs))
+    return Dataflow.of(*out), values
+
+
+def _perturb(draw, values: dict[str, int]) -> dict[str, int]:
+    out = {}
+    for k, v in values.items():
+        out[k] = v if draw(st.booleans()) else draw(st.integers(1, max(2, 2 * v)))
+    return out
+
+
+@st.composite
+def hole_designs(draw):
+    layer, df, acc = draw(designs())
+    holed, base = _holeify(draw, df, layer.full_dims())
+    n = draw(st.integers(2, 6))
+    value_sets = [base] + [_perturb(draw, base) for _ in range(n - 1)]
+    return layer, holed, acc, value_sets
+
+
+# ------------------------------------------------------------------------------------- helpers
+def _describe(layer: Layer, df: Dataflow, acc: Accelerator | None = None) -> str:
+    text = format_layer(layer, df)
+    if acc is not None:
+        text += f"\n{acc!r}"
+    return text
+
+
+def _try(layer: Layer, df: Dataflow, acc: Accelerator) -> LayerCost | DseError:
+    """``evaluate``, returning the DseError instead of raising it (any other exception propagates)."""
+    try:
+        cost = evaluate(layer, df, acc)
+    except DseError as e:
+        event(f"error: {type(e).__name__}")
+        return e
+    event("evaluated")
+    return cost
+
+
+def _reason(e: DseError) -> str:
+    return getattr(e, "reason", str(e))
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return type(a) is type(b) and a == b
+
+
+def _assert_rows_equal(a: LayerCost, b: LayerCost, what: str) -> None:
+    diff = {f.name: (getattr(a, f.name), getattr(b, f.name)) for f in fields(LayerCost)
+            if not _same(getattr(a, f.name), getattr(b, f.name))}
+    assert not diff, f"{what}: fields differ (first, second): {diff}"
+
+
+def _assert_row_matches_single(row: LayerCost, single: LayerCost | DseError, what: str) -> None:
+    if isinstance(single, DseError):
+        assert isinstance(single, MappingError), f"{what}: single raised {single!r}"
+        assert row.error == _reason(single), (
+            f"{what}: batch error {row.error!r} but evaluate() raised {_reason(single)!r}")
+    else:
+        assert not row.error, f"{what}: batch error {row.error!r} but evaluate() succeeded"
+        _assert_rows_equal(row, single, what)
+
+
+def _assert_same_structural_error(single, batch: MappingError, what: str) -> None:
+    """evaluate_batch raised (an error of the dataflow's structure): evaluate raises the same."""
+    assert isinstance(single, MappingError), f"{what}: batch raised {batch}, single gave {single!r}"
+    got = (single.reason, single.layer, single.level)
+    want = (batch.reason, batch.layer, batch.level)
+    assert got == want, f"{what}: single raised {got}, batch {want}"
+
+
+def _batch(layer: Layer, df: Dataflow, **kwargs) -> LayerCost | MappingError:
+    try:
+        return evaluate_batch(layer, df, **kwargs)
+    except MappingError as e:               # a structural error applies to every design
+        return e
+
+
+# --------------------------------------------------------------------------------------- tests
+@settings(max_examples=600, **SETTINGS)
+@given(designs())
+def test_evaluate_raises_only_dse_errors(design):
+    """Property 1: any exception other than a DseError subclass fails the test."""
+    layer, df, acc = design
+    note(_describe(layer, df, acc))
+    _try(layer, df, acc)
+
+
+@settings(max_examples=600, **SETTINGS)
+@given(designs())
+def test_figures_are_sane(design):
+    """Property 2: no negative/NaN figure, runtime >= PE peak = ceil(true MACs / (PEs x lanes)) >= 1."""
+    layer, df, acc = design
+    note(_describe(layer, df, acc))
+    cost = _try(layer, df, acc)
+    if isinstance(cost, DseError):
+        return
+    bad = {}
+    for name in NUMERIC_FIGURES:
+        v = getattr(cost, name)
+        assert isinstance(v, int | float) and not isinstance(v, bool), f"{name} = {v!r} is not a number"
+        if math.isnan(v) or v < 0:
+            bad[name] = v
+    assert not bad, f"negative or NaN figures: {bad}"
+    peak = -(-layer.true_macs // (cost.used_pes * acc.simd_lanes))
+    assert cost.true_macs == layer.true_macs
+    assert cost.pe_peak_cycles == peak, (cost.pe_peak_cycles, peak)
+    assert cost.runtime_cycles >= cost.pe_peak_cycles, (cost.runtime_cycles, cost.pe_peak_cycles)
+    assert cost.runtime_cycles >= 1
+    assert cost.energy_mac_units > 0 and cost.energy_nj > 0, (cost.energy_mac_units, cost.energy_nj)
+
+
+@settings(max_examples=250, **SETTINGS)
+@given(hole_designs())
+def test_batch_over_holes_equals_single(design):
+    """Property 3a: evaluate_batch over hole values == evaluate on the bound dataflow, row by row."""
+    layer, holed, acc, value_sets = design
+    n = len(value_sets)
+    note(_describe(layer, holed, acc))
+    note(f"hole values: {value_sets}")
+    holes = {k: np.array([vs[k] for vs in value_sets]) for k in value_sets[0]}
+    extra = {} if holes else {"num_pes": np.full(n, acc.num_pes)}
+    batch = _batch(layer, holed, accelerator=acc, holes=holes, **extra)
+    for i, vs in enumerate(value_sets):
+        bound = holed.bind(vs)
+        single = _try(layer, bound, acc)
+        what = f"design {i} ({_describe(layer, bound)})"
+        if isinstance(batch, MappingError):
+            _assert_same_structural_error(single, batch, what)
+            continue
+        assert len(batch) == n
+        _assert_row_matches_single(batch.row(i), single, what)
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(hole_designs(), st.integers(2, 5), st.data())
+def test_batch_copies_and_splits(design, copies, data):
+    """Property 3b: N copies of one design give N identical rows; a split batch gives the same rows."""
+    layer, holed, acc, value_sets = design
+    note(_describe(layer, holed, acc))
+    note(f"hole values: {value_sets}")
+    n = len(value_sets)
+    holes = {k: np.array([vs[k] for vs in value_sets]) for k in value_sets[0]}
+    pes = np.full(n, acc.num_pes)
+    whole = _batch(layer, holed, accelerator=acc, holes=holes, num_pes=pes)
+    if isinstance(whole, MappingError):
+        return
+    # Copies of the first design.
+    same = {k: np.full(copies, v[0]) for k, v in holes.items()}
+    rep = evaluate_batch(layer, holed, accelerator=acc, holes=same, num_pes=np.full(copies, acc.num_pes))
+    assert len(rep) == copies
+    for i in range(copies):
+        _assert_rows_equal(rep.row(i), whole.row(0), f"copy {i} vs the whole batch's row 0")
+    # Split in two.
+    k = data.draw(st.integers(1, n - 1), label="split")
+    first = evaluate_batch(layer, holed, accelerator=acc, holes={h: v[:k] for h, v in holes.items()},
+                           num_pes=pes[:k])
+    second = evaluate_batch(layer, holed, accelerator=acc, holes={h: v[k:] for h, v in holes.items()},
+                            num_pes=pes[k:])
+    for i in range(n):
+        part = first.row(i) if i < k else second.row(i - k)
+        _assert_rows_equal(part, whole.row(i), f"split at {k}: row {i}")
+
+
+@settings(max_examples=250, **SETTINGS)
+@given(designs(), st.lists(st.tuples(st.integers(1, 512), st.integers(1, 256)), min_size=2, max_size=6))
+def test_batch_over_pes_and_noc_bw_equals_single(design, hw):
+    """Property 4a: num_pes and noc_bw as arrays == single evaluations with each Accelerator."""
+    layer, df, acc = design
+    note(_describe(layer, df, acc))
+    note(f"(num_pes, noc_bw) per design: {hw}")
+    pes = np.array([p for p, _ in hw])
+    bws = np.array([b for _, b in hw])
+    batch = _batch(layer, df, accelerator=acc, num_pes=pes, noc_bw=bws)
+    for i, (p, b) in enumerate(hw):
+        one = replace(acc, num_pes=p, noc_bw=b)
+        single = _try(layer, df, one)
+        what = f"design {i} ({one!r})"
+        if isinstance(batch, MappingError):
+            _assert_same_structural_error(single, batch, what)
+            continue
+        _assert_row_matches_single(batch.row(i), single, what)
+
+
+@st.composite
+def hardware_rows(draw):
+    return {
+        "num_pes": draw(st.integers(1, 512)),
+        "simd_lanes": draw(st.integers(1, 4)),
+        "noc_bw": draw(st.integers(1, 256)),
+        "noc_hop_latency": draw(st.integers(0, 2)),
+        "noc_hops": draw(st.integers(1, 3)),
+        "offchip_bw": draw(st.integers(1, 512)),
+        "l1_size": draw(st.integers(1, 4096)),
+        "l2_size": draw(st.integers(1, 1 << 20)),
+    }
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(designs(), st.lists(hardware_rows(), min_size=2, max_size=5))
+def test_batch_over_all_hardware_equals_single(design, rows):
+    """Property 4b: every Accelerator field as an array == single evaluations with each Accelerator."""
+    layer, df, acc = design
+    note(_describe(layer, df, acc))
+    note(f"hardware per design: {rows}")
+    arrays = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+    batch = _batch(layer, df, accelerator=acc, **arrays)
+    for i, r in enumerate(rows):
+        one = replace(acc, **r)
+        single = _try(layer, df, one)
+        what = f"design {i} ({one!r})"
+        if isinstance(batch, MappingError):
+            _assert_same_structural_error(single, batch, what)
+            continue
+        _assert_row_matches_single(batch.row(i), single, what)
+
+
+@settings(max_examples=300, **SETTINGS)
+@given(designs(), st.integers(1, 256), st.none() | st.integers(1, 256))
+def test_more_noc_bandwidth_never_slower(design, bw_low, bw_more):
+    """Property 5a: raising noc_bw (all else fixed) never increases runtime."""
+    layer, df, acc = design
+    bw_high = None if bw_more is None else bw_low + bw_more
+    slow, fast = replace(acc, noc_bw=bw_low), replace(acc, noc_bw=bw_high)
+    note(_describe(layer, df, slow))
+    note(f"faster NoC: noc_bw={bw_high}")
+    a, b = _try(layer, df, slow), _try(layer, df, fast)
+    assert isinstance(a, DseError) == isinstance(b, DseError), (
+        f"an error depends on the NoC bandwidth: {a!r} vs {b!r}")
+    if isinstance(a, DseError):
+        return
+    assert b.runtime_cycles <= a.runtime_cycles, (
+        f"runtime {a.runtime_cycles} at noc_bw={bw_low} but {b.runtime_cycles} at noc_bw={bw_high}")
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(designs(), st.integers(1, 512), st.none() | st.integers(1, 512))
+def test_more_offchip_bandwidth_never_slower(design, bw_low, bw_more):
+    """Property 5b: raising offchip_bw (all else fixed) never increases runtime."""
+    layer, df, acc = design
+    bw_high = None if bw_more is None else bw_low + bw_more
+    slow, fast = replace(acc, offchip_bw=bw_low), replace(acc, offchip_bw=bw_high)
+    note(_describe(layer, df, slow))
+    note(f"faster off-chip: offchip_bw={bw_high}")
+    a, b = _try(layer, df, slow), _try(layer, df, fast)
+    assert isinstance(a, DseError) == isinstance(b, DseError), (
+        f"an error depends on the off-chip bandwidth: {a!r} vs {b!r}")
+    if isinstance(a, DseError):
+        return
+    assert b.runtime_cycles <= a.runtime_cycles, (
+        f"runtime {a.runtime_cycles} at offchip_bw={bw_low} but {b.runtime_cycles} at offchip_bw={bw_high}")
+
+
+@settings(max_examples=250, **SETTINGS)
+@given(designs(), st.integers(1, 4096), st.integers(1, 1 << 20))
+def test_capacities_change_only_validity(design, l1, l2):
+    """Property 5c: finite l1_size/l2_size vs unlimited: identical figures, only validity may differ."""
+    layer, df, acc = design
+    limited, unlimited = replace(acc, l1_size=l1, l2_size=l2), replace(acc, l1_size=None, l2_size=None)
+    note(_describe(layer, df, limited))
+    a, b = _try(layer, df, limited), _try(layer, df, unlimited)
+    assert isinstance(a, DseError) == isinstance(b, DseError), (
+        f"an error depends on the buffer capacities: {a!r} vs {b!r}")
+    if isinstance(a, DseError):
+        assert _reason(a) == _reason(b), (a, b)
+        return
+    validity = {"valid", "violations", "fits_l1", "fits_l2"}
+    diff = {f.name: (getattr(a, f.name), getattr(b, f.name)) for f in fields(LayerCost)
+            if f.name not in validity and not _same(getattr(a, f.name), getattr(b, f.name))}
+    assert not diff, f"capacities changed figures (limited, unlimited): {diff}"
+    assert b.fits_l1 and b.fits_l2
+    assert a.fits_l1 == (a.l1_size_req <= l1) and a.fits_l2 == (a.l2_size_req <= l2)
+    assert b.valid == (b.meets_noc_bw and b.meets_offchip_bw)
+    assert a.valid == (b.valid and a.fits_l1 and a.fits_l2)
