@@ -12,7 +12,8 @@ import traceback
 
 from costmodel import DseError
 
-from .commands import common, eval as eval_cmd
+from .commands import common
+from .commands import eval as eval_cmd
 
 COMMANDS = (eval_cmd,)
 
