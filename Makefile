@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/dse eval costmodel/data/resnet50_kcp_ws.m --num-pes 256 --noc-bw 64 --noc-hop-latency 1 \
+	$(BIN)/dse eval costmodel/data/resnet50_kcp_ws.m --num-pes 256 --noc-bw 256 --noc-hop-latency 1 \
 		--l1-size 512 --l2-size 131072
 
 test: $(VENV)/.installed

@@ -27,6 +27,7 @@ from .layer import Layer, LayerType
 _SEPARATORS = set(" \t,->():;")
 _STOP = _SEPARATORS | set("{}\r")
 _UNSUPPORTED_TYPES = {"FC", "POOL", "LSTM", "RESIDUAL_IDENTITY"}
+_REPEAT_RE = re.compile(r"//@repeat\s+(\S+)")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\[\]]*'?$")
 
 
@@ -47,6 +48,11 @@ def tokenize(text: str) -> list[Token]:
                 i += 1
                 continue
             if raw.startswith("//", i):
+                # Our extension, a comment to MAESTRO: "//@repeat N" gives a layer's repeat count.
+                m = _REPEAT_RE.match(raw, i)
+                if m:
+                    tokens.append(Token("@repeat", lineno, i + 1))
+                    tokens.append(Token(m.group(1), lineno, m.start(1) + 1))
                 break
             if ch in "{}":
                 tokens.append(Token(ch, lineno, i + 1))
@@ -191,6 +197,7 @@ def _parse_layer(stream: _Stream, constants: dict[str, int], previous: Dataflow 
     strides: list[tuple[str, int]] = []
     dims: list[tuple[str, int]] = []
     dataflow: Dataflow | None = None
+    count = 1
     while True:
         tok = stream.next("Type, Stride, Dimensions, Dataflow or '}'")
         if tok.text == "}":
@@ -217,6 +224,11 @@ def _parse_layer(stream: _Stream, constants: dict[str, int], previous: Dataflow 
                 dims.append((dim_tok.text, v))
         elif tok.text == "Dataflow":
             dataflow = _parse_dataflow_body(stream, constants)
+        elif tok.text == "@repeat":
+            count_tok = stream.next("a repeat count")
+            count = _int(count_tok, stream, constants, "a repeat count")
+            if count < 1:
+                raise stream.error(count_tok, f"repeat count must be a positive integer, got {count}")
         else:
             raise stream.error(tok, f"unexpected '{tok.text}' in layer {name_tok.text}",
                                "Type, Stride, Dimensions, Dataflow or '}'")
@@ -226,7 +238,8 @@ def _parse_layer(stream: _Stream, constants: dict[str, int], previous: Dataflow 
     if not dims:
         raise stream.error(name_tok, f"layer {name_tok.text} has no Dimensions", "a Dimensions block")
     try:
-        layer = Layer(name=name_tok.text, layer_type=layer_type, dims=tuple(dims), strides=tuple(strides))
+        layer = Layer(name=name_tok.text, layer_type=layer_type, dims=tuple(dims), strides=tuple(strides),
+                      count=count)
     except MappingError as exc:
         raise stream.error(name_tok, exc.reason) from None
     inherited = dataflow is None
@@ -396,6 +409,8 @@ def format_dataflow(dataflow: Dataflow, indent: str = "\t\t\t") -> str:
 
 def format_layer(layer: Layer, dataflow: Dataflow | None) -> str:
     out = [f"\tLayer {_check_name(layer.name, 'layer')} {{", f"\t\tType: {layer.layer_type.value}"]
+    if layer.count != 1:
+        out.append(f"\t\t//@repeat {layer.count}")
     if layer.strides:
         out.append("\t\tStride { " + ", ".join(f"{n}: {v}" for n, v in layer.strides) + " }")
     out.append("\t\tDimensions { " + ", ".join(f"{n}: {v}" for n, v in layer.dims) + " }")
@@ -405,10 +420,14 @@ def format_layer(layer: Layer, dataflow: Dataflow | None) -> str:
     return "\n".join(out)
 
 
-def format_network(name: str, layers: list[tuple[Layer, Dataflow | None]]) -> str:
-    """A MAESTRO network file; every layer carries its own Dataflow block (none is inherited)."""
+def format_network(name: str, layers: list[tuple[Layer, Dataflow | None]], header: str = "") -> str:
+    """A MAESTRO network file; every layer carries its own Dataflow block (none is inherited).
+
+    ``header`` lines are written as ``//`` comments at the top.
+    """
     body = "\n".join(format_layer(layer, df) for layer, df in layers)
-    return f"Network {_check_name(name or 'network', 'network')} {{\n{body}\n}}\n"
+    comments = "".join(f"// {line}\n" if line else "//\n" for line in header.splitlines())
+    return f"{comments}Network {_check_name(name or 'network', 'network')} {{\n{body}\n}}\n"
 
 
 def format_dataflow_template(dataflow: Dataflow) -> str:

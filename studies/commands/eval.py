@@ -13,9 +13,10 @@ from .common import accelerator_from_args, add_hardware_arguments, open_output
 
 # The columns of the CSV/JSON output, in order: identification, MAESTRO's figures, validity, extras.
 COLUMNS = ("file", "network", "layer", "layer_type", *FIGURES, "valid", "violations", "error",
-           "utilization", "pe_peak_cycles", "used_pes", "deviations")
+           "count", "utilization", "pe_peak_cycles", "used_pes", "deviations")
 TABLE_COLUMNS = (
-    ("layer", "layer", None), ("type", "layer_type", None), ("runtime (cycles)", "runtime_cycles", ","),
+    ("layer", "layer", None), ("type", "layer_type", None), ("x", "count", "d"),
+    ("runtime (cycles)", "runtime_cycles", ","),
     ("MACs", "num_macs", ","), ("util", "utilization", "%"), ("energy (nJ)", "energy_nj", ",.1f"),
     ("L1 req", "l1_size_req", ","), ("L2 req", "l2_size_req", ","), ("NoC BW", "peak_noc_bw_req", ","),
     ("status", "status", None),
@@ -61,6 +62,7 @@ def _evaluate(mapped: MappedLayer, acc, template, args, row: dict) -> str | None
     if mapped.error is not None:
         return str(mapped.error)
     row["layer_type"] = mapped.layer.layer_type.value
+    row["count"] = mapped.layer.count
     dataflow = template or mapped.dataflow
     if dataflow is None:
         return "no Dataflow block in this layer or an earlier one (give one with --dataflow TEMPLATE.m)"
@@ -116,8 +118,9 @@ def _write_table(out, rows: list[dict], acc) -> None:
         out.write(format_table(file_rows, TABLE_COLUMNS))
         good = [r for r in file_rows if not r.get("error")]
         if good:
-            runtime = sum(r["runtime_cycles"] for r in good)
-            energy = sum(r["energy_nj"] for r in good)
-            macs = sum(r["num_macs"] for r in good)
-            out.write(f"total over {len(good)} evaluated layer(s): {runtime:,} cycles, {macs:,} MACs, "
-                      f"{energy:,.1f} nJ\n")
+            runtime = sum(r["runtime_cycles"] * r["count"] for r in good)
+            energy = sum(r["energy_nj"] * r["count"] for r in good)
+            macs = sum(r["num_macs"] * r["count"] for r in good)
+            layers = sum(r["count"] for r in good)
+            out.write(f"total over {layers} evaluated layer(s), repeats counted: {runtime:,} cycles, "
+                      f"{macs:,} MACs, {energy:,.1f} nJ\n")

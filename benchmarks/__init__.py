@@ -1,0 +1,1 @@
+"""Speed and search-quality measurements (``make bench``); each module prints ``key: value`` lines."""

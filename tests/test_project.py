@@ -1,0 +1,50 @@
+"""The project as a user meets it: package names, README commands and example, CI entry point."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_top_level_packages_are_this_repository():
+    # "spaces" also exists on PyPI: make sure each name resolves here.
+    for name in ("costmodel", "spaces", "search", "studies"):
+        module = importlib.import_module(name)
+        assert Path(module.__file__).resolve().is_relative_to(ROOT), (name, module.__file__)
+
+
+def test_readme_starts_with_the_two_setup_commands():
+    text = (ROOT / "README.md").read_text()
+    commands = re.findall(r"^(make \w+)", text, re.M)
+    assert commands[:2] == ["make demo", "make test"]
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_python_example_runs():
+    code = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    exec(compile(code, "README.md", "exec"), {})
+
+
+def test_cost_model_does_not_import_upward():
+    """Dependencies point one way: studies -> search -> spaces -> costmodel."""
+    forbidden = {"costmodel": ("spaces", "search", "studies", "optuna", "ortools"),
+                 "spaces": ("search", "studies"), "search": ("studies",)}
+    for package, names in forbidden.items():
+        for path in (ROOT / package).rglob("*.py"):
+            text = path.read_text()
+            for name in names:
+                assert not re.search(rf"^\s*(from|import)\s+{name}\b", text, re.M), (path, name)
+
+
+def test_cost_model_benchmark_prints_its_keys():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.costmodel", "--quick"], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    keys = dict(line.split(": ", 1) for line in proc.stdout.strip().splitlines())
+    for key in ("single_eval_us", "batched_evals_per_s", "sweep_designs_per_s"):
+        assert float(keys[key]) > 0
+    assert int(keys["sweep_designs"]) >= 1_000_000
