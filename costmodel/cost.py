@@ -276,9 +276,9 @@ def _assemble(layer, stack, res, log, batch, tech, hw, lanes, noc_bw, t, maestro
     flag(stack.bad_rs, "a TemporalMap on R or S must span the whole filter (size = offset = R or S); "
                        "MAESTRO rejects it")
     if np.any(stack.bad_cluster):
-        i = int(np.argmax(stack.bad_cluster))
-        flag(stack.bad_cluster, f"cluster sizes multiply to {stack.cluster_product[i]} but the "
-                                f"accelerator has {int(np.asarray(hw['num_pes'])[i])} PEs")
+        codes = log.codes(stack.bad_cluster & (err == 0), lambda p, n: f"cluster sizes multiply to {p} but "
+                          f"the accelerator has {n} PEs", stack.cluster_product, np.asarray(hw["num_pes"]))
+        err = np.where(codes > 0, codes, err)
     flag(runtime < 1, "the mapping computes nothing (runtime 0)")
     ok = err == 0
 

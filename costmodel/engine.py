@@ -63,6 +63,20 @@ class ErrorLog:
             self.messages.append(message)
             return len(self.messages) - 1
 
+    def codes(self, mask: np.ndarray, message, *keys: np.ndarray) -> np.ndarray:
+        """Per design, the code of ``message(*key values of that design)`` where ``mask`` holds, else 0.
+
+        Messages name per-design numbers, so designs are grouped by the values they quote.
+        """
+        out = np.zeros(mask.shape[0], dtype=np.int64)
+        idx = np.nonzero(mask)[0]
+        if len(idx):
+            table = np.stack([np.broadcast_to(k, mask.shape)[idx] for k in keys], axis=1)
+            uniq, inverse = np.unique(table, axis=0, return_inverse=True)
+            codes = np.array([self.code(message(*map(int, row))) for row in uniq])
+            out[idx] = codes[inverse.ravel()]
+        return out
+
 
 @dataclass(slots=True)
 class LevelResult:
@@ -665,8 +679,7 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     # A level none of whose cases computes anything: an error at the top; below, an idle sub-cluster
     # (e.g. a partial edge PE) is fine unless every sub-cluster of a computing case is idle.
     empty = (occ > 0).any(axis=0) & ~used.any(axis=0)
-    result.empty = np.where(empty, log.code(_empty_reason(a, int(np.argmax(empty)), li)), 0) \
-        if empty.any() else np.zeros(B, dtype=np.int64)
+    result.empty = _empty_codes(a, empty, li, log)
     if is_top:
         err = np.where(err == 0, result.empty, err)
     idle = used_out & (compute_sig == 0)
@@ -681,17 +694,26 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     return result
 
 
-def _empty_reason(a: _LevelAnalysis, b: int, li: int) -> str:
-    """Why no case of a level computes anything, for design ``b`` (names the offending tile)."""
+def _empty_codes(a: _LevelAnalysis, empty: np.ndarray, li: int, log: ErrorLog) -> np.ndarray:
+    """Per design where no case of a level computes anything, the code of a message naming the tile."""
+    codes = np.zeros(empty.shape[0], dtype=np.int64)
+    if not empty.any():
+        return codes
     t = a.tables
+    left = empty.copy()
     for var, out, filt, what in (("X", "X'", "S", "width"), ("Y", "Y'", "R", "height")):
         for table in ("M", "EM"):
             size = getattr(t, table).get(out)
-            if size is not None and size[b] < 1:
-                tile = int(getattr(t, table)[var][b])
-                return (f"{var} tile {tile} is smaller than the filter {what} {filt}="
-                        f"{int(t.M[filt][b])} at cluster level {li}")
-    return f"no iteration of cluster level {li} computes anything"
+            if size is None:
+                continue
+            hit = left & (size < 1)
+            codes += log.codes(hit, lambda tile, f, var=var, what=what, filt=filt:
+                               f"{var} tile {tile} is smaller than the filter {what} {filt}={f} "
+                               f"at cluster level {li}", getattr(t, table)[var], t.M[filt])
+            left &= ~hit
+    if left.any():
+        codes[left] = log.code(f"no iteration of cluster level {li} computes anything")
+    return codes
 
 
 def _avg_bw(cls: _Classes, used: np.ndarray, traffic: np.ndarray, comp: np.ndarray) -> np.ndarray:
