@@ -1,1 +1,19 @@
-"""(to be written)"""
+"""How to search: one module per engine behind one small protocol (``_base.Searcher``)."""
+
+from ._base import (
+    OBJECTIVES,
+    Found,
+    Problem,
+    Searcher,
+    SearchResult,
+    evaluate_chunk,
+    evaluate_points,
+    objective_values,
+    parse_objectives,
+)
+from .exhaustive import ExhaustiveSearcher
+from .pareto import hypervolume_2d, pareto_mask
+
+__all__ = ["OBJECTIVES", "ExhaustiveSearcher", "Found", "Problem", "SearchResult", "Searcher",
+           "evaluate_chunk", "evaluate_points", "hypervolume_2d", "objective_values", "pareto_mask",
+           "parse_objectives"]

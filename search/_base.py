@@ -1,0 +1,159 @@
+"""The searcher protocol, objectives, and the result every searcher returns.
+
+Life cycle: a :class:`Searcher` is configured once (seed, time limit, engine options), then
+``search(problem)`` explores ``problem.space`` and returns a :class:`SearchResult`. Searchers never
+score a mapping themselves: every figure comes from the cost model through :func:`evaluate_points`
+or :func:`evaluate_chunk`, so every engine ranks designs by exactly the same numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from costmodel import Accelerator, Dataflow, LayerCost, evaluate_batch
+from costmodel.errors import SpecError
+from spaces.constraints import Constraints
+from spaces.mapping import MappingSpace, Point
+
+OBJECTIVES = ("latency", "energy", "edp")
+
+
+def parse_objectives(text: str | Sequence[str]) -> tuple[str, ...]:
+    """``"latency"``, ``"energy"``, ``"edp"`` or a comma-separated list for a Pareto front."""
+    names = tuple(s.strip() for s in text.split(",")) if isinstance(text, str) else tuple(text)
+    for n in names:
+        if n not in OBJECTIVES:
+            raise SpecError(f"unknown objective '{n}' (choose from {', '.join(OBJECTIVES)})",
+                            key="objective")
+    if not names or len(set(names)) != len(names):
+        raise SpecError(f"give one objective or several distinct ones, got {text!r}", key="objective")
+    return names
+
+
+def objective_values(cost: LayerCost, objectives: Sequence[str]) -> np.ndarray:
+    """(n, k) objective values: runtime in cycles, energy in nJ, EDP in cycles x nJ."""
+    runtime = np.asarray(cost.runtime_cycles, dtype=float)
+    energy = np.asarray(cost.energy_nj, dtype=float)
+    table = {"latency": runtime, "energy": energy, "edp": runtime * energy}
+    return np.stack([np.atleast_1d(table[o]) for o in objectives], axis=1)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What to search: a space, the accelerator, objectives and constraints."""
+
+    space: MappingSpace
+    accelerator: Accelerator
+    objectives: tuple[str, ...] = ("latency",)
+    constraints: Constraints = field(default_factory=Constraints)
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
+
+
+@dataclass
+class Scored:
+    """Designs with their costs: points, cost-model figures, objective values (inf if infeasible)."""
+
+    points: list[Point]
+    cost: LayerCost
+    values: np.ndarray                     # (n, k)
+    feasible: np.ndarray                   # (n,)
+
+
+def evaluate_chunk(problem: Problem, structure: int, holes: dict[str, np.ndarray]) -> tuple[LayerCost,
+                                                                                          np.ndarray,
+                                                                                          np.ndarray]:
+    """Cost, objective values (inf where infeasible) and feasibility of a batch of one structure."""
+    cost = evaluate_batch(problem.space.layer, problem.space.structures[structure],
+                          accelerator=problem.accelerator, holes=holes)
+    feasible = problem.constraints.feasible(cost)
+    values = objective_values(cost, problem.objectives)
+    values[~feasible] = np.inf
+    return cost, values, feasible
+
+
+def evaluate_points(problem: Problem, points: Sequence[Point]) -> Scored:
+    """Evaluate points of any structures (grouped by structure, one cost-model batch each)."""
+    by_structure: dict[int, list[int]] = {}
+    for i, p in enumerate(points):
+        by_structure.setdefault(p.structure, []).append(i)
+    n, k = len(points), len(problem.objectives)
+    values = np.full((n, k), np.inf)
+    feasible = np.zeros(n, dtype=bool)
+    costs: list[LayerCost | None] = [None] * n
+    for s, idx in by_structure.items():
+        names = problem.space.structures[s].holes
+        holes = {h: np.array([points[i].value_map()[h] for i in idx], dtype=np.int64) for h in names}
+        cost, v, ok = evaluate_chunk(problem, s, holes)
+        values[idx] = v
+        feasible[idx] = ok
+        for j, i in enumerate(idx):
+            costs[i] = cost.row(j)
+    return Scored(list(points), _stack_costs(costs), values, feasible)
+
+
+def _stack_costs(rows: list) -> LayerCost:
+    from dataclasses import fields
+    data = {}
+    for f in fields(LayerCost):
+        vals = [getattr(r, f.name) for r in rows]
+        data[f.name] = vals[0] if f.name in ("layer", "layer_type") else np.array(vals)
+    return LayerCost(**data)
+
+
+@dataclass
+class Found:
+    """One design a search found."""
+
+    point: Point
+    dataflow: Dataflow
+    cost: LayerCost                        # scalar figures
+    values: tuple[float, ...]              # objective values
+
+
+@dataclass
+class SearchResult:
+    searcher: str
+    objectives: tuple[str, ...]
+    best: list[Found]                      # best first (single objective), or the Pareto set
+    status: str                            # optimal | feasible | infeasible | unknown
+    evaluations: int
+    seconds: float
+    bound: float | None = None             # a valid lower bound on the objective, where known
+    message: str = ""                      # e.g. which constraint makes the problem infeasible
+    pareto: list[Found] = field(default_factory=list)
+
+    @property
+    def gap(self) -> float | None:
+        """Relative gap between the best design found and the bound (0 = proven optimal)."""
+        if self.bound is None or not self.best:
+            return None
+        best = self.best[0].values[0]
+        return max(0.0, (best - self.bound) / best) if best > 0 else 0.0
+
+
+class Searcher:
+    """Base class: ``search(problem) -> SearchResult``; subclasses implement ``_search``."""
+
+    name = "searcher"
+
+    def search(self, problem: Problem) -> SearchResult:
+        start = time.perf_counter()
+        result = self._search(problem)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _search(self, problem: Problem) -> SearchResult:
+        raise NotImplementedError
+
+
+def found(problem: Problem, scored: Scored, index: int) -> Found:
+    point = scored.points[index]
+    cost = scored.cost.row(index) if scored.cost.is_batch else scored.cost
+    return Found(point, problem.space.dataflow(point), cost, tuple(float(v) for v in scored.values[index]))

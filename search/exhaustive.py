@@ -1,0 +1,98 @@
+"""Exhaustive search: every point of the space, in cost-model batches. The ground truth."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from spaces.mapping import Point
+
+from ._base import Found, Problem, Scored, Searcher, SearchResult, evaluate_chunk, found
+from .pareto import pareto_mask
+
+
+class ExhaustiveSearcher(Searcher):
+    """Enumerates the space chunk by chunk, keeping the ``top_k`` best designs (single objective) or
+    the Pareto set (several objectives)."""
+
+    name = "exhaustive"
+
+    def __init__(self, *, top_k: int = 10, chunk: int = 16384, time_limit: float | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> None:
+        self.top_k = top_k
+        self.chunk = chunk
+        self.time_limit = time_limit
+        self.progress = progress
+
+    def _search(self, problem: Problem) -> SearchResult:
+        space = problem.space
+        total = space.count() if self.progress else 0
+        start = time.perf_counter()
+        kept_points: list[Point] = []
+        kept_values = np.zeros((0, len(problem.objectives)))
+        kept_costs: list = []
+        evaluations = 0
+        complete = True
+        for structure, holes in space.chunks(self.chunk):
+            cost, values, feasible = evaluate_chunk(problem, structure, holes)
+            n = len(values)
+            evaluations += n
+            if problem.multi:
+                cand = np.nonzero(pareto_mask(values))[0]
+            else:
+                finite = np.nonzero(np.isfinite(values[:, 0]))[0]
+                cand = finite[np.argsort(values[finite, 0], kind="stable")[:self.top_k]]
+            if len(cand):
+                names = list(holes)
+                for i in cand:
+                    kept_points.append(Point(structure, tuple((h, int(holes[h][i])) for h in names)))
+                    kept_costs.append(cost.row(int(i)))
+                kept_values = np.vstack([kept_values, values[cand]])
+                keep = (pareto_mask(kept_values) if problem.multi else
+                        np.isin(np.arange(len(kept_values)),
+                                np.argsort(kept_values[:, 0], kind="stable")[:self.top_k]))
+                idx = np.nonzero(keep)[0]
+                kept_points = [kept_points[i] for i in idx]
+                kept_costs = [kept_costs[i] for i in idx]
+                kept_values = kept_values[idx]
+            if self.progress:
+                self.progress(evaluations, total)
+            if self.time_limit is not None and time.perf_counter() - start > self.time_limit:
+                complete = False
+                break
+        order = (np.lexsort(kept_values.T[::-1]) if len(kept_values) else np.zeros(0, dtype=int))
+        best = [Found(kept_points[i], space.dataflow(kept_points[i]), kept_costs[i],
+                      tuple(float(v) for v in kept_values[i])) for i in order]
+        status = ("optimal" if complete else "feasible") if best else ("infeasible" if complete else
+                                                                       "unknown")
+        result = SearchResult(self.name, problem.objectives, best, status, evaluations, 0.0)
+        if problem.multi:
+            result.pareto = best
+        if best and complete and not problem.multi:
+            result.bound = best[0].values[0]
+        return result
+
+
+def text_progress(stream=sys.stderr) -> Callable[[int, int], None]:
+    """A progress bar on a terminal (redrawn at most every 0.2 s)."""
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] < 0.2 and done < total:
+            return
+        last[0] = now
+        frac = done / total if total else 1.0
+        bar = "#" * int(30 * frac)
+        stream.write(f"\r  [{bar:<30}] {done:,}/{total:,} designs")
+        if done >= total:
+            stream.write("\n")
+        stream.flush()
+
+    return report
+
+
+__all__ = ["ExhaustiveSearcher", "Found", "Scored", "found", "text_progress"]
