@@ -37,7 +37,7 @@ class ExhaustiveSearcher(Searcher):
         evaluations = 0
         complete = True
         for structure, holes in space.chunks(self.chunk):
-            cost, values, feasible = evaluate_chunk(problem, structure, holes)
+            cost, values, _feasible = evaluate_chunk(problem, structure, holes)
             n = len(values)
             evaluations += n
             if problem.multi:

@@ -173,7 +173,7 @@ class FreeSpace(MappingSpace):
     def _chains(self, dim: str) -> np.ndarray:
         rows = [(int(t),) for t in self.options[dim]]
         for _ in range(self.levels - 1):
-            rows = [r + (int(t),) for r in rows for t in self.options[dim]
+            rows = [(*r, int(t)) for r in rows for t in self.options[dim]
                     if t <= r[-1] and (self.tiles == "any" or r[-1] % t == 0)]
         return np.array(rows, dtype=np.int64).reshape(len(rows), self.levels)
 
@@ -316,7 +316,7 @@ class FreeSpace(MappingSpace):
     def count(self) -> int:
         total = 0
         for batch in self.config_batches():
-            for idx, spatial, moving in self._groups(batch):
+            for idx, _spatial, moving in self._groups(batch):
                 total += len(idx) * math.prod(len(self._orders(m)) for m in moving)
         return total
 
