@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -83,27 +83,28 @@ def evaluate_points(problem: Problem, points: Sequence[Point]) -> Scored:
     by_structure: dict[int, list[int]] = {}
     for i, p in enumerate(points):
         by_structure.setdefault(p.structure, []).append(i)
-    n, k = len(points), len(problem.objectives)
-    values = np.full((n, k), np.inf)
-    feasible = np.zeros(n, dtype=bool)
-    costs: list[LayerCost | None] = [None] * n
+    parts, order = [], []
     for s, idx in by_structure.items():
         names = problem.space.structures[s].holes
-        holes = {h: np.array([points[i].value_map()[h] for i in idx], dtype=np.int64) for h in names}
-        cost, v, ok = evaluate_chunk(problem, s, holes)
-        values[idx] = v
-        feasible[idx] = ok
-        for j, i in enumerate(idx):
-            costs[i] = cost.row(j)
-    return Scored(list(points), _stack_costs(costs), values, feasible)
+        maps = [points[i].value_map() for i in idx]
+        holes = {h: np.fromiter((m[h] for m in maps), dtype=np.int64, count=len(idx)) for h in names}
+        parts.append(evaluate_chunk(problem, s, holes))
+        order += idx
+    inverse = np.empty(len(points), dtype=np.int64)
+    inverse[np.array(order, dtype=np.int64)] = np.arange(len(points))
+    cost = _concat([c for c, _, _ in parts], inverse)
+    values = np.concatenate([v for _, v, _ in parts])[inverse]
+    feasible = np.concatenate([f for _, _, f in parts])[inverse]
+    return Scored(list(points), cost, values, feasible)
 
 
-def _stack_costs(rows: list) -> LayerCost:
-    from dataclasses import fields
+def _concat(costs: list[LayerCost], index: np.ndarray) -> LayerCost:
+    """Batches of one layer joined, rows taken in ``index`` order."""
     data = {}
     for f in fields(LayerCost):
-        vals = [getattr(r, f.name) for r in rows]
-        data[f.name] = vals[0] if f.name in ("layer", "layer_type") else np.array(vals)
+        first = getattr(costs[0], f.name)
+        data[f.name] = (np.concatenate([getattr(c, f.name) for c in costs])[index]
+                        if isinstance(first, np.ndarray) else first)
     return LayerCost(**data)
 
 

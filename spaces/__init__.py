@@ -5,5 +5,7 @@ No solver runs here: spaces enumerate, sample, encode and decode points; searche
 
 from .constraints import Constraints
 from .mapping import FreeSpace, LevelChoice, MappingSpace, Point, divisors, loop_dims
+from .template import TemplateSpace
 
-__all__ = ["Constraints", "FreeSpace", "LevelChoice", "MappingSpace", "Point", "divisors", "loop_dims"]
+__all__ = ["Constraints", "FreeSpace", "LevelChoice", "MappingSpace", "Point", "TemplateSpace", "divisors",
+           "loop_dims"]

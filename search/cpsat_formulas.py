@@ -1,0 +1,190 @@
+"""Closed forms of the cost model on free-space configurations, for the CP-SAT model.
+
+For a :class:`~spaces.mapping.FreeSpace` with dividing tiles, the buffer requirements the cost model
+computes have closed forms in the tile sizes (derived from the all-Init case of the top level and the
+directive sizes of the innermost level, semantics doc 4.7), and the runtime has a lower bound (work
+over the PEs a configuration can keep busy). Each formula is written once, over an *algebra*:
+:class:`Numbers` evaluates it (tests compare it with the cost model), ``search.cpsat`` builds CP-SAT
+constraints from the same code.
+
+Quantities that depend on one dimension's tile chain are table look-ups indexed by the chain; the
+spatial dimension of each level is fixed per model (the CP-SAT searcher builds one model per choice).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from costmodel import Layer
+from spaces.mapping import COL, ROW, FreeSpace
+
+# Analysis-side tensor dimension -> loop dimension whose tile sizes it (Y -> Y', X -> X').
+_LOOP_OF = {"Y": ROW, "X": COL}
+
+
+class Numbers:
+    """The algebra of plain integers (with tables indexed by plain ints)."""
+
+    def lookup(self, index, table):
+        return int(table[index])
+
+    def mul(self, a, b):
+        return a * b
+
+    def add(self, *terms):
+        return sum(terms)
+
+    def minimum(self, a, b):
+        return min(a, b)
+
+    def choose(self, condition, if_true, if_false):
+        return if_true if condition else if_false
+
+    def at_least(self, a, b):
+        return a >= b
+
+    def ceil_div_lb(self, numerator: int, denominator):
+        return -(-numerator // denominator)
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Per-chain quantities of a free space (rows indexed like ``space.chains[dim]``)."""
+
+    tile: dict[str, np.ndarray]          # (n_chains, levels)
+    mapped: dict[str, np.ndarray]        # directive size per level (input rows for Y'/X')
+    offset: dict[str, np.ndarray]        # directive offset per level
+    splits: dict[str, np.ndarray]        # per level: tiles of the level above per tile (level 0: of D)
+    cluster_n: np.ndarray                # (n_cluster_chains, levels): sub-clusters per level
+
+
+def tables(space: FreeSpace) -> Tables:
+    layer = space.layer
+    tile, mapped, offset, splits = {}, {}, {}, {}
+    for d in space.dim_names:
+        t = space.chains[d]
+        tile[d] = t
+        outer = np.hstack([np.full((len(t), 1), space.dims[d]), t[:, :-1]])
+        splits[d] = -(-outer // t)
+        if d in (ROW, COL):
+            plain = "Y" if d == ROW else "X"
+            s = layer.stride(plain)
+            r = layer.dim_map.get("R" if d == ROW else "S", 1)
+            # MAESTRO's stride rewrite of TemporalMap(s(t-1)+R, s*t) (semantics doc 4.1): unchanged
+            # when s <= R; t*R rows with a t*R step below the top when the filter is shorter.
+            mapped[d] = t * min(s, r) + max(r - s, 0)
+            offset[d] = np.hstack([s * t[:, :1], (r * t if r < s else s * t)[:, 1:]])
+        else:
+            mapped[d] = offset[d] = t
+    cc = space.cluster_chains
+    prod = np.prod(cc, axis=1) if cc.shape[1] else np.ones(len(cc), dtype=np.int64)
+    top = space.num_pes // prod
+    cluster_n = np.hstack([top[:, None], cc])
+    return Tables(tile, mapped, offset, splits, cluster_n)
+
+
+@dataclass(frozen=True)
+class Symbols:
+    """A configuration in some algebra: chain index per dimension, cluster-chain index, spatial dims."""
+
+    chain: dict[str, object]
+    cluster: object
+    spatial: tuple[str, ...]
+
+
+def _factor(alg, layer: Layer, tab: Tables, sym: Symbols, var: str, level: int, kind: str = "mapped"):
+    """Size of analysis dimension ``var`` at ``level`` (R and S are always whole)."""
+    if var in ("R", "S"):
+        return layer.dim_map.get(var, 1)
+    loop = _LOOP_OF.get(var, var)
+    return alg.lookup(sym.chain[loop], getattr(tab, kind)[loop][:, level])
+
+
+def _product(alg, factors):
+    out = 1
+    for f in factors:
+        out = f if isinstance(out, int) and out == 1 else alg.mul(out, f)
+    return out
+
+
+def l1_requirement(alg, space: FreeSpace, tab: Tables, sym: Symbols):
+    """Cost model's L1 requirement: double-buffered tiles of the innermost level's directives (the
+    output counted over its input window, as MAESTRO does)."""
+    t = space.layer.tensors
+    inner = space.levels - 1
+    vols = [_product(alg, [_factor(alg, space.layer, tab, sym, v, inner) for v in dims])
+            for dims in (t.input, t.weight, t.output)]
+    return alg.mul(2, alg.add(*vols))
+
+
+def active(alg, space: FreeSpace, tab: Tables, sym: Symbols, level: int):
+    """Sub-clusters of ``level`` that have work: min(sub-clusters, tiles of the spatial dimension)."""
+    n = alg.lookup(sym.cluster, tab.cluster_n[:, level])
+    d = sym.spatial[level]
+    tiles = alg.lookup(sym.chain[d], tab.splits[d][:, level])
+    return n, tiles, alg.minimum(n, tiles)
+
+
+def l2_requirement(alg, space: FreeSpace, tab: Tables, sym: Symbols):
+    """Cost model's L2 requirement: double-buffered all-Init traffic of the top level."""
+    layer, t = space.layer, space.layer.tensors
+    sp = sym.spatial[0]
+    n, tiles, act = active(alg, space, tab, sym, 0)
+    total = []
+    for dims in (t.input, t.weight):
+        vol = _product(alg, [_factor(alg, layer, tab, sym, v, 0) for v in dims])
+        coupled = any(_LOOP_OF.get(v, v) == sp for v in dims)
+        total.append(alg.mul(vol, act) if coupled else vol)
+    out_dims = t.output
+    coupled_var = next((v for v in out_dims if _LOOP_OF.get(v, v) == sp), None)
+    others = [v for v in out_dims if v != coupled_var]
+    vol = _product(alg, [_out_factor(alg, layer, tab, sym, v, "M") for v in others])
+    if coupled_var is None:
+        total.append(vol)
+    else:
+        m = _out_factor(alg, layer, tab, sym, coupled_var, "M")
+        u = _out_factor(alg, layer, tab, sym, coupled_var, "U")
+        eu = _out_factor(alg, layer, tab, sym, coupled_var, "EU")
+        # All sub-clusters busy: first + (n-1) unique slices. Fewer tiles than sub-clusters (an
+        # "init-edge" fold): MAESTRO counts the last busy sub-cluster's edge-unique share instead.
+        full = alg.add(m, alg.mul(alg.add(n, -1), u))
+        edge = alg.choose(alg.at_least(1, act), m, alg.add(m, alg.mul(alg.add(act, -2), u), eu))
+        total.append(alg.mul(vol, alg.choose(alg.at_least(tiles, n), full, edge)))
+    return alg.mul(2, alg.add(*total))
+
+
+def _out_factor(alg, layer: Layer, tab: Tables, sym: Symbols, var: str, which: str):
+    """Output-tensor size of ``var`` at the top: mapped (M), unique (U) or edge-unique (EU) share."""
+    if var in ("R", "S"):
+        return layer.dim_map.get(var, 1)
+    loop = _LOOP_OF.get(var, var)
+    if loop not in (ROW, COL):
+        tile = alg.lookup(sym.chain[loop], tab.tile[loop][:, 0])
+        return 0 if which == "EU" else tile
+    r = layer.dim_map.get("R" if loop == ROW else "S", 1)
+    # Output rows of an input map of m rows: m - R + 1; unique share: min(offset, m) (U) or
+    # min(offset, rows) (EU).
+    m = alg.lookup(sym.chain[loop], tab.mapped[loop][:, 0])
+    f = alg.lookup(sym.chain[loop], tab.offset[loop][:, 0])
+    rows = alg.add(m, 1 - r)
+    if which == "U":
+        return alg.minimum(f, m)
+    if which == "EU":
+        return alg.minimum(f, rows)
+    return rows
+
+
+def latency_lower_bound(alg, space: FreeSpace, tab: Tables, sym: Symbols, lanes: int):
+    """Runtime >= true MACs / (PEs that can be busy at once x SIMD lanes), never below the PE peak."""
+    busy = 1
+    for level in range(space.levels):
+        _, _, act = active(alg, space, tab, sym, level)
+        busy = act if isinstance(busy, int) and busy == 1 else alg.mul(busy, act)
+    return alg.ceil_div_lb(space.layer.true_macs, alg.mul(busy, lanes))
+
+
+def pe_peak(space: FreeSpace, lanes: int) -> int:
+    return math.ceil(space.layer.true_macs / (space.num_pes * lanes))
