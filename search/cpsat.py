@@ -32,6 +32,7 @@ from . import cpsat_formulas as F
 from ._base import Found, Problem, Searcher, SearchResult, evaluate_points, found
 from .pareto import pareto_mask
 
+
 @dataclass
 class _Expr:
     """A CP-SAT expression (variable, affine expression or constant) with its bounds."""
