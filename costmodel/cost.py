@@ -280,12 +280,16 @@ def _assemble(layer, stack, res, log, batch, tech, hw, lanes, noc_bw, t, maestro
                           f"the accelerator has {n} PEs", stack.cluster_product, np.asarray(hw["num_pes"]))
         err = np.where(codes > 0, codes, err)
     flag(runtime < 1, "the mapping computes nothing (runtime 0)")
+    flag(macs < 1, "the mapping computes nothing (0 MACs): every tile is smaller than the filter it "
+                   "slides over")
     ok = err == 0
 
     below_peak = ok & (runtime < peak)
     deviations = list(res.flags.items())
     if layer.layer_type.is_conv_family and any(layer.stride(d) != 1 for d in ("Y", "X", "Y'", "X'")):
         deviations.append((DEV_STRIDE_OUTPUT, True))
+    if stack.skipped_inheritance:
+        deviations.append(("uncoupled-dim-inherited", True))
     if layer.layer_type.value == "NGCONV":
         deviations.append((DEV_NGCONV_READS if "C" in t.output else DEV_NGCONV, True))
     if not maestro_exact:

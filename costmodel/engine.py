@@ -474,13 +474,20 @@ class _LevelAnalysis:
         return edge_first + np.where(nedge > 1, extra, 0)
 
     def output_volumes(self, codes):
-        """(egress, MACs over the sub-clusters, critical-path MACs of one sub-cluster) of a class."""
+        """(egress, MACs over the sub-clusters, critical-path MACs of one sub-cluster, whether some
+        sub-cluster's MAC count is negative) of a class."""
         out = self.tensors.output
+        negative = [False]
+
+        def pe_macs(first, ee):
+            v = self.pe_egress(True, first, ee, codes, not (ee and not first))
+            negative[0] = negative[0] | (np.asarray(v) < 0)
+            return v
+
         egress = self._spread(out, lambda f, e: self.pe_egress(False, f, e, codes), codes)
-        macs = self._spread(out, lambda f, e: self.pe_egress(True, f, e, codes, not (e and not f)),
-                            codes, psum_map=True)
+        macs = self._spread(out, pe_macs, codes, psum_map=True)
         crit = self._spread(out, lambda f, e: self.pe_egress(True, f, e, codes), codes, critical=True)
-        return egress, macs, crit
+        return egress, macs, crit, negative[0]
 
     def ingress(self, dims, codes, c: int):
         """Input volume of a class and whether MAESTRO would abort on it (a changing temporal map
@@ -533,6 +540,14 @@ def _signatures(a: _LevelAnalysis):
             np.array(in_idx), [first_row_in[j] for j in range(len(in_keys))])
 
 
+def _rowsum(x: np.ndarray) -> np.ndarray:
+    """Sum over axis 0, one row after another (the same rounding whatever the batch size)."""
+    out = x[0].copy()
+    for row in x[1:]:
+        out += row
+    return out
+
+
 def _group_any(mask: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
     """(n_groups, B): whether any row of ``mask`` (K, B) in each group is true."""
     out = np.zeros((n_groups, mask.shape[1]), dtype=bool)
@@ -583,12 +598,13 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
 
     # Volumes per signature, then per class by gathering.
     out_idx, out_rows, in_idx, in_rows = _signatures(a)
-    eg_s, mac_s, crit_s = [], [], []
+    eg_s, mac_s, crit_s, neg_s = [], [], [], []
     for k in out_rows:
-        eg, mac, crit = a.output_volumes(cls.rows[k])
+        eg, mac, crit, negative = a.output_volumes(cls.rows[k])
         eg_s.append(eg)
         mac_s.append(mac)
         crit_s.append(crit)
+        neg_s.append(np.broadcast_to(negative, (B,)))
     in_s, w_s, term_s = [], [], []
     for k in in_rows:
         vi, ti = a.ingress(t.input, cls.rows[k], cls.c[k])
@@ -654,7 +670,8 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
             result.delays[f"{name}_max"] = np.max(np.where(used, d, 0), axis=0)
             result.delays[f"{name}_avg"] = np.sum(w * d, axis=0) // safe_total
     result.runtime = np.sum(w * delay, axis=0)
-    result.avg_active = np.sum(w * active_sig[out_idx], axis=0) / safe_total
+    # Summed row by row: numpy's pairwise summation would round differently for a batch of one.
+    result.avg_active = _rowsum(w * active_sig[out_idx]) / safe_total
     # MAESTRO takes buffer sizes from its first *computing* case, adding input/weight tiles of every
     # empty case before it, and its L1 size from the first level result it produces, which is not the
     # innermost level's when a sub-cluster tile computes nothing; we take the all-Init case of the
@@ -673,8 +690,10 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     bad_out = (_group_any(exists, out_idx, len(out_rows)) if is_top else used_out) & (eg_sig < 0)
     used_in = _group_any(used, in_idx, len(in_rows))
     exists_in = _group_any(exists, in_idx, len(in_rows))
+    if is_top:   # a sub-cluster with negative MACs makes the reported MAC count garbage
+        bad_out |= _group_any(exists, out_idx, len(out_rows)) & np.stack(neg_s)
     fail(np.any(bad_out, axis=0) | np.any(used_in & ((in_sig < 0) | (w_sig < 0)), axis=0),
-         f"the mapping yields negative data volumes at cluster level {li} "
+         f"the mapping yields negative data volumes or MAC counts at cluster level {li} "
          "(a tile is smaller than the filter it slides over)")
     # A level none of whose cases computes anything: an error at the top; below, an idle sub-cluster
     # (e.g. a partial edge PE) is fine unless every sub-cluster of a computing case is idle.

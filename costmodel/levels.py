@@ -77,7 +77,7 @@ class LevelStack:
     bad_cluster: np.ndarray   # cluster sizes multiply past the PE count (MAESTRO: SIGFPE, Q3)
     bad_size: np.ndarray      # some directive size or offset is not a positive integer
     bad_rs: np.ndarray        # a TemporalMap on R/S does not span the whole filter (MAESTRO rejects it)
-    messages: list[str] = field(default_factory=list)
+    skipped_inheritance: bool = False   # a directive on an uncoupled dimension was not carried down
 
 
 def _value(sym, layer_dims: dict[str, int], holes: dict[str, np.ndarray], batch: int, where: str):
@@ -132,6 +132,7 @@ def build_levels(layer: Layer, dataflow: Dataflow, num_pes: np.ndarray,
     strides = {ref: layer.stride(ref if ref in dims_given else OUTPUT_NAME[ref]) for ref in ("Y", "X")}
 
     levels: list[Level] = []
+    skipped = False
     dims = {k: np.full(batch, v, dtype=np.int64) for k, v in layer_dims.items()}
     upper: Level | None = None
     for index, own in enumerate(per_level):
@@ -149,8 +150,14 @@ def build_levels(layer: Layer, dataflow: Dataflow, num_pes: np.ndarray,
             _to_input_centric(entries, dims, layer, index)
         if upper is not None:
             for u in upper.entries:
-                if not any(e.var == u.var for e in entries):
-                    entries.insert(0, Entry(TEMPORAL, u.var, u.size.copy(), u.ofs.copy(), "inherited"))
+                # A dimension no input or weight is coupled to (K of DSCONV) has no extent below the
+                # top; MAESTRO inherits it anyway and stops ("Dimension K not found"), we skip it.
+                if any(e.var == u.var for e in entries):
+                    continue
+                if u.var not in dims:
+                    skipped = True
+                    continue
+                entries.insert(0, Entry(TEMPORAL, u.var, u.size.copy(), u.ofs.copy(), "inherited"))
         for var in input_side:
             if var in dims and not any(e.var == var for e in entries):
                 entries.append(Entry(TEMPORAL, var, dims[var].copy(), dims[var].copy(), "unrolled"))
@@ -178,7 +185,7 @@ def build_levels(layer: Layer, dataflow: Dataflow, num_pes: np.ndarray,
                 lower[var] = np.minimum(entries[i].size, dims[var])
         dims = lower
         upper = level
-    return LevelStack(levels, used_pes, product, bad_cluster, bad_size, bad_rs)
+    return LevelStack(levels, used_pes, product, bad_cluster, bad_size, bad_rs, skipped)
 
 
 def _to_input_centric(entries: list[Entry], dims: dict[str, np.ndarray], layer: Layer,

@@ -10,9 +10,11 @@ checked for properties that must hold whatever the mapping:
 3. ``evaluate`` and ``evaluate_batch`` (tile sizes as holes) agree exactly, errors included; copies and
    split batches give the same rows;
 4. hardware given as arrays to ``evaluate_batch`` equals single evaluations per accelerator;
-5. monotonic sanity: more NoC bandwidth never costs runtime; unlimited capacities change only ``valid``.
+5. monotonic sanity: more NoC (or off-chip) bandwidth never costs runtime; unlimited capacities change
+   only ``valid``.
 
-Every run is derandomised (reproducible in CI) and writes no example database.
+Every run is derandomised (reproducible in CI) and writes no example database. Minimal cases that the
+properties found with larger, random runs are pinned as plain tests (``test_pinned_*``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import math
 from dataclasses import fields, replace
 
 import numpy as np
-from hypothesis import HealthCheck, event, given, note, settings
+import pytest
+from hypothesis import HealthCheck, currently_in_test_context, event, given, note, settings
 from hypothesis import strategies as st
 
 from costmodel import (
@@ -132,10 +135,11 @@ def dataflows(draw, layer: Layer, num_pes: int) -> Dataflow:
     conv = layer.layer_type.is_conv_family
     full = layer.full_dims()
     base = [d for d in ("N", "G", "K", "C", "R", "S") if d in full] + ["Y", "X"] if conv else ["M", "N", "K"]
-    # Below the top level only input/weight dimensions exist: DSCONV's K (size 1) is top-level only.
-    inner_base = [d for d in base if d in layer.tensors.input_side_dims] if conv else base
-
     n_clusters = draw(st.integers(0, 2))
+    if n_clusters:
+        # Below the top level only input/weight dimensions exist, and a map at the top level is
+        # inherited by the levels below: DSCONV's K (size 1, no tensor) only in single-level dataflows.
+        base = [d for d in base if d in layer.tensors.input_side_dims] if conv else base
     clusters: list[int] = []
     budget = num_pes
     for _ in range(n_clusters):
@@ -151,7 +155,7 @@ def dataflows(draw, layer: Layer, num_pes: int) -> Dataflow:
     directives: list[Directive] = []
     for li in range(n_clusters + 1):
         top = li == 0
-        order = draw(st.permutations(base if top else inner_base))
+        order = draw(st.permutations(base))
         chosen = list(order[:draw(st.integers(1, len(order)))])
         candidates = [d for d in chosen if d not in ("R", "S")]
         if not candidates or draw(st.integers(0, 19)) == 0:
@@ -248,10 +252,16 @@ def _try(layer: Layer, df: Dataflow, acc: Accelerator) -> LayerCost | DseError:
     try:
         cost = evaluate(layer, df, acc)
     except DseError as e:
-        event(f"error: {type(e).__name__}")
+        _event(f"error: {type(e).__name__}")
         return e
-    event("evaluated")
+    _event("evaluated")
     return cost
+
+
+def _event(name: str) -> None:
+    """Count outcomes for ``--hypothesis-show-statistics`` (the pinned tests run outside hypothesis)."""
+    if currently_in_test_context():
+        event(name)
 
 
 def _reason(e: DseError) -> str:
@@ -295,6 +305,87 @@ def _batch(layer: Layer, df: Dataflow, **kwargs) -> LayerCost | MappingError:
         return e
 
 
+# ------------------------------------------------------------------------ pinned examples
+# Minimal cases that failed (or once failed) these properties, found by them with more examples than
+# the CI budget allows; run on every test run (the ``test_pinned_*`` tests below) so that the
+# properties fail deterministically until the model is fixed, and guard against regressions after.
+T, Sp, Cl = Directive.temporal, Directive.spatial, Directive.cluster
+
+# Property 2: an edge sub-cluster whose Y tile is smaller than the filter adds negative MACs
+# (num_macs -5 for a layer of 35 MACs).
+NEG_MACS = (Layer.conv("L_CONV", K=1, C=1, R=5, S=1, Y=11, X=1), Dataflow.of(Sp(5, 5, "Y")),
+            Accelerator(num_pes=3))
+# Property 2: output L1 reads/writes count cases that compute nothing, with negative volumes (-15).
+NEG_OUTPUT_L1 = (Layer.conv("L_CONV", K=1, C=1, R=5, S=1, Y=5, X=1), Dataflow.of(Sp(2, 2, "Y")),
+                 Accelerator(num_pes=2))
+# Property 3/4: avg_utilized_pes of a batch differs from the single evaluation in the last bit.
+ULP_LAYER = Layer.conv("L_CONV", N=2, K=4, C=43, R=1, S=1, Y=1, X=1)
+ULP_DATAFLOW = Dataflow.of(Sp(1, 1, "K"), T(1, 1, "N"), T(20, 20, "C"), Cl(3), Sp(1, 1, "C"))
+ULP_HOLED = Dataflow.of(Sp(1, 1, "K"), T(1, 1, "N"), T(Hole("c"), Hole("c"), "C"), Cl(Hole("k")),
+                        Sp(1, 1, "C"))
+ULP_GEMM = (Layer.gemm("L_GEMM", M=2, N=53, K=16),
+            Dataflow.of(T(11, 11, "N"), Sp(1, 1, "M"), T(3, 3, "K"), Cl(8), Sp(1, 1, "M"), Cl(4),
+                        Sp(1, 1, "N")),
+            Accelerator(num_pes=32))
+# Property 3/4: a batch once quoted the first failing design's numbers in every design's message.
+CLUSTER_LAYER = Layer.conv("L_CONV", K=2, C=1, R=1, S=1, Y=1, X=1)
+CLUSTER_DATAFLOW = Dataflow.of(Sp(1, 1, "K"), Cl(3), Sp(1, 1, "K"))
+CLUSTER_HOLED = Dataflow.of(Sp(1, 1, "K"), Cl(Hole("c")), Sp(1, 1, "K"))
+
+
+# ------------------------------------------------------------------------------------- checks
+def _check_figures(layer: Layer, df: Dataflow, acc: Accelerator) -> None:
+    """Property 2 for one design (nothing to check if it cannot be evaluated)."""
+    cost = _try(layer, df, acc)
+    if isinstance(cost, DseError):
+        return
+    where = f"\n{_describe(layer, df, acc)}"
+    bad = {}
+    for name in NUMERIC_FIGURES:
+        v = getattr(cost, name)
+        assert isinstance(v, int | float) and not isinstance(v, bool), f"{name} = {v!r} is not a number"
+        if math.isnan(v) or v < 0:
+            bad[name] = v
+    assert not bad, f"negative or NaN figures: {bad}{where}"
+    peak = -(-layer.true_macs // (cost.used_pes * acc.simd_lanes))
+    assert cost.true_macs == layer.true_macs, (cost.true_macs, layer.true_macs, where)
+    assert cost.pe_peak_cycles == peak, (cost.pe_peak_cycles, peak, where)
+    assert cost.runtime_cycles >= cost.pe_peak_cycles, (cost.runtime_cycles, cost.pe_peak_cycles, where)
+    assert cost.runtime_cycles >= 1, where
+    assert cost.energy_mac_units > 0 and cost.energy_nj > 0, (cost.energy_mac_units, cost.energy_nj, where)
+
+
+def _check_holes(layer: Layer, holed: Dataflow, acc: Accelerator, value_sets: list[dict[str, int]]) -> None:
+    """Property 3a: one batch over the hole values vs ``evaluate`` on each bound dataflow."""
+    n = len(value_sets)
+    holes = {k: np.array([vs[k] for vs in value_sets]) for k in value_sets[0]}
+    extra = {} if holes else {"num_pes": np.full(n, acc.num_pes)}
+    batch = _batch(layer, holed, accelerator=acc, holes=holes, **extra)
+    for i, vs in enumerate(value_sets):
+        bound = holed.bind(vs)
+        single = _try(layer, bound, acc)
+        what = f"design {i} ({_describe(layer, bound, acc)})"
+        if isinstance(batch, MappingError):
+            _assert_same_structural_error(single, batch, what)
+            continue
+        assert len(batch) == n
+        _assert_row_matches_single(batch.row(i), single, what)
+
+
+def _check_hardware(layer: Layer, df: Dataflow, acc: Accelerator, rows: list[dict[str, int]]) -> None:
+    """Property 4: one batch over hardware arrays vs ``evaluate`` with each Accelerator."""
+    arrays = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+    batch = _batch(layer, df, accelerator=acc, **arrays)
+    for i, r in enumerate(rows):
+        one = replace(acc, **r)
+        single = _try(layer, df, one)
+        what = f"design {i} ({_describe(layer, df, one)})"
+        if isinstance(batch, MappingError):
+            _assert_same_structural_error(single, batch, what)
+            continue
+        _assert_row_matches_single(batch.row(i), single, what)
+
+
 # --------------------------------------------------------------------------------------- tests
 @settings(max_examples=600, **SETTINGS)
 @given(designs())
@@ -311,22 +402,7 @@ def test_figures_are_sane(design):
     """Property 2: no negative/NaN figure, runtime >= PE peak = ceil(true MACs / (PEs x lanes)) >= 1."""
     layer, df, acc = design
     note(_describe(layer, df, acc))
-    cost = _try(layer, df, acc)
-    if isinstance(cost, DseError):
-        return
-    bad = {}
-    for name in NUMERIC_FIGURES:
-        v = getattr(cost, name)
-        assert isinstance(v, int | float) and not isinstance(v, bool), f"{name} = {v!r} is not a number"
-        if math.isnan(v) or v < 0:
-            bad[name] = v
-    assert not bad, f"negative or NaN figures: {bad}"
-    peak = -(-layer.true_macs // (cost.used_pes * acc.simd_lanes))
-    assert cost.true_macs == layer.true_macs
-    assert cost.pe_peak_cycles == peak, (cost.pe_peak_cycles, peak)
-    assert cost.runtime_cycles >= cost.pe_peak_cycles, (cost.runtime_cycles, cost.pe_peak_cycles)
-    assert cost.runtime_cycles >= 1
-    assert cost.energy_mac_units > 0 and cost.energy_nj > 0, (cost.energy_mac_units, cost.energy_nj)
+    _check_figures(layer, df, acc)
 
 
 @settings(max_examples=250, **SETTINGS)
@@ -334,21 +410,9 @@ def test_figures_are_sane(design):
 def test_batch_over_holes_equals_single(design):
     """Property 3a: evaluate_batch over hole values == evaluate on the bound dataflow, row by row."""
     layer, holed, acc, value_sets = design
-    n = len(value_sets)
     note(_describe(layer, holed, acc))
     note(f"hole values: {value_sets}")
-    holes = {k: np.array([vs[k] for vs in value_sets]) for k in value_sets[0]}
-    extra = {} if holes else {"num_pes": np.full(n, acc.num_pes)}
-    batch = _batch(layer, holed, accelerator=acc, holes=holes, **extra)
-    for i, vs in enumerate(value_sets):
-        bound = holed.bind(vs)
-        single = _try(layer, bound, acc)
-        what = f"design {i} ({_describe(layer, bound)})"
-        if isinstance(batch, MappingError):
-            _assert_same_structural_error(single, batch, what)
-            continue
-        assert len(batch) == n
-        _assert_row_matches_single(batch.row(i), single, what)
+    _check_holes(layer, holed, acc, value_sets)
 
 
 @settings(max_examples=150, **SETTINGS)
@@ -388,17 +452,7 @@ def test_batch_over_pes_and_noc_bw_equals_single(design, hw):
     layer, df, acc = design
     note(_describe(layer, df, acc))
     note(f"(num_pes, noc_bw) per design: {hw}")
-    pes = np.array([p for p, _ in hw])
-    bws = np.array([b for _, b in hw])
-    batch = _batch(layer, df, accelerator=acc, num_pes=pes, noc_bw=bws)
-    for i, (p, b) in enumerate(hw):
-        one = replace(acc, num_pes=p, noc_bw=b)
-        single = _try(layer, df, one)
-        what = f"design {i} ({one!r})"
-        if isinstance(batch, MappingError):
-            _assert_same_structural_error(single, batch, what)
-            continue
-        _assert_row_matches_single(batch.row(i), single, what)
+    _check_hardware(layer, df, acc, [{"num_pes": p, "noc_bw": b} for p, b in hw])
 
 
 @st.composite
@@ -422,16 +476,7 @@ def test_batch_over_all_hardware_equals_single(design, rows):
     layer, df, acc = design
     note(_describe(layer, df, acc))
     note(f"hardware per design: {rows}")
-    arrays = {k: np.array([r[k] for r in rows]) for k in rows[0]}
-    batch = _batch(layer, df, accelerator=acc, **arrays)
-    for i, r in enumerate(rows):
-        one = replace(acc, **r)
-        single = _try(layer, df, one)
-        what = f"design {i} ({one!r})"
-        if isinstance(batch, MappingError):
-            _assert_same_structural_error(single, batch, what)
-            continue
-        _assert_row_matches_single(batch.row(i), single, what)
+    _check_hardware(layer, df, acc, rows)
 
 
 @settings(max_examples=300, **SETTINGS)
@@ -491,3 +536,30 @@ def test_capacities_change_only_validity(design, l1, l2):
     assert a.fits_l1 == (a.l1_size_req <= l1) and a.fits_l2 == (a.l2_size_req <= l2)
     assert b.valid == (b.meets_noc_bw and b.meets_offchip_bw)
     assert a.valid == (b.valid and a.fits_l1 and a.fits_l2)
+
+
+# --------------------------------------------------------------------------- pinned regressions
+@pytest.mark.parametrize("case", [NEG_MACS, NEG_OUTPUT_L1], ids=["negative-macs", "negative-output-l1"])
+def test_pinned_figures_are_sane(case):
+    """Property 2 on the pinned cases."""
+    _check_figures(*case)
+
+
+@pytest.mark.parametrize("case", [
+    (ULP_LAYER, ULP_HOLED, Accelerator(num_pes=9), [{"c": 20, "k": 3}, {"c": 1, "k": 1}]),
+    (CLUSTER_LAYER, CLUSTER_HOLED, Accelerator(num_pes=2), [{"c": 4}, {"c": 3}]),
+], ids=["avg-utilized-pes-ulp", "cluster-message"])
+def test_pinned_batch_over_holes_equals_single(case):
+    """Property 3a on the pinned cases."""
+    _check_holes(*case)
+
+
+@pytest.mark.parametrize("case", [
+    (ULP_LAYER, ULP_DATAFLOW, Accelerator(num_pes=9), [(9, 1), (9, 1)]),
+    (*ULP_GEMM, [(1, 1), (32, 1)]),
+    (CLUSTER_LAYER, CLUSTER_DATAFLOW, Accelerator(num_pes=2), [(1, 1), (2, 1)]),
+], ids=["avg-utilized-pes-ulp", "avg-utilized-pes-ulp-gemm", "cluster-message"])
+def test_pinned_batch_over_pes_and_noc_bw_equals_single(case):
+    """Property 4a on the pinned cases."""
+    layer, df, acc, hw = case
+    _check_hardware(layer, df, acc, [{"num_pes": p, "noc_bw": b} for p, b in hw])
