@@ -12,10 +12,11 @@ import traceback
 
 from costmodel import DseError
 
-from .commands import common
+from .commands import common, import_onnx, networks
 from .commands import eval as eval_cmd
+from .commands import map as map_cmd
 
-COMMANDS = (eval_cmd,)
+COMMANDS = (eval_cmd, map_cmd, networks, import_onnx)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,191 @@
+"""``dse map``: find the best dataflow of every layer on one accelerator."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from costmodel import Layer, format_network, read_network
+from costmodel.errors import InfeasibleError, SpecError
+from search import ExhaustiveSearcher, Problem, SearchResult, parse_objectives
+from search.cpsat import CpSatSearcher
+from search.exhaustive import text_progress
+from search.optuna_search import OptunaSearcher
+from spaces import Constraints, FreeSpace
+from spaces.template import TemplateSpace, load_template
+
+from ..tables import write_rows
+from .common import accelerator_from_args, add_hardware_arguments, open_output, positive_int
+
+REPORT_COLUMNS = ("layer", "count", "searcher", "status", "objective", "value", "bound", "gap",
+                  "evaluations", "seconds", "runtime_cycles", "energy_nj", "num_macs", "true_macs",
+                  "utilization", "l1_size_req", "l2_size_req", "peak_noc_bw_req", "valid", "violations",
+                  "pareto_index", "dataflow")
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "map", help="search the best dataflow of each layer",
+        description="Search the best mapping (dataflow) of every layer of a MAESTRO network file on one "
+                    "accelerator, with CP-SAT, Optuna or exhaustive enumeration; layers with identical "
+                    "shapes are searched once. Writes the best mappings as a MAESTRO .m file.")
+    p.add_argument("file", metavar="FILE.m", help="network file (its layers' own dataflows are ignored)")
+    p.add_argument("--layer", action="append", metavar="NAME", help="only these layers (repeatable)")
+    add_hardware_arguments(p)
+    p.add_argument("--searcher", choices=("cpsat", "optuna", "exhaustive"), default="cpsat")
+    p.add_argument("--objective", default="latency",
+                   help="latency, energy, edp, or a comma-separated pair such as latency,energy (Pareto)")
+    p.add_argument("--space", default="free", metavar="free|TEMPLATE.m",
+                   help="'free' (default), or a dataflow template with ?holes (shipped: kcp_ws_holes, rs, "
+                        "yxp_os, xp_ws, nlr)")
+    p.add_argument("--levels", type=positive_int, default=2, help="cluster levels of the free space (1-3)")
+    p.add_argument("--spatial", help="comma-separated dimensions that may be mapped spatially")
+    p.add_argument("--tiles", choices=("divisors", "any"), default="divisors",
+                   help="tile sizes: divisors (default) or any size (edge tiles)")
+    p.add_argument("--enforce-bw", action="store_true",
+                   help="also require the NoC and off-chip bandwidth requirements to be met")
+    p.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="seconds per layer shape")
+    p.add_argument("--trials", type=positive_int, default=1000, help="Optuna trials per layer shape")
+    p.add_argument("--sampler", choices=("tpe", "nsga2", "cmaes", "gp", "random"), default=None,
+                   help="Optuna sampler (default tpe; nsga2 for several objectives)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cpsat-params", metavar="TEXT",
+                   help="OR-Tools CP-SAT parameters as text proto, e.g. "
+                        "'max_time_in_seconds:10,num_workers:2'")
+    p.add_argument("--output", metavar="BEST.m", help="write the best mapping of every layer here")
+    p.add_argument("--report", metavar="REPORT.csv", help="write the per-layer report (CSV) here")
+    p.set_defaults(run=run)
+
+
+def _space(args, layer: Layer, num_pes: int):
+    if args.space == "free":
+        spatial = args.spatial.split(",") if args.spatial else None
+        return FreeSpace(layer, num_pes, levels=args.levels, spatial=spatial, tiles=args.tiles)
+    return TemplateSpace(layer, load_template(args.space), num_pes, tiles=args.tiles)
+
+
+def _searcher(args, objectives):
+    progress = text_progress() if sys.stderr.isatty() else None
+    if args.searcher == "exhaustive":
+        return ExhaustiveSearcher(time_limit=args.time_limit if args.time_limit > 0 else None,
+                                  progress=progress)
+    if args.searcher == "optuna":
+        sampler = args.sampler or ("nsga2" if len(objectives) > 1 else "tpe")
+        return OptunaSearcher(sampler=sampler, trials=args.trials, seed=args.seed,
+                              time_limit=args.time_limit if args.time_limit > 0 else None)
+    return CpSatSearcher(time_limit=args.time_limit, params=args.cpsat_params, seed=args.seed)
+
+
+def _select(args, net):
+    layers = []
+    for mapped in net.layers:
+        if mapped.error is not None:
+            raise mapped.error
+        if args.layer and mapped.name not in args.layer:
+            continue
+        layers.append(mapped.layer)
+    if args.layer:
+        missing = sorted(set(args.layer) - {layer.name for layer in layers})
+        if missing:
+            raise SpecError(f"no layer named {', '.join(missing)} in {args.file}", key="--layer")
+    if not layers:
+        raise SpecError(f"{args.file} has no layers", key="file")
+    return layers
+
+
+def run(args: argparse.Namespace) -> int:
+    acc = accelerator_from_args(args)
+    objectives = parse_objectives(args.objective)
+    constraints = Constraints(enforce_noc_bw=args.enforce_bw, enforce_offchip_bw=args.enforce_bw)
+    net = read_network(args.file)
+    layers = _select(args, net)
+    shapes: dict[tuple, list[Layer]] = {}
+    for layer in layers:
+        shapes.setdefault(layer.shape_key, []).append(layer)
+    searcher = _searcher(args, objectives)
+    results: dict[tuple, SearchResult] = {}
+    failures = []
+    start = time.perf_counter()
+    for n, (key, group) in enumerate(shapes.items(), start=1):
+        layer = group[0]
+        problem = Problem(_space(args, layer, acc.num_pes), acc, objectives, constraints)
+        result = searcher.search(problem)
+        results[key] = result
+        names = ", ".join(g.name for g in group)
+        print(f"[{n}/{len(shapes)}] {names}: {_summary(result)}", file=sys.stderr)
+        if not result.best:
+            failures.append(f"layer {names}: {result.message or 'no feasible mapping found'}")
+    rows = _report_rows(layers, results)
+    if args.report:
+        with open_output(args.report) as out:
+            write_rows(out, rows, REPORT_COLUMNS, "csv")
+    if args.output:
+        pairs = [(layer, results[layer.shape_key].best[0].dataflow) for layer in layers
+                 if results[layer.shape_key].best]
+        Path(args.output).write_text(format_network(net.name or "mapped", pairs,
+                                                    header=f"best mappings found by dse map "
+                                                           f"({args.searcher}, {args.objective})"))
+    _print_table(rows, objectives)
+    print(f"searched {len(shapes)} distinct layer shape(s) in {time.perf_counter() - start:.1f} s",
+          file=sys.stderr)
+    if failures:
+        for line in failures:
+            print(f"dse map: {line}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _summary(result: SearchResult) -> str:
+    if not result.best:
+        return f"{result.status} ({result.message})" if result.message else result.status
+    v = result.best[0].values
+    parts = [f"{result.searcher}: {result.status}", ", ".join(f"{o} {x:,.6g}" for o, x in zip(
+        result.objectives, v, strict=True))]
+    if result.gap is not None:
+        parts.append(f"gap {100 * result.gap:.3g}%")
+    parts.append(f"{result.evaluations:,} evaluations in {result.seconds:.1f} s")
+    return "; ".join(parts)
+
+
+def _report_rows(layers: list[Layer], results: dict) -> list[dict]:
+    rows = []
+    for layer in layers:
+        res = results[layer.shape_key]
+        designs = res.pareto if res.pareto else res.best[:1]
+        if not designs:
+            rows.append({"layer": layer.name, "count": layer.count, "searcher": res.searcher,
+                         "status": res.status, "evaluations": res.evaluations, "seconds": res.seconds,
+                         "violations": res.message})
+            continue
+        for i, f in enumerate(designs):
+            c = f.cost
+            rows.append({
+                "layer": layer.name, "count": layer.count, "searcher": res.searcher, "status": res.status,
+                "objective": ",".join(res.objectives), "value": f.values[0],
+                "bound": res.bound, "gap": res.gap, "evaluations": res.evaluations,
+                "seconds": round(res.seconds, 3), "runtime_cycles": c.runtime_cycles,
+                "energy_nj": c.energy_nj, "num_macs": c.num_macs, "true_macs": c.true_macs,
+                "utilization": c.utilization, "l1_size_req": c.l1_size_req, "l2_size_req": c.l2_size_req,
+                "peak_noc_bw_req": c.peak_noc_bw_req, "valid": c.valid, "violations": c.violations,
+                "pareto_index": i if res.pareto else None, "dataflow": str(f.dataflow)})
+    return rows
+
+
+def _print_table(rows: list[dict], objectives) -> None:
+    from ..tables import format_table
+
+    columns = (("layer", "layer", None), ("x", "count", "d"), ("status", "status", None),
+               ("runtime (cycles)", "runtime_cycles", ","), ("energy (nJ)", "energy_nj", ",.1f"),
+               ("util", "utilization", "%"), ("L1 req", "l1_size_req", ","), ("L2 req", "l2_size_req", ","),
+               ("gap", "gap", ".2%"), ("evals", "evaluations", ","), ("s", "seconds", ".1f"))
+    sys.stdout.write(format_table(rows, columns))
+    good = [r for r in rows if r.get("runtime_cycles") is not None and not r.get("pareto_index")]
+    if good and len(objectives) == 1:
+        total = sum(r["runtime_cycles"] * r["count"] for r in good)
+        energy = sum(r["energy_nj"] * r["count"] for r in good)
+        sys.stdout.write(f"network total (repeats counted): {total:,} cycles, {energy:,.1f} nJ\n")
+
+
+__all__ = ["InfeasibleError", "add_parser", "run"]
