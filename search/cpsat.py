@@ -158,13 +158,11 @@ class _Model:
         return ring
 
 
-def _objective(alg, space, tab, sym, objectives, problem):
-    if objectives != ("latency",):
-        raise SpecError("the CP-SAT searcher bounds the latency objective only; use the exhaustive or "
-                        "Optuna searcher for energy, EDP or Pareto fronts, or cpsat with --objective "
-                        "latency", key="objective")
-    lanes = problem.accelerator.simd_lanes
-    return F.latency_lower_bound(alg, space, tab, sym, lanes)
+def _objective(alg, space, tab, sym, problem):
+    """The surrogate every model minimises and enumerates by: the latency lower bound. It bounds the
+    latency objective; for energy, EDP and Pareto fronts it orders the enumeration (an epsilon-
+    constraint sweep over latency), and the search reports no bound."""
+    return F.latency_lower_bound(alg, space, tab, sym, problem.accelerator.simd_lanes)
 
 
 def _build(problem: Problem, tab: F.Tables, spatial: tuple[str, ...]) -> _Model:
@@ -185,7 +183,7 @@ def _build(problem: Problem, tab: F.Tables, spatial: tuple[str, ...]) -> _Model:
         lit = model.new_bool_var(f"fits_{name}")
         model.add(req.expr <= cap).only_enforce_if(lit)
         assumptions[name] = lit
-    obj = alg.wrap(_objective(alg, space, tab, sym, problem.objectives, problem))
+    obj = alg.wrap(_objective(alg, space, tab, sym, problem))
     return _Model(spatial, model, chain, cluster, obj, assumptions)
 
 
@@ -220,7 +218,7 @@ class CpSatSearcher(Searcher):
             raise SpecError("the CP-SAT searcher works on free spaces with dividing tiles; use the "
                             "exhaustive or Optuna searcher for templates or edge tiles", key="searcher")
         start = time.perf_counter()
-        deadline = start + self.time_limit
+        deadline = start + 0.95 * self.time_limit       # leave time to assemble the result
         tab = F.tables(space)
         models = [_build(problem, tab, spatial) for spatial in space.spatial_choices]
         state = _State(problem, self.top_k)
@@ -236,12 +234,14 @@ class CpSatSearcher(Searcher):
         ring_lo = min(m.lower for m in open_models)
         top = max(m.objective.hi for m in open_models)
         proven = False
+        bounded = problem.objectives == ("latency",)
         while time.perf_counter() < deadline:
-            best = state.best_value()
+            best = state.best_value() if bounded else math.inf
             if best <= ring_lo or ring_lo > top:
                 proven = True                   # every unexplored design scores >= ring_lo
                 break
-            width = max(int(ring_lo * 0.0005), (int(best - ring_lo) // 4) if best < math.inf else 0)
+            width = max(int(ring_lo * (0.0005 if bounded else 0.05)),
+                        (int(best - ring_lo) // 4) if best < math.inf else 0)
             ring_hi = min(ring_lo + width, int(best) - 1) if best < math.inf else ring_lo + width
             complete = True
             for m in open_models:
@@ -253,7 +253,7 @@ class CpSatSearcher(Searcher):
             if not complete:
                 break
             ring_lo = ring_hi + 1
-        return state.result(self.name, proven, ring_lo, start)
+        return state.result(self.name, proven, ring_lo if bounded else None, start)
 
     def _lower_bound(self, m: _Model, seconds: float, state: _State, space: FreeSpace) -> None:
         probe = m.model.clone()
@@ -340,7 +340,7 @@ class _Collector(cp_model.CpSolverSolutionCallback):
 
 
 class _State:
-    """The best designs scored so far."""
+    """The designs scored so far: the best ``top_k`` (one objective) or the Pareto set (several)."""
 
     def __init__(self, problem: Problem, top_k: int) -> None:
         self.problem = problem
@@ -359,11 +359,17 @@ class _State:
             return
         scored = evaluate_points(self.problem, points)
         self.evaluations += len(points)
-        finite = np.nonzero(np.isfinite(scored.values[:, 0]))[0]
-        order = finite[np.argsort(scored.values[finite, 0], kind="stable")[:self.top_k]]
-        merged = self.best + [found(self.problem, scored, int(i)) for i in order]
+        feasible = np.nonzero(np.isfinite(scored.values).all(axis=1))[0]
+        if self.problem.multi:
+            cand = feasible[pareto_mask(scored.values[feasible])]
+        else:
+            cand = feasible[np.argsort(scored.values[feasible, 0], kind="stable")[:self.top_k]]
+        merged = self.best + [found(self.problem, scored, int(i)) for i in cand]
+        if self.problem.multi and merged:
+            keep = pareto_mask(np.array([f.values for f in merged]))
+            merged = [f for f, k in zip(merged, keep, strict=True) if k]
         merged.sort(key=lambda f: f.values)
-        self.best = merged[:self.top_k]
+        self.best = merged if self.problem.multi else merged[:self.top_k]
 
     def result(self, name: str, proven: bool, lower: int | None, start: float) -> SearchResult:
         status = ("optimal" if proven else "feasible") if self.best else "unknown"
@@ -372,8 +378,10 @@ class _State:
             bound = float(min(lower, self.best[0].values[0]))
         res = SearchResult(name, self.problem.objectives, self.best, status, self.evaluations,
                            time.perf_counter() - start, bound=bound)
-        if proven and self.best:
+        if proven and self.best and not self.problem.multi:
             res.bound = self.best[0].values[0]
+        if self.problem.multi:
+            res.pareto = self.best
         return res
 
 

@@ -126,6 +126,10 @@ class ConfigBatch:
                            self.cluster[index])
 
 
+def _join(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {h: np.concatenate([p[h] for p in parts]) for h in parts[0]}
+
+
 class FreeSpace(MappingSpace):
     """Free-form mapping space of one layer on an accelerator with ``num_pes`` PEs."""
 
@@ -321,12 +325,21 @@ class FreeSpace(MappingSpace):
         return total
 
     def chunks(self, size: int = 65536) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        # Points of one structure are gathered across configuration batches, so that the cost
+        # model sees batches of up to ``size`` designs rather than many small ones.
+        pending: dict[int, list[dict[str, np.ndarray]]] = {}
+        counts: dict[int, int] = {}
         for batch in self.config_batches(size):
             values = self.hole_values(batch)
             for idx, spatial, moving in self._groups(batch):
                 for s in self.structures_for(spatial, moving):
-                    holes = self._structures[s].holes
-                    yield s, {h: values[h][idx] for h in holes}
+                    pending.setdefault(s, []).append({h: values[h][idx] for h in self._structures[s].holes})
+                    counts[s] = counts.get(s, 0) + len(idx)
+                    if counts[s] >= size:
+                        yield s, _join(pending.pop(s))
+                        counts[s] = 0
+        for s, parts in pending.items():
+            yield s, _join(parts)
 
     def points(self, batch: ConfigBatch) -> list[Point]:
         """Every point (all canonical orders) of the configurations in ``batch``."""
