@@ -22,6 +22,7 @@ import statistics
 import sys
 
 import numpy as np
+import optuna
 
 from costmodel import Accelerator, Layer
 from costmodel.networks import builtin
@@ -73,6 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="8 layers, 200 TPE trials, 5 s CP-SAT")
     args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     layers = LAYERS[::3] if args.quick else LAYERS
     trials, cp_limit = (200, 5.0) if args.quick else (1000, 10.0)
     rows = []

@@ -8,7 +8,9 @@ or :func:`evaluate_chunk`, so every engine ranks designs by exactly the same num
 
 from __future__ import annotations
 
+import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
@@ -152,6 +154,67 @@ class Searcher:
 
     def _search(self, problem: Problem) -> SearchResult:
         raise NotImplementedError
+
+
+# Cost-model errors that are really a capacity the accelerator lacks, named like a constraint.
+_ERROR_CONSTRAINTS = (("cluster sizes multiply to", "num_pes"),)
+_REQUIREMENT = {"l1_size": "l1_size_req", "l2_size": "l2_size_req", "noc_bw": "peak_noc_bw_req",
+                "offchip_bw": "offchip_bw_req"}
+
+
+class InfeasibilityTally:
+    """Why the designs a search evaluated fail: per constraint, how many designs break it and the
+    smallest requirement seen; per cost-model error, how often it occurs. It turns "nothing fits"
+    into a message naming the binding constraint."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.names = problem.constraints.names()
+        self.violated = np.zeros(len(self.names), dtype=np.int64)
+        self.smallest = np.full(len(self.names), np.inf)
+        self.errors: Counter[str] = Counter()
+        self.designs = 0
+
+    def add(self, cost: LayerCost) -> None:
+        cons = self.problem.constraints.violations(cost, self.problem.accelerator)
+        error = np.atleast_1d(np.asarray(cost.error))
+        ok = error == ""
+        self.designs += len(error)
+        self.violated += ((cons > 0) & ok[:, None]).sum(axis=0)
+        for j, name in enumerate(self.names):
+            req = np.atleast_1d(np.asarray(getattr(cost, _REQUIREMENT[name]), dtype=float))[ok]
+            if len(req):
+                self.smallest[j] = min(self.smallest[j], float(req.min()))
+        if not ok.all():
+            messages, counts = np.unique(error[~ok], return_counts=True)
+            self.errors.update({str(m): int(c) for m, c in zip(messages, counts, strict=True)})
+
+    def binding(self) -> list[str]:
+        """The constraints no evaluated design meets (cost-model errors named where they are one)."""
+        out = [n for n, s in zip(self.names, self.smallest, strict=True)
+               if s > (getattr(self.problem.accelerator, n) or math.inf)]
+        for message in self.errors:
+            out += [name for prefix, name in _ERROR_CONSTRAINTS if message.startswith(prefix)]
+        return sorted(set(out))
+
+    def message(self) -> str:
+        acc = self.problem.accelerator
+        parts = []
+        for j, name in enumerate(self.names):
+            if self.violated[j]:
+                part = f"{name} {getattr(acc, name)} exceeded by {self.violated[j]:,} designs"
+                if math.isfinite(self.smallest[j]):
+                    part += f" (smallest {_REQUIREMENT[name]} {self.smallest[j]:,.0f})"
+                parts.append(part)
+        for text, n in self.errors.most_common(3):
+            named = [c for prefix, c in _ERROR_CONSTRAINTS if text.startswith(prefix)]
+            parts.append(f"{named[0] + ': ' if named else ''}{text} ({n:,} designs)")
+        binding = self.binding()
+        head = (f"no feasible mapping of layer {self.problem.space.layer.name} among the {self.designs:,} "
+                f"designs evaluated")
+        if binding:
+            head += f"; binding constraint{'s' if len(binding) > 1 else ''}: {', '.join(binding)}"
+        return head + (" (" + "; ".join(parts) + ")" if parts else "")
 
 
 def found(problem: Problem, scored: Scored, index: int) -> Found:

@@ -147,6 +147,8 @@ class _Model:
     lower: int | None = None                   # smallest objective value (after solving)
     status: str = "unknown"
     core: list[str] = field(default_factory=list)
+    next: int = 0                              # surrogate values below this are fully enumerated
+    best: float = math.inf                     # best first objective among its designs scored so far
 
     def with_ring(self, lo: int, hi: int) -> cp_model.CpModel:
         """A copy of the model restricted to surrogate values in [lo, hi], capacities enforced."""
@@ -224,36 +226,55 @@ class CpSatSearcher(Searcher):
         state = _State(problem, self.top_k)
 
         # (1) The smallest surrogate of every model: a valid lower bound of the optimum.
+        # No runtime is below the PE-peak bound (the cost model's invariant): a global floor that
+        # also holds when a model's own bound was cut short by the time limit; reaching it ends the search.
+        bounded = problem.objectives == ("latency",)
+        acc = problem.accelerator
+        peak = -(-space.layer.true_macs // (acc.num_pes * acc.simd_lanes))
+        state.floor = peak if bounded else -math.inf
         share = max(self.time_limit * 0.3 / len(models), 0.05)
         for m in models:
             self._lower_bound(m, min(share, max(deadline - time.perf_counter(), 0.01)), state, space)
+            if state.best_value() <= state.floor:
+                return state.result(self.name, True, peak, start)
         open_models = [m for m in models if m.status in ("optimal", "feasible")]
         if not open_models:
             return self._infeasible(problem, models, state, start)
-        # (2) Rings of increasing surrogate value, all models at once, until proven or out of time.
-        ring_lo = min(m.lower for m in open_models)
-        top = max(m.objective.hi for m in open_models)
+        # (2) Rings of increasing surrogate value. Each model remembers up to where it is fully
+        # enumerated (``next``); the smallest ``next`` is a valid bound of every unscored design. In a
+        # ring, the models go best-scoring first, each with half the time left (the last with all of
+        # it): a crowded ring is searched where good designs were found, yet every model gets a turn,
+        # and time a model does not need passes on.
+        for m in open_models:
+            m.next = max(m.lower, peak if bounded else 0)
+        width = max(1, int(min(m.next for m in open_models) * (0.0005 if bounded else 0.05)))
         proven = False
-        bounded = problem.objectives == ("latency",)
         while time.perf_counter() < deadline:
+            live = [m for m in open_models if m.next <= m.objective.hi]
             best = state.best_value() if bounded else math.inf
-            if best <= ring_lo or ring_lo > top:
-                proven = True                   # every unexplored design scores >= ring_lo
+            if not live or best <= min(m.next for m in live) or best <= state.floor:
+                proven = True                   # every unscored design is at least as bad
                 break
-            width = max(int(ring_lo * (0.0005 if bounded else 0.05)),
-                        (int(best - ring_lo) // 4) if best < math.inf else 0)
-            ring_hi = min(ring_lo + width, int(best) - 1) if best < math.inf else ring_lo + width
+            ring_hi = min(m.next for m in live) + width - 1
+            if best < math.inf:
+                ring_hi = min(ring_hi, int(best) - 1)
+            members = sorted((m for m in live if m.next <= ring_hi), key=lambda m: m.best)
             complete = True
-            for m in open_models:
-                if m.lower <= ring_hi:
-                    complete &= self._enumerate(m, ring_lo, ring_hi, deadline, state, space)
-                if time.perf_counter() >= deadline:
+            for k, m in enumerate(members):
+                now = time.perf_counter()
+                slice_end = deadline if k == len(members) - 1 else now + (deadline - now) / 2
+                if self._enumerate(m, m.next, ring_hi, slice_end, state, space):
+                    m.next = ring_hi + 1
+                else:
                     complete = False
+                if state.best_value() <= state.floor:
                     break
-            if not complete:
-                break
-            ring_lo = ring_hi + 1
-        return state.result(self.name, proven, ring_lo if bounded else None, start)
+            width = width * 2 if complete else max(1, width // 2)
+        live = [m for m in open_models if m.next <= m.objective.hi]
+        ring_lo = min((m.next for m in live), default=math.inf)
+        proven = proven or state.best_value() <= state.floor
+        lower = (peak if ring_lo == math.inf else max(int(ring_lo), peak)) if bounded else None
+        return state.result(self.name, proven, lower, start)
 
     def _lower_bound(self, m: _Model, seconds: float, state: _State, space: FreeSpace) -> None:
         probe = m.model.clone()
@@ -265,7 +286,7 @@ class CpSatSearcher(Searcher):
             m.status = "optimal" if status == cp_model.OPTIMAL else "feasible"
             m.lower = int(solver.best_objective_bound) if status == cp_model.FEASIBLE else int(
                 solver.objective_value)
-            state.add(space.points(self._config(m, solver.value)))
+            m.best = min(m.best, state.add(space.points(self._config(m, solver.value))))
         elif status == cp_model.INFEASIBLE:
             m.status = "infeasible"
             names = {lit.index: name for name, lit in m.assumptions.items()}
@@ -326,9 +347,11 @@ class _Collector(cp_model.CpSolverSolutionCallback):
             self.stop_search()
         elif len(self.rows) >= self.batch:
             self.flush()
+            if self.state.best_value() <= self.state.floor:     # nothing can do better: done
+                self.stop_search()
 
     def flush(self) -> None:
-        if not self.rows or time.perf_counter() >= self.deadline:
+        if not self.rows:
             return
         dims = list(self.m.chain)
         chains = np.array([r[0] for r in self.rows])
@@ -336,7 +359,7 @@ class _Collector(cp_model.CpSolverSolutionCallback):
                             {d: chains[:, j] for j, d in enumerate(dims)},
                             np.array([r[1] for r in self.rows]))
         self.rows = []
-        self.state.add(self.space.points(batch))
+        self.m.best = min(self.m.best, self.state.add(self.space.points(batch)))
 
 
 class _State:
@@ -348,18 +371,21 @@ class _State:
         self.best: list[Found] = []
         self.evaluations = 0
         self.seen: set = set()
+        self.floor = -math.inf              # a value no design can beat (latency: the PE-peak bound)
 
     def best_value(self) -> float:
         return self.best[0].values[0] if self.best else math.inf
 
-    def add(self, points) -> None:
+    def add(self, points) -> float:
+        """Score new points; returns the best first objective among them (inf if none is feasible)."""
         points = [p for p in points if p not in self.seen]
         self.seen.update(points)
         if not points:
-            return
+            return math.inf
         scored = evaluate_points(self.problem, points)
         self.evaluations += len(points)
         feasible = np.nonzero(np.isfinite(scored.values).all(axis=1))[0]
+        first = float(scored.values[feasible, 0].min()) if len(feasible) else math.inf
         if self.problem.multi:
             cand = feasible[pareto_mask(scored.values[feasible])]
         else:
@@ -370,6 +396,7 @@ class _State:
             merged = [f for f, k in zip(merged, keep, strict=True) if k]
         merged.sort(key=lambda f: f.values)
         self.best = merged if self.problem.multi else merged[:self.top_k]
+        return first
 
     def result(self, name: str, proven: bool, lower: int | None, start: float) -> SearchResult:
         status = ("optimal" if proven else "feasible") if self.best else "unknown"

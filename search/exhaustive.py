@@ -10,7 +10,7 @@ import numpy as np
 
 from spaces.mapping import Point
 
-from ._base import Found, Problem, Scored, Searcher, SearchResult, evaluate_chunk, found
+from ._base import Found, InfeasibilityTally, Problem, Scored, Searcher, SearchResult, evaluate_chunk, found
 from .pareto import pareto_mask
 
 
@@ -36,8 +36,11 @@ class ExhaustiveSearcher(Searcher):
         kept_costs: list = []
         evaluations = 0
         complete = True
+        tally = InfeasibilityTally(problem)
         for structure, holes in space.chunks(self.chunk):
-            cost, values, _feasible = evaluate_chunk(problem, structure, holes)
+            cost, values, feasible = evaluate_chunk(problem, structure, holes)
+            if not kept_points and not feasible.any():
+                tally.add(cost)             # only needed while nothing fits
             n = len(values)
             evaluations += n
             if problem.multi:
@@ -73,6 +76,8 @@ class ExhaustiveSearcher(Searcher):
             result.pareto = best
         if best and complete and not problem.multi:
             result.bound = best[0].values[0]
+        if not best:
+            result.message = tally.message()
         return result
 
 

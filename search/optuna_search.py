@@ -21,7 +21,7 @@ import optuna
 
 from costmodel.errors import SpecError
 
-from ._base import Found, Problem, Scored, Searcher, SearchResult, evaluate_points, found
+from ._base import Found, InfeasibilityTally, Problem, Scored, Searcher, SearchResult, evaluate_points, found
 from .pareto import pareto_mask
 
 SAMPLERS = ("tpe", "nsga2", "cmaes", "gp", "random")
@@ -37,9 +37,6 @@ ERROR_CONSTRAINT = "evaluation_error"
 _EXPECTED_WARNINGS = ("Clip non-finite values", "Constraints have been set, but CmaEsSampler")
 
 # The figure behind each constraint of ``Constraints.names()``, to explain an infeasible search.
-_REQUIREMENT = {"l1_size": "l1_size_req", "l2_size": "l2_size_req", "noc_bw": "peak_noc_bw_req",
-                "offchip_bw": "offchip_bw_req"}
-
 
 def make_sampler(name: str, seed: int, multi: bool, *,
                  population: int | None = None) -> optuna.samplers.BaseSampler:
@@ -112,7 +109,7 @@ class OptunaSearcher(Searcher):
         start = time.perf_counter()
         scored = self._earlier(study, problem)
         constraint_names = (*problem.constraints.names(), ERROR_CONSTRAINT)
-        violated = np.zeros(len(constraint_names), dtype=np.int64)   # per constraint, this run
+        tally = InfeasibilityTally(problem)
         done = 0
         while done < self.trials:
             with warnings.catch_warnings():
@@ -128,7 +125,7 @@ class OptunaSearcher(Searcher):
                 errors = np.asarray(s.cost.error) != ""
                 cons = np.column_stack([problem.constraints.violations(s.cost, problem.accelerator),
                                         errors.astype(float)])
-                violated += (cons > 0).sum(axis=0)
+                tally.add(s.cost)
                 for i, trial in enumerate(asked):
                     for c, v in zip(constraint_names, cons[i], strict=True):
                         trial.set_constraint(c, float(v))
@@ -148,7 +145,7 @@ class OptunaSearcher(Searcher):
         if problem.multi:
             result.pareto = best
         if not best:
-            result.message = _why_infeasible(problem, scored, constraint_names, violated, done)
+            result.message = tally.message()
         return result
 
     @staticmethod
@@ -189,23 +186,6 @@ def _select(problem: Problem, scored: list[Scored], top_k: int) -> list[Found]:
     order = np.lexsort(values.T[::-1])            # stable: ties keep the order of sampling
     order = order[pareto_mask(values)[order]] if problem.multi else order[:top_k]
     return [found(problem, *rows[j]) for j in order]
-
-
-def _why_infeasible(problem: Problem, scored: list[Scored], names: tuple[str, ...],
-                    violated: np.ndarray, done: int) -> str:
-    """Which constraint the sampled designs broke most often, and the smallest requirement seen."""
-    worst = int(np.argmax(violated))
-    name = names[worst]
-    text = (f"none of the {done} sampled designs satisfies the constraints; most often violated: "
-            f"{name} ({violated[worst]} of {done} designs)")
-    figure = _REQUIREMENT.get(name)
-    if figure is not None:
-        req = np.concatenate([np.asarray(getattr(s.cost, figure))[np.asarray(s.cost.error) == ""]
-                              for s in scored])
-        if len(req):
-            text += (f"; the smallest {figure} sampled is {int(req.min())}, the limit {name} is "
-                     f"{getattr(problem.accelerator, name)}")
-    return text
 
 
 __all__ = ["SAMPLERS", "OptunaSearcher", "make_sampler"]

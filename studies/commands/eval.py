@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from costmodel import DseError, MappedLayer, evaluate_batch, read_dataflow, read_network
+from costmodel import Dataflow, DseError, MappedLayer, SpecError, evaluate_batch, read_dataflow, read_network
 from costmodel.cost import FIGURES
+from costmodel.mfile import NetworkFile
+from costmodel.networks import bundled_dataflow
+from costmodel.workloads import load_network
 
 from ..tables import write_rows
 from .common import accelerator_from_args, add_hardware_arguments, open_output
@@ -29,9 +32,12 @@ def add_parser(subparsers) -> None:
         description="Evaluate every layer of one or more MAESTRO network/mapping files with the cost "
                     "model (MAESTRO's figures, physically consistent). Exits 2 if any layer or file "
                     "cannot be evaluated, after reporting all the others.")
-    p.add_argument("files", nargs="+", metavar="FILE.m", help="MAESTRO network/mapping files")
-    p.add_argument("--dataflow", metavar="TEMPLATE.m",
-                   help="apply this Dataflow block to every layer (instead of the files' own)")
+    p.add_argument("files", nargs="+", metavar="NETWORK",
+                   help="MAESTRO network/mapping files (.m), ONNX models (.onnx) or built-in network names "
+                        "(dse networks); the last two need --dataflow")
+    p.add_argument("--dataflow", metavar="DATAFLOW",
+                   help="apply this dataflow to every layer (instead of the files' own): a .m file with a "
+                        "Dataflow block, or a shipped dataflow name (kcp_ws, yxp_os, xp_ws, nlr, gemm_mnk)")
     add_hardware_arguments(p)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="output format (default: table)")
@@ -42,10 +48,35 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
+def _read(path: str) -> NetworkFile:
+    """A .m file keeps its unreadable layers (each gets an error row); ONNX models and built-in
+    networks come without dataflows."""
+    if path.lower().endswith(".m"):
+        return read_network(path)
+    loaded = load_network(path)
+    for op in loaded.unsupported:
+        print(f"dse eval: {path}: operator not imported: {op}", file=sys.stderr)
+    return NetworkFile(loaded.name, tuple(MappedLayer(layer, dataflow, name=layer.name)
+                                          for layer, dataflow in loaded.layers), loaded.source)
+
+
+def resolve_dataflow(spec: str) -> Dataflow:
+    """A dataflow file, or the name of a dataflow shipped with the package."""
+    shipped = bundled_dataflow(spec)
+    if not spec.lower().endswith(".m") and "/" not in spec and shipped.is_file():
+        dataflow = read_dataflow(shipped)
+    else:
+        dataflow = read_dataflow(spec)
+    if dataflow.holes:
+        raise SpecError(f"{spec} is a template with holes ({', '.join('?' + h for h in dataflow.holes)}); "
+                        "dse eval needs concrete sizes (search them with dse map --space)", key="--dataflow")
+    return dataflow
+
+
 def _layer_rows(path: str, args, acc, template) -> tuple[list[dict], list[str]]:
     rows, problems = [], []
     try:
-        net = read_network(path)
+        net = _read(path)
     except DseError as exc:
         return [], [str(exc)]
     for mapped in net.layers:
@@ -65,7 +96,7 @@ def _evaluate(mapped: MappedLayer, acc, template, args, row: dict) -> str | None
     row["count"] = mapped.layer.count
     dataflow = template or mapped.dataflow
     if dataflow is None:
-        return "no Dataflow block in this layer or an earlier one (give one with --dataflow TEMPLATE.m)"
+        return "no Dataflow block in this layer or an earlier one (give one with --dataflow)"
     try:
         cost = evaluate_batch(mapped.layer, dataflow, accelerator=acc,
                               maestro_exact=args.maestro_exact).row(0)
@@ -82,7 +113,7 @@ def _evaluate(mapped: MappedLayer, acc, template, args, row: dict) -> str | None
 
 def run(args: argparse.Namespace) -> int:
     acc = accelerator_from_args(args)
-    template = read_dataflow(args.dataflow) if args.dataflow else None
+    template = resolve_dataflow(args.dataflow) if args.dataflow else None
     rows: list[dict] = []
     problems: list[str] = []
     for path in args.files:

@@ -7,8 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from costmodel import Layer, format_network, read_network
+from costmodel import Layer, format_network
 from costmodel.errors import InfeasibleError, SpecError
+from costmodel.workloads import LoadedNetwork, load_network
 from search import ExhaustiveSearcher, Problem, SearchResult, parse_objectives
 from search.cpsat import CpSatSearcher
 from search.exhaustive import text_progress
@@ -18,6 +19,8 @@ from spaces.template import TemplateSpace, load_template
 
 from ..tables import write_rows
 from .common import accelerator_from_args, add_hardware_arguments, open_output, positive_int
+
+AUTO_EXHAUSTIVE_LIMIT = 2_000_000
 
 REPORT_COLUMNS = ("layer", "count", "searcher", "status", "objective", "value", "bound", "gap",
                   "evaluations", "seconds", "runtime_cycles", "energy_nj", "num_macs", "true_macs",
@@ -31,10 +34,14 @@ def add_parser(subparsers) -> None:
         description="Search the best mapping (dataflow) of every layer of a MAESTRO network file on one "
                     "accelerator, with CP-SAT, Optuna or exhaustive enumeration; layers with identical "
                     "shapes are searched once. Writes the best mappings as a MAESTRO .m file.")
-    p.add_argument("file", metavar="FILE.m", help="network file (its layers' own dataflows are ignored)")
+    p.add_argument("file", metavar="NETWORK",
+                   help="a MAESTRO .m network file (its layers' own dataflows are ignored), an ONNX model "
+                        "or a built-in network name (dse networks)")
     p.add_argument("--layer", action="append", metavar="NAME", help="only these layers (repeatable)")
     add_hardware_arguments(p)
-    p.add_argument("--searcher", choices=("cpsat", "optuna", "exhaustive"), default="cpsat")
+    p.add_argument("--searcher", choices=("auto", "cpsat", "optuna", "exhaustive"), default="auto",
+                   help="auto (default): cpsat on free spaces with dividing tiles, exhaustive on templates "
+                        f"of up to {AUTO_EXHAUSTIVE_LIMIT:,} points, optuna otherwise")
     p.add_argument("--objective", default="latency",
                    help="latency, energy, edp, or a comma-separated pair such as latency,energy (Pareto)")
     p.add_argument("--space", default="free", metavar="free|TEMPLATE.m",
@@ -66,26 +73,28 @@ def _space(args, layer: Layer, num_pes: int):
     return TemplateSpace(layer, load_template(args.space), num_pes, tiles=args.tiles)
 
 
-def _searcher(args, objectives):
+def _searcher_name(args, space) -> str:
+    if args.searcher != "auto":
+        return args.searcher
+    if isinstance(space, FreeSpace) and space.tiles == "divisors":
+        return "cpsat"
+    return "exhaustive" if space.count() <= AUTO_EXHAUSTIVE_LIMIT else "optuna"
+
+
+def _searcher(args, name: str, objectives):
     progress = text_progress() if sys.stderr.isatty() else None
-    if args.searcher == "exhaustive":
+    if name == "exhaustive":
         return ExhaustiveSearcher(time_limit=args.time_limit if args.time_limit > 0 else None,
                                   progress=progress)
-    if args.searcher == "optuna":
+    if name == "optuna":
         sampler = args.sampler or ("nsga2" if len(objectives) > 1 else "tpe")
         return OptunaSearcher(sampler=sampler, trials=args.trials, seed=args.seed,
                               time_limit=args.time_limit if args.time_limit > 0 else None)
     return CpSatSearcher(time_limit=args.time_limit, params=args.cpsat_params, seed=args.seed)
 
 
-def _select(args, net):
-    layers = []
-    for mapped in net.layers:
-        if mapped.error is not None:
-            raise mapped.error
-        if args.layer and mapped.name not in args.layer:
-            continue
-        layers.append(mapped.layer)
+def _select(args, net: LoadedNetwork) -> list[Layer]:
+    layers = [layer for layer, _ in net.layers if not args.layer or layer.name in args.layer]
     if args.layer:
         missing = sorted(set(args.layer) - {layer.name for layer in layers})
         if missing:
@@ -99,24 +108,26 @@ def run(args: argparse.Namespace) -> int:
     acc = accelerator_from_args(args)
     objectives = parse_objectives(args.objective)
     constraints = Constraints(enforce_noc_bw=args.enforce_bw, enforce_offchip_bw=args.enforce_bw)
-    net = read_network(args.file)
+    net = load_network(args.file)
+    for op in net.unsupported:
+        print(f"dse map: {args.file}: operator not imported: {op}", file=sys.stderr)
     layers = _select(args, net)
     shapes: dict[tuple, list[Layer]] = {}
     for layer in layers:
         shapes.setdefault(layer.shape_key, []).append(layer)
-    searcher = _searcher(args, objectives)
     results: dict[tuple, SearchResult] = {}
     failures = []
     start = time.perf_counter()
     for n, (key, group) in enumerate(shapes.items(), start=1):
         layer = group[0]
-        problem = Problem(_space(args, layer, acc.num_pes), acc, objectives, constraints)
-        result = searcher.search(problem)
+        space = _space(args, layer, acc.num_pes)
+        problem = Problem(space, acc, objectives, constraints)
+        result = _searcher(args, _searcher_name(args, space), objectives).search(problem)
         results[key] = result
         names = ", ".join(g.name for g in group)
         print(f"[{n}/{len(shapes)}] {names}: {_summary(result)}", file=sys.stderr)
         if not result.best:
-            failures.append(f"layer {names}: {result.message or 'no feasible mapping found'}")
+            failures.append(result.message or f"layer {names}: no feasible mapping found")
     rows = _report_rows(layers, results)
     if args.report:
         with open_output(args.report) as out:
@@ -124,9 +135,10 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         pairs = [(layer, results[layer.shape_key].best[0].dataflow) for layer in layers
                  if results[layer.shape_key].best]
+        used = ", ".join(sorted({r.searcher for r in results.values()}))
         Path(args.output).write_text(format_network(net.name or "mapped", pairs,
                                                     header=f"best mappings found by dse map "
-                                                           f"({args.searcher}, {args.objective})"))
+                                                           f"({used}, {args.objective})"))
     _print_table(rows, objectives)
     print(f"searched {len(shapes)} distinct layer shape(s) in {time.perf_counter() - start:.1f} s",
           file=sys.stderr)
@@ -176,7 +188,8 @@ def _report_rows(layers: list[Layer], results: dict) -> list[dict]:
 def _print_table(rows: list[dict], objectives) -> None:
     from ..tables import format_table
 
-    columns = (("layer", "layer", None), ("x", "count", "d"), ("status", "status", None),
+    columns = (("layer", "layer", None), ("x", "count", "d"), ("searcher", "searcher", None),
+               ("status", "status", None),
                ("runtime (cycles)", "runtime_cycles", ","), ("energy (nJ)", "energy_nj", ",.1f"),
                ("util", "utilization", "%"), ("L1 req", "l1_size_req", ","), ("L2 req", "l2_size_req", ","),
                ("gap", "gap", ".2%"), ("evals", "evaluations", ","), ("s", "seconds", ".1f"))

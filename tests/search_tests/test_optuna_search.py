@@ -92,7 +92,7 @@ def test_constraints_are_recorded_and_infeasible_designs_never_returned(space):
 
     tiny = OptunaSearcher(trials=64, batch=32).search(problem(space, l1_size=100))
     assert tiny.status == "infeasible" and tiny.best == [] and tiny.evaluations == 64
-    assert "l1_size (64 of 64 designs)" in tiny.message
+    assert "binding constraint: l1_size (l1_size 100 exceeded by 64 designs" in tiny.message
 
 
 def test_nsga2_returns_a_non_dominated_set(space):
