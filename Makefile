@@ -24,6 +24,7 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.costmodel
+	$(BIN)/python -m benchmarks.search
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -47,6 +47,9 @@ LAYERS = (  # (network, layer name, label)
     ("gpt2_decode", "mlp_fc", "GPT-2 decode FC"),
 )
 
+SMOKE = (("vgg16", "fc7", "VGG16 FC"), ("gpt2_decode", "mlp_fc", "GPT-2 decode FC"))
+FRONT = ("resnet50", "conv2_x_b", "ResNet-50 3x3 56")
+
 
 def benchmark_space(layer: Layer) -> FreeSpace:
     """Two levels; two spatial candidates; tiles 1, about sqrt(D) and D; clusters 4, 16, 64."""
@@ -72,18 +75,24 @@ def _gap(found: float, optimum: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="8 layers, 200 TPE trials, 5 s CP-SAT")
+    parser.add_argument("--quick", action="store_true", help="7 layers, 200 TPE trials, 5 s CP-SAT")
+    parser.add_argument("--smoke", action="store_true",
+                        help="2 small layers, 50 trials, 2 s CP-SAT (checks the script runs)")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    layers = LAYERS[::3] if args.quick else LAYERS
-    trials, cp_limit = (200, 5.0) if args.quick else (1000, 10.0)
+    if args.smoke:
+        layers, trials, cp_limit, front_layer, front_trials = SMOKE, 50, 2.0, SMOKE[0], 100
+    elif args.quick:
+        layers, trials, cp_limit, front_layer, front_trials = LAYERS[::3], 200, 5.0, FRONT, 500
+    else:
+        layers, trials, cp_limit, front_layer, front_trials = LAYERS, 1000, 10.0, FRONT, 2000
     rows = []
     header = (f"{'layer':<22} {'points':>9} {'optimum':>12} {'exh s':>6} {'cpsat gap':>10} {'cp s':>6} "
               f"{'cp status':>9} {'tpe gap':>8} {'tpe s':>6}")
     print(header)
     print("-" * len(header))
     for net, name, label in layers:
-        layer = next(layer for layer in builtin(net).layers if layer.name == name)
+        layer = _layer(net, name)
         problem = Problem(benchmark_space(layer), ACC)
         exact = ExhaustiveSearcher(chunk=8192).search(problem)
         optimum = exact.best[0].values[0]
@@ -114,16 +123,20 @@ def main() -> None:
         "exhaustive_median_s": statistics.median(r[3] for r in rows),
         "exhaustive_median_points": statistics.median(r[1] for r in rows),
     }
-    summary.update(pareto_recovery(trials=2000 if not args.quick else 500, cp_limit=cp_limit))
+    summary.update(pareto_recovery(front_layer, trials=front_trials, cp_limit=cp_limit))
     print()
     for k, v in summary.items():
         print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
     sys.stdout.flush()
 
 
-def pareto_recovery(*, trials: int, cp_limit: float) -> dict:
-    """Latency-energy front of ResNet-50's 3x3 layer: how much of it NSGA-II and CP-SAT recover."""
-    layer = next(layer for layer in builtin("resnet50").layers if layer.name == "conv2_x_b")
+def _layer(net: str, name: str) -> Layer:
+    return next(layer for layer in builtin(net).layers if layer.name == name)
+
+
+def pareto_recovery(which: tuple[str, str, str], *, trials: int, cp_limit: float) -> dict:
+    """The latency-energy front of one layer: how much of it NSGA-II and CP-SAT recover."""
+    layer = _layer(*which[:2])
     objectives = ("latency", "energy")
     exact = ExhaustiveSearcher(chunk=8192).search(Problem(benchmark_space(layer), ACC, objectives))
     front = {f.values for f in exact.pareto}
@@ -134,7 +147,7 @@ def pareto_recovery(*, trials: int, cp_limit: float) -> dict:
     def recovered(result) -> float:
         return len(front & {f.values for f in result.pareto}) / len(front)
 
-    return {"pareto_front_size": len(front), "pareto_nsga2_trials": trials,
+    return {"pareto_layer": which[2], "pareto_front_size": len(front), "pareto_nsga2_trials": trials,
             "pareto_nsga2_recovered": recovered(nsga), "pareto_cpsat_recovered": recovered(cp),
             "pareto_cpsat_seconds": cp.seconds, "pareto_exhaustive_points": exact.evaluations,
             "pareto_nsga2_hypervolume_ratio": _hv_ratio(exact, nsga),

@@ -48,3 +48,13 @@ def test_cost_model_benchmark_prints_its_keys():
     for key in ("single_eval_us", "batched_evals_per_s", "sweep_designs_per_s"):
         assert float(keys[key]) > 0
     assert int(keys["sweep_designs"]) >= 1_000_000
+
+
+def test_search_benchmark_prints_its_keys():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.search", "--smoke"], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    keys = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
+    assert keys["search_layers"] == "2" and keys["cpsat_within_1pct"] == "2/2"
+    for key in ("cpsat_median_s", "tpe_within_5pct_fraction", "pareto_cpsat_recovered",
+                "pareto_nsga2_recovered"):
+        assert 0 <= float(keys[key]) < 1e6

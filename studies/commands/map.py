@@ -120,11 +120,16 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     for n, (key, group) in enumerate(shapes.items(), start=1):
         layer = group[0]
-        space = _space(args, layer, acc.num_pes)
-        problem = Problem(space, acc, objectives, constraints)
-        result = _searcher(args, _searcher_name(args, space), objectives).search(problem)
-        results[key] = result
         names = ", ".join(g.name for g in group)
+        try:
+            space = _space(args, layer, acc.num_pes)
+        except SpecError as exc:          # e.g. a template that does not fit this layer: skip it
+            result = SearchResult(args.searcher, objectives, [], "error", 0, 0.0,
+                                  message=f"layer {names}: {exc}")
+        else:
+            problem = Problem(space, acc, objectives, constraints)
+            result = _searcher(args, _searcher_name(args, space), objectives).search(problem)
+        results[key] = result
         print(f"[{n}/{len(shapes)}] {names}: {_summary(result)}", file=sys.stderr)
         if not result.best:
             failures.append(result.message or f"layer {names}: no feasible mapping found")
@@ -198,7 +203,9 @@ def _print_table(rows: list[dict], objectives) -> None:
     if good and len(objectives) == 1:
         total = sum(r["runtime_cycles"] * r["count"] for r in good)
         energy = sum(r["energy_nj"] * r["count"] for r in good)
-        sys.stdout.write(f"network total (repeats counted): {total:,} cycles, {energy:,.1f} nJ\n")
+        missing = sum(r["count"] for r in rows if r.get("runtime_cycles") is None)
+        note = f" ({missing} layer(s) without a mapping not counted)" if missing else ""
+        sys.stdout.write(f"network total (repeats counted): {total:,} cycles, {energy:,.1f} nJ{note}\n")
 
 
 __all__ = ["InfeasibleError", "add_parser", "run"]
