@@ -29,7 +29,7 @@ from costmodel.networks import builtin
 from search import ExhaustiveSearcher, Problem
 from search.cpsat import CpSatSearcher
 from search.optuna_search import OptunaSearcher
-from spaces import FreeSpace, divisors, loop_dims
+from spaces import FreeSpace
 
 ACC = Accelerator(num_pes=256, noc_bw=64, noc_hop_latency=1, l1_size=512, l2_size=131072)
 
@@ -53,20 +53,7 @@ FRONT = ("resnet50", "conv2_x_b", "ResNet-50 3x3 56")
 
 def benchmark_space(layer: Layer) -> FreeSpace:
     """Two levels; two spatial candidates; tiles 1, about sqrt(D) and D; clusters 4, 16, 64."""
-    dims = loop_dims(layer)
-    options = {}
-    for d, n in dims.items():
-        divs = divisors(n)
-        mid = min(divs, key=lambda t: abs(math.log(t) - math.log(n) / 2))
-        options[d] = sorted({1, mid, n})
-    if layer.layer_type.value == "GEMM":
-        spatial = ["M", "N"] if dims["M"] > 1 else ["N", "K"]
-    elif layer.layer_type.value == "DSCONV":
-        spatial = ["C", "X'"]
-    else:
-        spatial = ["K", "C"]
-    return FreeSpace(layer, ACC.num_pes, levels=2, spatial=spatial, tile_options=options,
-                     cluster_sizes=[4, 16, 64])
+    return FreeSpace.coarse(layer, ACC.num_pes)
 
 
 def _gap(found: float, optimum: float) -> float:

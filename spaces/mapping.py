@@ -173,6 +173,28 @@ class FreeSpace(MappingSpace):
         self._structure_index: dict[tuple[LevelChoice, ...], int] = {}
         self._choices: list[tuple[LevelChoice, ...]] = []
 
+    @classmethod
+    def coarse(cls, layer: Layer, num_pes: int) -> FreeSpace:
+        """A small free space for quick searches (co-design's inner loop, the search benchmark): two
+        levels; the two dimensions a designer would spread first (K and C for convolutions, M and N
+        for GEMMs, C and X' for depthwise layers); tiles 1, about the square root, and the whole
+        dimension; cluster sizes 4, 16 and 64 (those that fit)."""
+        dims = loop_dims(layer)
+        options = {}
+        for d, n in dims.items():
+            divs = divisors(n)
+            mid = min(divs, key=lambda t: abs(math.log(t) - math.log(n) / 2))
+            options[d] = sorted({1, mid, n})
+        kind = layer.layer_type.value
+        if kind == "GEMM":
+            spatial = ["M", "N"] if dims.get("M", 1) > 1 else ["N", "K"]
+        elif kind == "DSCONV":
+            spatial = ["C", "X'"]
+        else:
+            spatial = ["K", "C"]
+        clusters = [c for c in (4, 16, 64) if c <= num_pes] or [1]
+        return cls(layer, num_pes, levels=2, spatial=spatial, tile_options=options, cluster_sizes=clusters)
+
     # ------------------------------------------------------------------------ building blocks
     def _chains(self, dim: str) -> np.ndarray:
         rows = [(int(t),) for t in self.options[dim]]

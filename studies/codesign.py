@@ -1,0 +1,462 @@
+"""Co-design: an Optuna study over a hardware space, each trial mapping a whole network.
+
+A trial draws an accelerator from the :class:`~spaces.hardware.HardwareSpace`. If it breaks the
+budget, the trial is recorded as infeasible with the violated limits (Optuna constraints, so such a
+design never wins) and nothing is searched. Otherwise every distinct layer shape of the network is
+mapped by the inner searcher, and the trial reports the network's latency (cycles, repeated layers
+counted), energy (nJ) or EDP, with its area and power.
+
+Per-layer best mappings are cached in the study's own storage (study attributes ``map:<hash>``) under a
+content hash of (layer shape, accelerator, mapping space, inner objective, inner searcher settings):
+resumed runs and parallel workers reuse them, and a layer finished before a crash is not searched
+again. Everything a study needs to run is stored with it (attribute ``dse_spec``: the network's layers,
+objectives, budget, hardware space, inner search), so a worker on another machine needs only the study
+name and the storage URL.
+
+Exactly ``trials`` trials complete: a trial starts only while fewer are complete or running, and a
+trial that finds the quota already filled by others ends as PRUNED ("surplus") without work. A trial
+interrupted by Ctrl-C, or whose worker died (heartbeat), is queued again with the same hardware.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+
+import optuna
+from optuna.trial import TrialState
+
+from costmodel import Accelerator, Layer, SpecError, Tech
+from costmodel.mfile import format_network, parse_dataflow, parse_network
+from costmodel.workloads import load_network
+from search import ExhaustiveSearcher, Problem, SearchResult, parse_objectives
+from search.cpsat import CpSatSearcher
+from search.optuna_search import OptunaSearcher, make_sampler
+from spaces.hardware import Budget, HardwareSpace
+from spaces.mapping import FreeSpace
+from spaces.union import mapping_space
+
+from .storage import is_relational, open_storage, quiet
+
+SPEC_ATTR = "dse_spec"
+CACHE_PREFIX = "map:"
+INNER_SEARCHERS = ("auto", "cpsat", "exhaustive", "optuna")
+# The inner objective each study objective implies: network latency and energy are sums over
+# layers, so per-layer optima add up to the network optimum; EDP and a latency-energy front are not
+# separable, and each layer is mapped for its own EDP, a balanced compromise.
+INNER_OBJECTIVE = {("latency",): "latency", ("energy",): "energy", ("edp",): "edp"}
+# Spec keys that may differ when a study is run again (the rest must match the stored study).
+RUN_KEYS = ("trials", "timeout", "seed")
+
+
+@dataclass
+class CodesignSpec:
+    """Everything that defines a co-design study (stored with it as JSON)."""
+
+    network_name: str
+    network_text: str                           # the layers, as a MAESTRO network file
+    objectives: tuple[str, ...] = ("latency",)
+    budget: dict = field(default_factory=dict)  # Budget fields
+    hardware: dict = field(default_factory=dict)  # parameter -> spec text (defaults filled in)
+    noc_hops: int = 1
+    tech: dict = field(default_factory=dict)    # Tech overrides
+    inner: str = "auto"
+    inner_space: str = "templates"
+    levels: int = 2
+    inner_time_limit: float = 2.0
+    inner_trials: int = 200
+    sampler: str = "tpe"
+    seed: int = 0
+    trials: int = 50
+    timeout: float | None = None
+
+    @classmethod
+    def create(cls, network: str, **options) -> CodesignSpec:
+        """A spec for a network given as a built-in name, a ``.m`` file or an ONNX model."""
+        loaded = load_network(network)
+        for op in loaded.unsupported:
+            print(f"note: {network}: operator not imported: {op}")
+        text = format_network(loaded.name, [(layer, None) for layer, _ in loaded.layers])
+        options["objectives"] = parse_objectives(options.get("objectives", "latency"))
+        spec = cls(loaded.name, text, **options)
+        spec.check()
+        return spec
+
+    def check(self) -> None:
+        if self.inner not in INNER_SEARCHERS:
+            raise SpecError(f"unknown inner searcher '{self.inner}' (choose from "
+                            f"{', '.join(INNER_SEARCHERS)})", key="--inner")
+        if self.sampler == "cmaes" and len(self.objectives) > 1:
+            raise SpecError("CMA-ES optimises one objective; use nsga2 or tpe for a Pareto front",
+                            key="--sampler")
+        if self.trials < 1:
+            raise SpecError(f"must be positive, got {self.trials}", key="--trials")
+        self.hardware = self.hardware_space().specs()       # defaults filled in, values checked
+        Budget(**self.budget)
+        if self.inner == "cpsat" and self.inner_space not in ("free", "coarse"):
+            raise SpecError(f"the CP-SAT inner searcher works on the free and coarse spaces, not "
+                            f"'{self.inner_space}' (use --inner exhaustive or optuna)", key="--inner")
+        self.layers()
+
+    # ------------------------------------------------------------------------------ views
+    @property
+    def inner_objective(self) -> str:
+        return INNER_OBJECTIVE.get(tuple(self.objectives), "edp")
+
+    def budget_obj(self) -> Budget:
+        return Budget(**self.budget)
+
+    def tech_obj(self) -> Tech:
+        return Tech.from_mapping(self.tech) if self.tech else Tech()
+
+    def hardware_space(self) -> HardwareSpace:
+        return HardwareSpace.from_specs(self.hardware, tech=self.tech_obj(), noc_hops=self.noc_hops)
+
+    def layers(self) -> list[Layer]:
+        net = parse_network(self.network_text, file=f"<network {self.network_name}>")
+        if net.errors:
+            raise net.errors[0]
+        return [m.layer for m in net.layers]
+
+    def shapes(self) -> dict[tuple, list[Layer]]:
+        """Distinct layer shapes -> the layers that have them (repeat counts on each layer)."""
+        out: dict[tuple, list[Layer]] = {}
+        for layer in self.layers():
+            out.setdefault(layer.shape_key, []).append(layer)
+        return out
+
+    def inner_searcher_name(self, space) -> str:
+        if self.inner != "auto":
+            return self.inner
+        return "cpsat" if isinstance(space, FreeSpace) and space.tiles == "divisors" else "exhaustive"
+
+    # ------------------------------------------------------------------------- persistence
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["objectives"] = list(self.objectives)
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> CodesignSpec:
+        data = json.loads(text)
+        data["objectives"] = tuple(data["objectives"])
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def differences(self, other: CodesignSpec) -> list[str]:
+        """The keys (other than :data:`RUN_KEYS`) on which two specs differ."""
+        a, b = asdict(self), asdict(other)
+        return [k for k in a if k not in RUN_KEYS and a[k] != b[k] and
+                not (k == "objectives" and tuple(a[k]) == tuple(b[k]))]
+
+
+# ---------------------------------------------------------------------------------- studies
+def create_or_load(spec: CodesignSpec, name: str, url: str) -> optuna.Study:
+    """The study ``name`` in ``url``: created with ``spec``, or loaded if it exists with the same spec."""
+    storage = open_storage(url)
+    directions = ["minimize"] * len(spec.objectives)
+    existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
+    if name in existing:
+        stored = stored_spec(optuna.load_study(study_name=name, storage=storage))
+        diff = spec.differences(stored)
+        if diff:
+            raise SpecError(f"study '{name}' exists with a different {', '.join(diff)}; run it with the "
+                            "settings it was created with (dse study show shows them) or choose another "
+                            "--study name", key="--study")
+    study = optuna.create_study(study_name=name, storage=storage, directions=directions,
+                                load_if_exists=True)
+    if name not in existing:
+        study.set_user_attr(SPEC_ATTR, spec.to_json())
+    return study
+
+
+def stored_spec(study: optuna.Study) -> CodesignSpec:
+    text = study.user_attrs.get(SPEC_ATTR)
+    if text is None:
+        raise SpecError(f"study '{study.study_name}' was not created by dse codesign", key="--study")
+    return CodesignSpec.from_json(text)
+
+
+def load(name: str, url: str, *, create: bool = False) -> optuna.Study:
+    storage = open_storage(url, create=create)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        raise SpecError(f"no study named '{name}' (studies here: {', '.join(names) or 'none'})",
+                        key="--study") from None
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    out = {s.name: 0 for s in TrialState}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name] += 1
+    return out
+
+
+# ------------------------------------------------------------------------------------ trials
+@dataclass
+class TrialStats:
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+
+class Codesign:
+    """Runs the trials of one study (one process; see :func:`run_worker`)."""
+
+    def __init__(self, study: optuna.Study, spec: CodesignSpec) -> None:
+        self.study = study
+        self.spec = spec
+        self.hw = spec.hardware_space()
+        self.budget = spec.budget_obj()
+        self.shapes = spec.shapes()
+        self.current: int | None = None          # trial id in progress (for Ctrl-C recovery)
+        self.cache: dict[str, dict] = {}
+
+    # The objective Optuna calls.
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...] | float:
+        self.current = trial._trial_id
+        started = time.perf_counter()
+        self._claim(trial)
+        acc = self.hw.suggest(trial)
+        for name, value in hardware_attrs(acc).items():
+            trial.set_user_attr(name, value)
+        violations = self.budget.violations(acc)
+        for name, v in violations.items():
+            trial.set_constraint(name, v)
+        broken = self.budget.violated(acc)
+        if broken:
+            trial.set_constraint("mapping", 0.0)
+            trial.set_user_attr("infeasible", "budget: " + "; ".join(broken))
+            return self._values(math.inf, math.inf)
+        stats = TrialStats()
+        self._refresh_cache()
+        layers, missing = {}, []
+        for group in self.shapes.values():
+            entry = self._mapping(group[0], acc, stats)
+            for layer in group:
+                layers[layer.name] = {"count": layer.count, "key": entry["key"],
+                                      "runtime": entry.get("runtime_cycles"),
+                                      "energy": entry.get("energy_nj")}
+            if "runtime_cycles" not in entry:
+                missing.append(f"{', '.join(g.name for g in group)}: {entry['message']}")
+        trial.set_user_attr("layers", layers)
+        trial.set_user_attr("cache_hits", stats.cache_hits)
+        trial.set_user_attr("cache_misses", stats.cache_misses)
+        trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+        trial.set_constraint("mapping", float(len(missing)))
+        if missing:
+            trial.set_user_attr("infeasible", "no mapping fits: " + "; ".join(missing[:3]))
+            return self._values(math.inf, math.inf)
+        latency = sum(v["count"] * v["runtime"] for v in layers.values())
+        energy = sum(v["count"] * v["energy"] for v in layers.values())
+        trial.set_user_attr("latency_cycles", int(latency))
+        trial.set_user_attr("energy_nj", float(energy))
+        trial.set_user_attr("edp", float(latency) * float(energy))
+        return self._values(latency, energy)
+
+    def _values(self, latency: float, energy: float):
+        table = {"latency": float(latency), "energy": float(energy), "edp": float(latency) * float(energy)}
+        values = tuple(table[o] for o in self.spec.objectives)
+        return values if len(values) > 1 else values[0]
+
+    def _claim(self, trial: optuna.Trial) -> None:
+        """Prune this trial if ``trials`` others already complete or run (lowest numbers win)."""
+        live = sorted(t.number for t in self.study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)))
+        if trial.number in live and live.index(trial.number) >= self.spec.trials:
+            trial.set_user_attr("surplus", True)
+            raise optuna.TrialPruned("the study already has its requested number of trials")
+
+    # -------------------------------------------------------------------------- mapping cache
+    def _refresh_cache(self) -> None:
+        attrs = self.study._storage.get_study_user_attrs(self.study._study_id)
+        self.cache.update({k: v for k, v in attrs.items() if k.startswith(CACHE_PREFIX)})
+
+    def cache_key(self, layer: Layer, acc: Accelerator) -> str:
+        s = self.spec
+        content = {"shape": repr(layer.shape_key), "acc": hardware_attrs(acc, figures=False),
+                   "noc_hops": acc.noc_hops, "tech": s.tech, "space": s.inner_space, "levels": s.levels,
+                   "inner": s.inner, "objective": s.inner_objective, "limit": s.inner_time_limit,
+                   "trials": s.inner_trials, "seed": s.seed}
+        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:24]
+        return CACHE_PREFIX + digest
+
+    def _mapping(self, layer: Layer, acc: Accelerator, stats: TrialStats) -> dict:
+        key = self.cache_key(layer, acc)
+        if key in self.cache:
+            stats.cache_hits += 1
+            return self.cache[key]
+        stats.cache_misses += 1
+        entry = {"key": key, **search_layer(self.spec, layer, acc)}
+        self.cache[key] = entry
+        # Concurrent workers may write the same key: same content, either write may win.
+        with contextlib.suppress(Exception):
+            self.study._storage.set_study_user_attr(self.study._study_id, key, entry)
+        return entry
+
+
+def search_layer(spec: CodesignSpec, layer: Layer, acc: Accelerator) -> dict:
+    """The inner search of one layer on one accelerator, as a JSON-able cache entry."""
+    try:
+        space = mapping_space(layer, acc.num_pes, spec.inner_space, levels=spec.levels)
+    except SpecError as exc:
+        return {"message": str(exc)}
+    name = spec.inner_searcher_name(space)
+    problem = Problem(space, acc, (spec.inner_objective,))
+    if name == "cpsat":
+        searcher = CpSatSearcher(time_limit=spec.inner_time_limit, seed=spec.seed, top_k=1)
+    elif name == "optuna":
+        searcher = OptunaSearcher(trials=spec.inner_trials, seed=spec.seed, top_k=1,
+                                  time_limit=spec.inner_time_limit)
+    else:
+        searcher = ExhaustiveSearcher(top_k=1)
+    result: SearchResult = searcher.search(problem)
+    if not result.best:
+        return {"message": result.message or result.status, "searcher": name, "status": result.status}
+    best = result.best[0]
+    c = best.cost
+    return {"runtime_cycles": int(c.runtime_cycles), "energy_nj": float(c.energy_nj),
+            "l1_size_req": int(c.l1_size_req), "l2_size_req": int(c.l2_size_req),
+            "utilization": float(c.utilization), "dataflow": str(best.dataflow), "searcher": name,
+            "status": result.status, "gap": result.gap, "evaluations": result.evaluations,
+            "seconds": round(result.seconds, 3)}
+
+
+def hardware_attrs(acc: Accelerator, *, figures: bool = True) -> dict:
+    out = {"num_pes": acc.num_pes, "simd_lanes": acc.simd_lanes, "l1_size": acc.l1_size,
+           "l2_size": acc.l2_size, "noc_bw": acc.noc_bw, "offchip_bw": acc.offchip_bw,
+           "noc_hop_latency": acc.noc_hop_latency}
+    if figures:
+        f = Budget.figures(acc)
+        out.update(area_mm2=f["max_area_mm2"], power_mw=f["max_power_mw"], buffer=f["max_buffer"])
+    return out
+
+
+def accelerator_of(trial: optuna.trial.FrozenTrial, spec: CodesignSpec) -> Accelerator:
+    a = trial.user_attrs
+    return Accelerator(num_pes=a["num_pes"], simd_lanes=a["simd_lanes"], l1_size=a["l1_size"],
+                       l2_size=a["l2_size"], noc_bw=a["noc_bw"], offchip_bw=a["offchip_bw"],
+                       noc_hop_latency=a["noc_hop_latency"], noc_hops=spec.noc_hops, tech=spec.tech_obj())
+
+
+def mapping_of(study: optuna.Study, trial: optuna.trial.FrozenTrial, spec: CodesignSpec) -> list:
+    """The network's layers with the dataflows a trial chose (from the mapping cache)."""
+    attrs = study._storage.get_study_user_attrs(study._study_id)
+    chosen = trial.user_attrs.get("layers", {})
+    out = []
+    for layer in spec.layers():
+        entry = attrs.get(chosen.get(layer.name, {}).get("key", ""), {})
+        text = entry.get("dataflow")
+        out.append((layer, parse_dataflow("Dataflow {\n" + text + "\n}") if text else None))
+    return out
+
+
+# ----------------------------------------------------------------------------------- workers
+def run_worker(name: str, url: str, *, worker: int = 0, trials: int | None = None,
+               timeout: float | None = None, heartbeat: int | None = None, grace: int | None = None,
+               on_trial: Callable | None = None, poll: float = 1.0) -> int:
+    """Run trials of study ``name`` until it has ``trials`` complete ones (default: its spec's), the
+    timeout passes, or Ctrl-C. Returns the number of trials this worker completed."""
+    kwargs = {k: v for k, v in (("heartbeat", heartbeat), ("grace", grace)) if v is not None}
+    storage = open_storage(url, **kwargs) if is_relational(url) else open_storage(url)
+    study = optuna.load_study(study_name=name, storage=storage)
+    spec = stored_spec(study)
+    if trials is not None:
+        spec = replace(spec, trials=trials)
+    study.sampler = make_sampler(spec.sampler, spec.seed + worker, len(spec.objectives) > 1)
+    runner = Codesign(study, spec)
+    deadline = time.monotonic() + timeout if timeout else math.inf
+    done = 0
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    while time.monotonic() < deadline:
+        with quiet():
+            optuna.storages.fail_stale_trials(study)
+        c = counts(study)
+        if c["COMPLETE"] >= spec.trials:
+            break
+        if c["COMPLETE"] + c["RUNNING"] >= spec.trials and not c["WAITING"]:
+            time.sleep(poll)                    # the last trials run elsewhere; wait in case one dies
+            continue
+        runner.current = None
+        try:
+            study.optimize(runner, n_trials=1, catch=())
+        except KeyboardInterrupt:
+            requeue_interrupted(study, runner.current)
+            raise
+        if runner.current is not None:
+            t = study._storage.get_trial(runner.current)
+            if t.state == TrialState.COMPLETE:
+                done += 1
+                if on_trial:
+                    on_trial(t)
+    return done
+
+
+def requeue_interrupted(study: optuna.Study, trial_id: int | None) -> None:
+    """Queue a copy of a trial a Ctrl-C interrupted (same hardware), as a dead worker's would be."""
+    if trial_id is None:
+        return
+    trial = study._storage.get_trial(trial_id)
+    if trial.state in (TrialState.FAIL, TrialState.RUNNING) and trial.params:
+        if trial.state == TrialState.RUNNING:
+            study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            trial = study._storage.get_trial(trial_id)
+        with quiet():
+            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)(study, trial)
+
+
+def retry_running(study: optuna.Study) -> int:
+    """Fail and re-queue every running trial (after a crash, on storages without heartbeat)."""
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        requeue_interrupted(study, t._trial_id)
+        n += 1
+    return n
+
+
+def _worker_main(name: str, url: str, worker: int, trials: int | None, timeout: float | None) -> None:
+    """Entry point of a ``--workers`` child process."""
+    with contextlib.suppress(KeyboardInterrupt):
+        run_worker(name, url, worker=worker, trials=trials, timeout=timeout)
+
+
+def run_workers(name: str, url: str, workers: int, *, trials: int | None = None,
+                timeout: float | None = None, progress: Callable[[dict], None] | None = None) -> None:
+    """``workers`` local processes on one study; returns when they are all done."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker_main, args=(name, url, w, trials, timeout), daemon=False)
+             for w in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(url))
+        while any(p.is_alive() for p in procs):
+            for p in procs:
+                p.join(timeout=1.0 / len(procs))
+            if progress:
+                progress(counts(study))
+    except KeyboardInterrupt:
+        for p in procs:
+            p.join(timeout=30)
+        raise
+    failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if failed:
+        raise RuntimeError(f"{len(failed)} worker process(es) failed (exit codes {failed})")
+
+
+def worker_count_warning(url: str, workers: int) -> str | None:
+    if workers > 1 and url.startswith("sqlite:"):
+        return (f"warning: {workers} workers on SQLite: its writes are serialised and may time out under "
+                "load; a journal file (journal:///PATH) or PostgreSQL suits several workers better")
+    return None
+
+
+__all__ = ["CodesignSpec", "create_or_load", "load", "run_worker", "run_workers", "stored_spec"]

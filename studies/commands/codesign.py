@@ -1,0 +1,170 @@
+"""``dse codesign``: the best accelerator and mappings for a network under area/power budgets."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from costmodel import Tech
+from search.optuna_search import SAMPLERS
+from spaces.hardware import DEFAULT_SPECS, HW_PARAMS
+from spaces.union import SPACE_KINDS
+
+from .. import codesign as cd
+from ..results import best_rows, describe_row, pareto_rows, trials_frame
+from ..storage import DEFAULT_STORAGE, redact
+from ..winner import format_layers, layer_rows, write_design
+from .common import positive_int
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "codesign", help="co-design an accelerator and its mappings for a network",
+        description="An Optuna study over a hardware space: each trial builds an accelerator, rejects it "
+                    "if it breaks the budget, else maps every distinct layer shape with the inner "
+                    "searcher and scores the network. Persistent: running the same command again "
+                    "resumes the study up to --trials complete trials.")
+    p.add_argument("--network", required=True, metavar="NAME|FILE",
+                   help="a built-in network (dse networks), a MAESTRO .m network file or an ONNX model")
+    p.add_argument("--objective", default="latency", help="latency, energy, edp or latency,energy")
+    add_budget_arguments(p)
+    add_study_arguments(p)
+    p.add_argument("--trials", type=positive_int, default=50, help="complete trials wanted (default 50)")
+    p.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S seconds")
+    p.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
+    p.add_argument("--sampler", choices=SAMPLERS, default=None,
+                   help="hardware sampler (default tpe; nsga2 for latency,energy)")
+    p.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("inner mapping search (per distinct layer shape and accelerator)")
+    g.add_argument("--inner", choices=cd.INNER_SEARCHERS, default="auto",
+                   help="auto (default): exhaustive on template spaces, cpsat on free ones")
+    g.add_argument("--inner-space", default="templates", metavar="|".join(SPACE_KINDS) + "|TEMPLATE",
+                   help="templates (default: every shipped dataflow template, tile sizes tuned), coarse, "
+                        "free, or one template (name or file)")
+    g.add_argument("--levels", type=positive_int, default=2, help="cluster levels of the free space")
+    g.add_argument("--inner-time-limit", type=float, default=2.0, metavar="S",
+                   help="seconds per layer search (cpsat, optuna)")
+    g.add_argument("--inner-trials", type=positive_int, default=200, help="trials per layer (optuna)")
+    h = p.add_argument_group("hardware space (start:stop:step, start:stop:*factor or a,b,c)")
+    for name in HW_PARAMS:
+        h.add_argument(f"--{name.replace('_', '-')}", dest=f"hw_{name}", metavar="SPEC",
+                       help=f"default {DEFAULT_SPECS[name]}")
+    h.add_argument("--noc-hops", type=positive_int, default=1, help="average NoC hops (default 1)")
+    h.add_argument("--tech", metavar="FILE", help="technology table overrides (.json or .toml)")
+    p.add_argument("--output-dir", metavar="DIR",
+                   help="where to write the best design's hardware.m and mapping.m (default: <study>-best)")
+    p.set_defaults(run=run)
+
+
+def add_budget_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("budget")
+    g.add_argument("--max-area-mm2", type=float, metavar="A")
+    g.add_argument("--max-power-mw", type=float, metavar="P")
+    g.add_argument("--max-pes", type=positive_int, metavar="N")
+    g.add_argument("--max-buffer", type=positive_int, metavar="E",
+                   help="PEs x L1 + L2, elements")
+
+
+def add_study_arguments(p: argparse.ArgumentParser, *, required: bool = False) -> None:
+    p.add_argument("--study", required=required, metavar="NAME",
+                   help="study name (default: <network>-<objective>)")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL",
+                   help=f"sqlite:///PATH (default {DEFAULT_STORAGE}), journal:///PATH or postgresql://...")
+
+
+def budget_of(args) -> dict:
+    return {k: v for k in ("max_area_mm2", "max_power_mw", "max_pes", "max_buffer")
+            if (v := getattr(args, k, None)) is not None}
+
+
+def run(args: argparse.Namespace) -> int:
+    objectives = tuple(s.strip() for s in args.objective.split(","))
+    sampler = args.sampler or ("nsga2" if len(objectives) > 1 else "tpe")
+    tech = Tech.from_file(args.tech).to_dict() if args.tech else {}
+    if tech == Tech().to_dict():
+        tech = {}
+    spec = cd.CodesignSpec.create(
+        args.network, objectives=args.objective, budget=budget_of(args),
+        hardware={n: getattr(args, f"hw_{n}") for n in HW_PARAMS if getattr(args, f"hw_{n}") is not None},
+        noc_hops=args.noc_hops, tech=tech, inner=args.inner, inner_space=args.inner_space,
+        levels=args.levels, inner_time_limit=args.inner_time_limit, inner_trials=args.inner_trials,
+        sampler=sampler, seed=args.seed, trials=args.trials, timeout=args.timeout)
+    name = args.study or f"{spec.network_name}-{'-'.join(objectives)}"
+    study = cd.create_or_load(spec, name, args.storage)
+    return execute(study, spec, name, args.storage, workers=args.workers, trials=args.trials,
+                   timeout=args.timeout, output_dir=args.output_dir)
+
+
+def execute(study, spec: cd.CodesignSpec, name: str, url: str, *, workers: int, trials: int,
+            timeout: float | None, output_dir: str | None) -> int:
+    """Run (or resume) a study to ``trials`` complete trials, then report and write its best design."""
+    before = cd.counts(study)["COMPLETE"]
+    hw = spec.hardware_space()
+    print(f"study {name} in {redact(url)}: {spec.network_name} ({len(spec.shapes())} distinct layer shapes), "
+          f"objective {', '.join(spec.objectives)}, {hw.size():,} hardware designs; "
+          f"{before} of {trials} trials complete", file=sys.stderr)
+    warning = cd.worker_count_warning(url, workers)
+    if warning:
+        print(warning, file=sys.stderr)
+    start = time.perf_counter()
+    if before < trials:
+        if workers > 1:
+            cd.run_workers(name, url, workers, trials=trials, timeout=timeout,
+                           progress=_progress_counts(trials))
+        else:
+            cd.run_worker(name, url, trials=trials, timeout=timeout, on_trial=_progress_trial(trials, start))
+    return report(study, spec, name, output_dir, seconds=time.perf_counter() - start)
+
+
+def _progress_trial(trials: int, start: float):
+    def show(t) -> None:
+        a = t.user_attrs
+        what = a.get("infeasible") or (f"latency {a['latency_cycles']:,} cycles, energy "
+                                      f"{a['energy_nj']:,.0f} nJ")
+        print(f"  trial {t.number} ({time.perf_counter() - start:.0f} s): {a['num_pes']} PEs, L1 "
+              f"{a['l1_size']}, L2 {a['l2_size']}, NoC {a['noc_bw']}, {a['area_mm2']:.2f} mm^2: {what}",
+              file=sys.stderr)
+    return show
+
+
+def _progress_counts(trials: int):
+    last = [-1]
+
+    def show(c: dict) -> None:
+        if c["COMPLETE"] != last[0]:
+            last[0] = c["COMPLETE"]
+            print(f"  {c['COMPLETE']}/{trials} trials complete, {c['RUNNING']} running", file=sys.stderr)
+    return show
+
+
+def report(study, spec: cd.CodesignSpec, name: str, output_dir: str | None, *, seconds: float) -> int:
+    frame = trials_frame(study, spec)
+    c = cd.counts(study)
+    print(f"study {name}: {c['COMPLETE']} complete trials ({int(frame.feasible.sum())} feasible), "
+          f"{c['FAIL']} failed, {c['PRUNED']} surplus; {seconds:.1f} s this run")
+    if len(spec.objectives) > 1:
+        front = pareto_rows(frame, spec.objectives)
+        if front.empty:
+            print("no feasible design yet")
+            return 0
+        print(f"Pareto front ({len(front)} designs):")
+        for _, row in front.iterrows():
+            print("  " + describe_row(row))
+        best = front.iloc[0]
+    else:
+        rows = best_rows(frame, spec.objectives)
+        if rows.empty:
+            print("no feasible design yet: every trial broke the budget or left a layer unmapped "
+                  "(dse study show lists why)")
+            return 0
+        best = rows.iloc[0]
+        print("best design: " + describe_row(best))
+    trial = study.trials[int(best.trial)]
+    sys.stdout.write(format_layers(layer_rows(study, spec, trial)))
+    hw_path, map_path = write_design(study, spec, trial, output_dir or f"{name}-best")
+    print(f"wrote {hw_path} and {map_path}")
+    return 0
+
+
+__all__ = ["add_budget_arguments", "add_parser", "add_study_arguments", "execute", "report", "run"]

@@ -1,0 +1,173 @@
+"""``dse study list|show|export|plot|resume``: what is stored, and carrying on."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import optuna
+
+from .. import codesign as cd
+from ..results import best_rows, describe_row, pareto_rows, trials_frame
+from ..storage import DEFAULT_STORAGE, open_storage, redact
+from ..tables import format_table
+from ..winner import format_layers, layer_rows, write_design
+from .codesign import execute
+from .common import UsageError, positive_int
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("study", help="list, show, export, plot or resume stored studies",
+                              description="Read what co-design studies have stored, or resume one.")
+    sub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
+    sub.required = True
+
+    def storage_arg(q):
+        q.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL",
+                       help=f"default {DEFAULT_STORAGE}")
+
+    q = sub.add_parser("list", help="the studies in a storage")
+    storage_arg(q)
+    q.set_defaults(run=run_list)
+
+    q = sub.add_parser("show", help="a study's settings, best design(s) and Pareto front")
+    q.add_argument("name")
+    storage_arg(q)
+    q.add_argument("--top", type=positive_int, default=5, help="how many best designs to list")
+    q.add_argument("--write", metavar="DIR", help="write the best design's hardware.m and mapping.m")
+    q.set_defaults(run=run_show)
+
+    q = sub.add_parser("export", help="every trial as CSV or Parquet (columns: see docs)")
+    q.add_argument("name")
+    storage_arg(q)
+    q.add_argument("--output", required=True, metavar="PATH.csv|PATH.parquet")
+    q.set_defaults(run=run_export)
+
+    q = sub.add_parser("plot", help="Pareto front, optimisation history and per-layer runtimes as PNG")
+    q.add_argument("name")
+    storage_arg(q)
+    q.add_argument("--output-dir", default=".", metavar="DIR")
+    q.set_defaults(run=run_plot)
+
+    q = sub.add_parser("resume", help="continue a study up to its requested trials")
+    q.add_argument("name")
+    storage_arg(q)
+    q.add_argument("--trials", type=positive_int, help="a new total of complete trials")
+    q.add_argument("--timeout", type=float, metavar="S")
+    q.add_argument("--workers", type=positive_int, default=1)
+    q.add_argument("--retry-running", action="store_true",
+                   help="fail and re-queue trials left running by a crash (storages without heartbeat: "
+                        "journal files); only when no worker is alive")
+    q.add_argument("--output-dir", metavar="DIR")
+    q.set_defaults(run=run_resume)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    storage = open_storage(args.storage, create=False)
+    rows = []
+    for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        study = optuna.load_study(study_name=s.study_name, storage=storage)
+        c = cd.counts(study)
+        spec_text = study.user_attrs.get(cd.SPEC_ATTR)
+        spec = cd.CodesignSpec.from_json(spec_text) if spec_text else None
+        rows.append({"study": s.study_name, "network": spec.network_name if spec else "-",
+                     "objective": ",".join(spec.objectives) if spec else "-",
+                     "complete": c["COMPLETE"], "requested": spec.trials if spec else None,
+                     "running": c["RUNNING"], "failed": c["FAIL"],
+                     "started": s.datetime_start.strftime("%Y-%m-%d %H:%M") if s.datetime_start else "-"})
+    if not rows:
+        print(f"no studies in {redact(args.storage)}")
+        return 0
+    cols = (("study", "study", None), ("network", "network", None), ("objective", "objective", None),
+            ("complete", "complete", "d"), ("of", "requested", "d"), ("running", "running", "d"),
+            ("failed", "failed", "d"), ("started", "started", None))
+    sys.stdout.write(format_table(rows, cols))
+    return 0
+
+
+def _open(args) -> tuple[optuna.Study, cd.CodesignSpec]:
+    study = cd.load(args.name, args.storage)
+    return study, cd.stored_spec(study)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    study, spec = _open(args)
+    frame = trials_frame(study, spec)
+    c = cd.counts(study)
+    budget = ", ".join(f"{k} {v:g}" for k, v in spec.budget.items()) or "none"
+    print(f"study {args.name}: network {spec.network_name}, objective {', '.join(spec.objectives)}, "
+          f"budget {budget}")
+    print(f"hardware space: {spec.hardware_space().describe()}")
+    print(f"inner search: {spec.inner} on {spec.inner_space} space ({spec.inner_objective} per layer); "
+          f"sampler {spec.sampler}, seed {spec.seed}")
+    print(f"trials: {c['COMPLETE']} complete of {spec.trials} ({int(frame.feasible.sum())} feasible), "
+          f"{c['RUNNING']} running, {c['FAIL']} failed, {c['PRUNED']} surplus")
+    reasons = frame[(frame.state == "COMPLETE") & ~frame.feasible.astype(bool)].infeasible
+    if len(reasons):
+        kinds = reasons.str.split(":").str[0].value_counts()
+        print("infeasible trials: " + ", ".join(f"{n} {k}" for k, n in kinds.items()))
+    if frame.feasible.sum() == 0:
+        print("no feasible design yet")
+        return 0
+    if len(spec.objectives) > 1:
+        chosen = pareto_rows(frame, spec.objectives)
+        print(f"Pareto front ({len(chosen)} designs):")
+    else:
+        chosen = best_rows(frame, spec.objectives, n=args.top)
+        print(f"best {len(chosen)} design(s):")
+    for _, row in chosen.iterrows():
+        print("  " + describe_row(row))
+    trial = study.trials[int(chosen.iloc[0].trial)]
+    print(f"layers of trial {trial.number}:")
+    sys.stdout.write(format_layers(layer_rows(study, spec, trial)))
+    if args.write:
+        hw, mapping = write_design(study, spec, trial, args.write)
+        print(f"wrote {hw} and {mapping}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    study, spec = _open(args)
+    frame = trials_frame(study, spec)
+    path = Path(args.output)
+    if not path.parent.exists():
+        raise UsageError(f"--output: directory {path.parent} does not exist")
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise UsageError("Parquet output needs pyarrow (pip install 'dataflow-dse[parquet]')") from None
+        frame.to_parquet(path, index=False)
+    elif path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        raise UsageError(f"--output must end in .csv or .parquet, got {path.name}")
+    print(f"wrote {len(frame)} trials x {len(frame.columns)} columns to {path}")
+    return 0
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    from ..plots import plot_study
+
+    study, spec = _open(args)
+    paths = plot_study(study, spec, Path(args.output_dir))
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    study, spec = _open(args)
+    if args.retry_running:
+        n = cd.retry_running(study)
+        print(f"re-queued {n} trial(s) left running", file=sys.stderr)
+    trials = args.trials or spec.trials
+    if args.trials and args.trials != spec.trials:
+        spec.trials = args.trials
+        study.set_user_attr(cd.SPEC_ATTR, spec.to_json())
+    return execute(study, spec, args.name, args.storage, workers=args.workers, trials=trials,
+                   timeout=args.timeout, output_dir=args.output_dir)
+
+
+__all__ = ["add_parser"]

@@ -1,0 +1,56 @@
+"""The design a study found, shown and written out: a MAESTRO hardware file and the network's mappings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+
+from costmodel import format_hw, format_network
+
+from .codesign import CodesignSpec, accelerator_of, mapping_of
+from .tables import format_table
+
+
+def layer_rows(study: optuna.Study, spec: CodesignSpec, trial: optuna.trial.FrozenTrial) -> list[dict]:
+    """Per layer of the network: its count, figures and the dataflow the trial chose."""
+    attrs = study._storage.get_study_user_attrs(study._study_id)
+    chosen = trial.user_attrs.get("layers", {})
+    rows = []
+    for layer in spec.layers():
+        info = chosen.get(layer.name, {})
+        entry = attrs.get(info.get("key", ""), {})
+        rows.append({"layer": layer.name, "count": layer.count, "type": layer.layer_type.value,
+                     "runtime_cycles": entry.get("runtime_cycles"), "energy_nj": entry.get("energy_nj"),
+                     "utilization": entry.get("utilization"), "l1_size_req": entry.get("l1_size_req"),
+                     "l2_size_req": entry.get("l2_size_req"), "searcher": entry.get("searcher"),
+                     "status": entry.get("status"), "dataflow": entry.get("dataflow", "")})
+    return rows
+
+
+def format_layers(rows: list[dict]) -> str:
+    columns = (("layer", "layer", None), ("x", "count", "d"), ("type", "type", None),
+               ("runtime (cycles)", "runtime_cycles", ","), ("energy (nJ)", "energy_nj", ",.1f"),
+               ("util", "utilization", "%"), ("L1 req", "l1_size_req", ","), ("L2 req", "l2_size_req", ","),
+               ("mapping", "dataflow_short", None))
+    for r in rows:
+        r["dataflow_short"] = " ".join(r["dataflow"].split())[:60] if r["dataflow"] else "-"
+    return format_table(rows, columns)
+
+
+def write_design(study: optuna.Study, spec: CodesignSpec, trial: optuna.trial.FrozenTrial,
+                 directory: str | Path) -> tuple[Path, Path]:
+    """``hardware.m`` (MAESTRO hardware file) and ``mapping.m`` (the network, each layer with its
+    dataflow) of one trial, in ``directory`` (created)."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    acc = accelerator_of(trial, spec)
+    hw_path, map_path = out / "hardware.m", out / "mapping.m"
+    hw_path.write_text(format_hw(acc))
+    header = (f"best design of study {study.study_name} (trial {trial.number}): {acc.describe()}\n"
+              f"objective {', '.join(spec.objectives)}; mappings found by dse codesign's inner search")
+    map_path.write_text(format_network(spec.network_name, mapping_of(study, trial, spec), header))
+    return hw_path, map_path
+
+
+__all__ = ["format_layers", "layer_rows", "write_design"]
