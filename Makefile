@@ -14,9 +14,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+# A small co-design study of ResNet-50 in a SQLite file; running it again resumes (here: reports) it.
 demo: $(VENV)/.installed
-	$(BIN)/dse eval costmodel/data/resnet50_kcp_ws.m --num-pes 256 --noc-bw 256 --noc-hop-latency 1 \
-		--l1-size 512 --l2-size 131072
+	$(BIN)/dse codesign --network resnet50 --objective latency --max-area-mm2 25 --max-power-mw 5000 \
+		--trials 100 --study resnet50-demo --storage sqlite:///dse-demo.db --output-dir dse-demo-best
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -30,4 +31,4 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache dse-demo.db dse-demo-best

@@ -12,11 +12,11 @@ import traceback
 
 from costmodel import DseError
 
-from .commands import common, import_onnx, networks
+from .commands import codesign, common, import_onnx, networks, query, study, sweep, worker
 from .commands import eval as eval_cmd
 from .commands import map as map_cmd
 
-COMMANDS = (eval_cmd, map_cmd, networks, import_onnx)
+COMMANDS = (eval_cmd, map_cmd, codesign, worker, study, query, sweep, networks, import_onnx)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)   # our own progress lines say what happens
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -41,7 +41,7 @@ from spaces.hardware import Budget, HardwareSpace
 from spaces.mapping import FreeSpace
 from spaces.union import mapping_space
 
-from .storage import is_relational, open_storage, quiet
+from .storage import is_relational, open_storage, quiet, retry_trial
 
 SPEC_ATTR = "dse_spec"
 CACHE_PREFIX = "map:"
@@ -407,8 +407,7 @@ def requeue_interrupted(study: optuna.Study, trial_id: int | None) -> None:
         if trial.state == TrialState.RUNNING:
             study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
             trial = study._storage.get_trial(trial_id)
-        with quiet():
-            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)(study, trial)
+        retry_trial(study, trial)
 
 
 def retry_running(study: optuna.Study) -> int:
@@ -420,19 +419,20 @@ def retry_running(study: optuna.Study) -> int:
     return n
 
 
-def _worker_main(name: str, url: str, worker: int, trials: int | None, timeout: float | None) -> None:
+def _worker_main(name: str, url: str, worker: int, options: dict) -> None:
     """Entry point of a ``--workers`` child process."""
     with contextlib.suppress(KeyboardInterrupt):
-        run_worker(name, url, worker=worker, trials=trials, timeout=timeout)
+        run_worker(name, url, worker=worker, **options)
 
 
-def run_workers(name: str, url: str, workers: int, *, trials: int | None = None,
-                timeout: float | None = None, progress: Callable[[dict], None] | None = None) -> None:
-    """``workers`` local processes on one study; returns when they are all done."""
+def run_workers(name: str, url: str, workers: int, *, progress: Callable[[dict], None] | None = None,
+                **options) -> None:
+    """``workers`` local processes on one study (``options`` as for :func:`run_worker`); returns when
+    they are all done."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker_main, args=(name, url, w, trials, timeout), daemon=False)
+    procs = [ctx.Process(target=_worker_main, args=(name, url, w, options), daemon=False)
              for w in range(workers)]
     for p in procs:
         p.start()

@@ -48,11 +48,22 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite:")
 
 
+# One storage (and database connection pool) per URL and heartbeat setting in a process.
+_OPEN: dict[tuple, optuna.storages.BaseStorage] = {}
+
+
 def open_storage(url: str | None = None, *, heartbeat: int = HEARTBEAT_S, grace: int = GRACE_S,
                  create: bool = True) -> optuna.storages.BaseStorage:
     """The storage a URL names (module docstring). ``create=False`` refuses a SQLite or journal file
     that does not exist yet (for commands that only read)."""
     url = url or DEFAULT_STORAGE
+    key = (url, heartbeat, grace)
+    if key not in _OPEN:
+        _OPEN[key] = _open(url, heartbeat, grace, create)
+    return _OPEN[key]
+
+
+def _open(url: str, heartbeat: int, grace: int, create: bool) -> optuna.storages.BaseStorage:
     scheme = url.split(":", 1)[0]
     if scheme == "journal":
         # Like SQLite URLs: journal:///relative/path, journal:////absolute/path.
@@ -71,13 +82,36 @@ def open_storage(url: str | None = None, *, heartbeat: int = HEARTBEAT_S, grace:
         with quiet():
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=grace,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+                heartbeat_stale_trial_callback=retry_trial)
     except ImportError as exc:
         raise SpecError(f"the storage needs a database driver: {exc.msg} (for PostgreSQL: pip install "
-                        "psycopg2-binary)", key="--storage") from None
+                        "'dataflow-dse[postgres]')", key="--storage") from None
     except Exception as exc:  # SQLAlchemy's errors quote the URL: never print the password
         raise SpecError(f"cannot open storage {redact(url)}: {redact(str(exc)).splitlines()[0]}",
                         key="--storage") from None
+
+
+MAX_RETRIES = 3
+
+
+def retry_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Queue a copy of a failed trial (same parameters) to run again, at most :data:`MAX_RETRIES`
+    times. Like Optuna's ``RetryHeartbeatStaleTrialCallback`` (same ``failed_trial`` and
+    ``retry_history`` attributes), but the copy starts without the constraint values and results the
+    failed run had set: the retry computes its own."""
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    if len(history) > MAX_RETRIES:
+        return
+    system = {k: v for k, v in trial.system_attrs.items() if not k.startswith("constraints")}
+    system.update(failed_trial=trial.system_attrs.get("failed_trial", trial.number), retry_history=history)
+    hardware = {k: v for k, v in trial.user_attrs.items() if k in _HARDWARE_KEYS}
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.WAITING, params=trial.params,
+                                              distributions=trial.distributions, user_attrs=hardware,
+                                              system_attrs=system))
+
+
+# What a retried trial keeps of the failed one's attributes: the design, not its partial results.
+_HARDWARE_KEYS = ("num_pes", "simd_lanes", "l1_size", "l2_size", "noc_bw", "offchip_bw", "noc_hop_latency")
 
 
 def _check_file(path: Path, url: str, create: bool) -> None:
@@ -87,4 +121,4 @@ def _check_file(path: Path, url: str, create: bool) -> None:
         raise SpecError(f"directory {path.parent} does not exist", key="--storage")
 
 
-__all__ = ["DEFAULT_STORAGE", "is_relational", "is_sqlite", "open_storage", "quiet", "redact"]
+__all__ = ["DEFAULT_STORAGE", "is_relational", "is_sqlite", "open_storage", "quiet", "redact", "retry_trial"]

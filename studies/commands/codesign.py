@@ -13,7 +13,7 @@ from spaces.union import SPACE_KINDS
 
 from .. import codesign as cd
 from ..results import best_rows, describe_row, pareto_rows, trials_frame
-from ..storage import DEFAULT_STORAGE, redact
+from ..storage import DEFAULT_STORAGE, GRACE_S, HEARTBEAT_S, redact
 from ..winner import format_layers, layer_rows, write_design
 from .common import positive_int
 
@@ -54,6 +54,7 @@ def add_parser(subparsers) -> None:
     h.add_argument("--tech", metavar="FILE", help="technology table overrides (.json or .toml)")
     p.add_argument("--output-dir", metavar="DIR",
                    help="where to write the best design's hardware.m and mapping.m (default: <study>-best)")
+    add_heartbeat_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -69,8 +70,20 @@ def add_budget_arguments(p: argparse.ArgumentParser) -> None:
 def add_study_arguments(p: argparse.ArgumentParser, *, required: bool = False) -> None:
     p.add_argument("--study", required=required, metavar="NAME",
                    help="study name (default: <network>-<objective>)")
+    add_storage_arguments(p)
+
+
+def add_storage_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL",
                    help=f"sqlite:///PATH (default {DEFAULT_STORAGE}), journal:///PATH or postgresql://...")
+
+
+def add_heartbeat_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("dead workers (SQLite, PostgreSQL)")
+    g.add_argument("--heartbeat", type=positive_int, default=HEARTBEAT_S, metavar="S",
+                   help=f"seconds between a running trial's heartbeats (default {HEARTBEAT_S})")
+    g.add_argument("--grace-period", type=positive_int, default=GRACE_S, metavar="S",
+                   help=f"a trial silent for S seconds is failed and queued again (default {GRACE_S})")
 
 
 def budget_of(args) -> dict:
@@ -93,11 +106,13 @@ def run(args: argparse.Namespace) -> int:
     name = args.study or f"{spec.network_name}-{'-'.join(objectives)}"
     study = cd.create_or_load(spec, name, args.storage)
     return execute(study, spec, name, args.storage, workers=args.workers, trials=args.trials,
-                   timeout=args.timeout, output_dir=args.output_dir)
+                   timeout=args.timeout, output_dir=args.output_dir, heartbeat=args.heartbeat,
+                   grace=args.grace_period)
 
 
 def execute(study, spec: cd.CodesignSpec, name: str, url: str, *, workers: int, trials: int,
-            timeout: float | None, output_dir: str | None) -> int:
+            timeout: float | None, output_dir: str | None, heartbeat: int = HEARTBEAT_S,
+            grace: int = GRACE_S) -> int:
     """Run (or resume) a study to ``trials`` complete trials, then report and write its best design."""
     before = cd.counts(study)["COMPLETE"]
     hw = spec.hardware_space()
@@ -109,11 +124,11 @@ def execute(study, spec: cd.CodesignSpec, name: str, url: str, *, workers: int, 
         print(warning, file=sys.stderr)
     start = time.perf_counter()
     if before < trials:
+        options = {"trials": trials, "timeout": timeout, "heartbeat": heartbeat, "grace": grace}
         if workers > 1:
-            cd.run_workers(name, url, workers, trials=trials, timeout=timeout,
-                           progress=_progress_counts(trials))
+            cd.run_workers(name, url, workers, progress=_progress_counts(trials), **options)
         else:
-            cd.run_worker(name, url, trials=trials, timeout=timeout, on_trial=_progress_trial(trials, start))
+            cd.run_worker(name, url, on_trial=_progress_trial(trials, start), **options)
     return report(study, spec, name, output_dir, seconds=time.perf_counter() - start)
 
 
@@ -167,4 +182,5 @@ def report(study, spec: cd.CodesignSpec, name: str, output_dir: str | None, *, s
     return 0
 
 
-__all__ = ["add_budget_arguments", "add_parser", "add_study_arguments", "execute", "report", "run"]
+__all__ = ["add_budget_arguments", "add_heartbeat_arguments", "add_parser", "add_storage_arguments",
+           "add_study_arguments", "execute", "report", "run"]

@@ -8,8 +8,20 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from costmodel import Accelerator, Tech, read_hw
+from costmodel import (
+    Accelerator,
+    Dataflow,
+    MappedLayer,
+    SpecError,
+    Tech,
+    read_dataflow,
+    read_hw,
+    read_network,
+)
 from costmodel.accelerator import MAESTRO_DEFAULT_NUM_PES
+from costmodel.mfile import NetworkFile
+from costmodel.networks import bundled_dataflow
+from costmodel.workloads import load_network
 
 # (flag, Accelerator field, help)
 HARDWARE_FLAGS = (
@@ -76,3 +88,28 @@ def open_output(path: str | None):
     if p.parent and not p.parent.exists():
         raise UsageError(f"--output: directory {p.parent} does not exist")
     return p.open("w", newline="")
+
+
+def read_network_file(path: str, *, prog: str) -> NetworkFile:
+    """A .m file keeps its unreadable layers (each gets an error row); ONNX models and built-in
+    networks come without dataflows."""
+    if path.lower().endswith(".m"):
+        return read_network(path)
+    loaded = load_network(path)
+    for op in loaded.unsupported:
+        print(f"{prog}: {path}: operator not imported: {op}", file=sys.stderr)
+    return NetworkFile(loaded.name, tuple(MappedLayer(layer, dataflow, name=layer.name)
+                                          for layer, dataflow in loaded.layers), loaded.source)
+
+
+def resolve_dataflow(spec: str, *, prog: str) -> Dataflow:
+    """A dataflow file, or the name of a dataflow shipped with the package."""
+    shipped = bundled_dataflow(spec)
+    if not spec.lower().endswith(".m") and "/" not in spec and shipped.is_file():
+        dataflow = read_dataflow(shipped)
+    else:
+        dataflow = read_dataflow(spec)
+    if dataflow.holes:
+        raise SpecError(f"{spec} is a template with holes ({', '.join('?' + h for h in dataflow.holes)}); "
+                        f"{prog} needs concrete sizes (search them with dse map --space)", key="--dataflow")
+    return dataflow

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from costmodel import Dataflow, DseError, MappedLayer, SpecError, evaluate_batch, read_dataflow, read_network
+from costmodel import DseError, MappedLayer, evaluate_batch
 from costmodel.cost import FIGURES
-from costmodel.mfile import NetworkFile
-from costmodel.networks import bundled_dataflow
-from costmodel.workloads import load_network
 
 from ..tables import write_rows
-from .common import accelerator_from_args, add_hardware_arguments, open_output
+from .common import (
+    accelerator_from_args,
+    add_hardware_arguments,
+    open_output,
+    read_network_file,
+    resolve_dataflow,
+)
 
 # The columns of the CSV/JSON output, in order: identification, MAESTRO's figures, validity, extras.
 COLUMNS = ("file", "network", "layer", "layer_type", *FIGURES, "valid", "violations", "error",
@@ -48,35 +51,10 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-def _read(path: str) -> NetworkFile:
-    """A .m file keeps its unreadable layers (each gets an error row); ONNX models and built-in
-    networks come without dataflows."""
-    if path.lower().endswith(".m"):
-        return read_network(path)
-    loaded = load_network(path)
-    for op in loaded.unsupported:
-        print(f"dse eval: {path}: operator not imported: {op}", file=sys.stderr)
-    return NetworkFile(loaded.name, tuple(MappedLayer(layer, dataflow, name=layer.name)
-                                          for layer, dataflow in loaded.layers), loaded.source)
-
-
-def resolve_dataflow(spec: str) -> Dataflow:
-    """A dataflow file, or the name of a dataflow shipped with the package."""
-    shipped = bundled_dataflow(spec)
-    if not spec.lower().endswith(".m") and "/" not in spec and shipped.is_file():
-        dataflow = read_dataflow(shipped)
-    else:
-        dataflow = read_dataflow(spec)
-    if dataflow.holes:
-        raise SpecError(f"{spec} is a template with holes ({', '.join('?' + h for h in dataflow.holes)}); "
-                        "dse eval needs concrete sizes (search them with dse map --space)", key="--dataflow")
-    return dataflow
-
-
 def _layer_rows(path: str, args, acc, template) -> tuple[list[dict], list[str]]:
     rows, problems = [], []
     try:
-        net = _read(path)
+        net = read_network_file(path, prog="dse eval")
     except DseError as exc:
         return [], [str(exc)]
     for mapped in net.layers:
@@ -113,7 +91,7 @@ def _evaluate(mapped: MappedLayer, acc, template, args, row: dict) -> str | None
 
 def run(args: argparse.Namespace) -> int:
     acc = accelerator_from_args(args)
-    template = resolve_dataflow(args.dataflow) if args.dataflow else None
+    template = resolve_dataflow(args.dataflow, prog="dse eval") if args.dataflow else None
     rows: list[dict] = []
     problems: list[str] = []
     for path in args.files:

@@ -13,7 +13,7 @@ from ..results import best_rows, describe_row, pareto_rows, trials_frame
 from ..storage import DEFAULT_STORAGE, open_storage, redact
 from ..tables import format_table
 from ..winner import format_layers, layer_rows, write_design
-from .codesign import execute
+from .codesign import add_heartbeat_arguments, execute
 from .common import UsageError, positive_int
 
 
@@ -60,6 +60,7 @@ def add_parser(subparsers) -> None:
                    help="fail and re-queue trials left running by a crash (storages without heartbeat: "
                         "journal files); only when no worker is alive")
     q.add_argument("--output-dir", metavar="DIR")
+    add_heartbeat_arguments(q)
     q.set_defaults(run=run_resume)
 
 
@@ -167,7 +168,8 @@ def run_resume(args: argparse.Namespace) -> int:
         spec.trials = args.trials
         study.set_user_attr(cd.SPEC_ATTR, spec.to_json())
     return execute(study, spec, args.name, args.storage, workers=args.workers, trials=trials,
-                   timeout=args.timeout, output_dir=args.output_dir)
+                   timeout=args.timeout, output_dir=args.output_dir, heartbeat=args.heartbeat,
+                   grace=args.grace_period)
 
 
 __all__ = ["add_parser"]

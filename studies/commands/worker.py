@@ -7,7 +7,7 @@ import sys
 
 from .. import codesign as cd
 from ..storage import redact
-from .codesign import add_study_arguments
+from .codesign import add_heartbeat_arguments, add_study_arguments
 from .common import positive_int
 
 
@@ -22,6 +22,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S seconds")
     p.add_argument("--index", type=int, default=0,
                    help="worker index: offsets the sampler's seed so workers do not propose alike")
+    add_heartbeat_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     spec = cd.stored_spec(study)
     print(f"worker {args.index} on study {args.study} in {redact(args.storage)}", file=sys.stderr)
     done = cd.run_worker(args.study, args.storage, worker=args.index, trials=args.trials,
-                         timeout=args.timeout)
+                         timeout=args.timeout, heartbeat=args.heartbeat, grace=args.grace_period)
     c = cd.counts(study)
     print(f"worker {args.index}: {done} trial(s) completed; the study has {c['COMPLETE']} of "
           f"{args.trials or spec.trials}", file=sys.stderr)

@@ -1,0 +1,99 @@
+"""Co-design studies on a real PostgreSQL server: several workers on one study, and a worker killed
+with SIGKILL mid-trial.
+
+The server's URL comes from ``DSE_TEST_POSTGRES_URL`` (``.ci/run`` installs PostgreSQL, starts it on
+loopback and sets it). In CI (``CI`` set) a missing server is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from studies import codesign as cd
+
+from .codesign_helpers import codesign_args, hardware_of, load, run, states, write_network
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> str:
+    url = os.environ.get("DSE_TEST_POSTGRES_URL")
+    if not url:
+        message = "DSE_TEST_POSTGRES_URL is not set (a postgresql:// URL of a scratch database)"
+        if os.environ.get("CI"):
+            pytest.fail(message + ": CI must provide PostgreSQL (.ci/run starts it)")
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture
+def study_name() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+def test_several_workers_finish_exactly_the_requested_trials(capsys, tmp_path, postgres_url, study_name):
+    network = write_network(tmp_path)
+    code, _, err = run(capsys, *codesign_args(network, postgres_url, "--workers", "3", trials=15,
+                                              study=study_name))
+    assert code == 0, err
+    s = states(load(postgres_url, study_name))
+    assert s.get("COMPLETE") == 15 and not s.get("FAIL") and not s.get("RUNNING")
+    # Another worker joining a finished study does nothing.
+    code, _, err = run(capsys, "worker", "--study", study_name, "--storage", postgres_url)
+    assert code == 0 and states(load(postgres_url, study_name)).get("COMPLETE") == 15
+
+
+def test_a_worker_killed_mid_trial_is_retried_and_nothing_is_lost_or_duplicated(
+        capsys, tmp_path, postgres_url, study_name):
+    # ResNet-50 with CP-SAT mapping on a coarse space: trials of a few seconds, 21 layer shapes each.
+    trials = 3
+    spec = cd.CodesignSpec.create(
+        "resnet50", hardware={"num_pes": "64,256", "simd_lanes": "1", "l1_size": "512", "l2_size": "131072",
+                              "noc_bw": "64,256", "offchip_bw": "64", "noc_hop_latency": "1"},
+        inner="cpsat", inner_space="coarse", inner_time_limit=0.5, trials=trials)
+    study = cd.create_or_load(spec, study_name, postgres_url)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "studies.cli", "worker", "--study", study_name, "--storage", postgres_url,
+         "--heartbeat", "1", "--grace-period", "3"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        victim = None
+        while victim is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            cached = sum(k.startswith(cd.CACHE_PREFIX) for k in study._storage.get_study_user_attrs(
+                study._study_id))
+            running = [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"]
+            if running and cached >= 2:
+                victim = running[0]
+        assert victim is not None, "the worker never got going"
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    killed = study._storage.get_trial(victim._trial_id)
+    assert killed.state.name == "RUNNING"                 # SIGKILL left it behind, heartbeat stopped
+
+    code, _, err = run(capsys, "study", "resume", study_name, "--storage", postgres_url,
+                       "--heartbeat", "1", "--grace-period", "3", "--output-dir", tmp_path / "best")
+    assert code == 0, err
+    study = load(postgres_url, study_name)
+    s = states(study)
+    assert s.get("COMPLETE") == trials and s.get("FAIL") == 1 and not s.get("RUNNING")
+    failed = next(t for t in study.trials if t.state.name == "FAIL")
+    assert failed.number == killed.number
+    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == failed.number]
+    assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
+    assert hardware_of(retries[0]) == hardware_of(failed)
+    assert retries[0].user_attrs["cache_hits"] >= 1        # the killed trial's finished layers
+    assert (tmp_path / "best" / "mapping.m").exists()
