@@ -26,6 +26,7 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.costmodel
 	$(BIN)/python -m benchmarks.search
+	$(BIN)/python -m benchmarks.codesign
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -58,3 +58,13 @@ def test_search_benchmark_prints_its_keys():
     for key in ("cpsat_median_s", "tpe_within_5pct_fraction", "pareto_cpsat_recovered",
                 "pareto_nsga2_recovered"):
         assert 0 <= float(keys[key]) < 1e6
+
+
+def test_codesign_benchmark_prints_its_keys():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.codesign", "--smoke"], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    keys = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
+    assert float(keys["sweep_designs_per_s"]) > 0 and int(keys["grid_designs"]) == 16
+    # The exhaustive grid and the study's inner search agree; the study cannot beat the grid optimum.
+    assert keys["grid_check_matches_inner_search"] == "True"
+    assert float(keys["study_gap_after_50_median_pct"]) >= 0
