@@ -15,7 +15,7 @@ from search.cpsat import CpSatSearcher
 from search.exhaustive import text_progress
 from search.optuna_search import OptunaSearcher
 from spaces import Constraints, FreeSpace
-from spaces.template import TemplateSpace, load_template
+from spaces.union import mapping_space
 
 from ..tables import write_rows
 from .common import accelerator_from_args, add_hardware_arguments, open_output, positive_int
@@ -44,9 +44,11 @@ def add_parser(subparsers) -> None:
                         f"of up to {AUTO_EXHAUSTIVE_LIMIT:,} points, optuna otherwise")
     p.add_argument("--objective", default="latency",
                    help="latency, energy, edp, or a comma-separated pair such as latency,energy (Pareto)")
-    p.add_argument("--space", default="free", metavar="free|TEMPLATE.m",
-                   help="'free' (default), or a dataflow template with ?holes (shipped: kcp_ws_holes, rs, "
-                        "yxp_os, xp_ws, nlr)")
+    p.add_argument("--space", default="free", metavar="free|coarse|templates|TEMPLATE",
+                   help="'free' (default); 'coarse' (a small free space: tiles 1, ~sqrt and whole); "
+                        "'templates' (every shipped template that applies); or one dataflow template with "
+                        "?holes, by file or shipped name (kcp_ws_holes, rs, yxp_os, xp_ws, nlr, "
+                        "gemm_mnk_holes)")
     p.add_argument("--levels", type=positive_int, default=2, help="cluster levels of the free space (1-3)")
     p.add_argument("--spatial", help="comma-separated dimensions that may be mapped spatially")
     p.add_argument("--tiles", choices=("divisors", "any"), default="divisors",
@@ -70,7 +72,7 @@ def _space(args, layer: Layer, num_pes: int):
     if args.space == "free":
         spatial = args.spatial.split(",") if args.spatial else None
         return FreeSpace(layer, num_pes, levels=args.levels, spatial=spatial, tiles=args.tiles)
-    return TemplateSpace(layer, load_template(args.space), num_pes, tiles=args.tiles)
+    return mapping_space(layer, num_pes, args.space, levels=args.levels, tiles=args.tiles)
 
 
 def _searcher_name(args, space) -> str:
