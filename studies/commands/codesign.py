@@ -15,7 +15,7 @@ from .. import codesign as cd
 from ..results import best_rows, describe_row, pareto_rows, trials_frame
 from ..storage import DEFAULT_STORAGE, GRACE_S, HEARTBEAT_S, redact
 from ..winner import format_layers, layer_rows, write_design
-from .common import positive_int
+from .common import add_budget_arguments, budget_of, positive_int
 
 
 def add_parser(subparsers) -> None:
@@ -58,15 +58,6 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-def add_budget_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("budget")
-    g.add_argument("--max-area-mm2", type=float, metavar="A")
-    g.add_argument("--max-power-mw", type=float, metavar="P")
-    g.add_argument("--max-pes", type=positive_int, metavar="N")
-    g.add_argument("--max-buffer", type=positive_int, metavar="E",
-                   help="PEs x L1 + L2, elements")
-
-
 def add_study_arguments(p: argparse.ArgumentParser, *, required: bool = False) -> None:
     p.add_argument("--study", required=required, metavar="NAME",
                    help="study name (default: <network>-<objective>)")
@@ -84,11 +75,6 @@ def add_heartbeat_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"seconds between a running trial's heartbeats (default {HEARTBEAT_S})")
     g.add_argument("--grace-period", type=positive_int, default=GRACE_S, metavar="S",
                    help=f"a trial silent for S seconds is failed and queued again (default {GRACE_S})")
-
-
-def budget_of(args) -> dict:
-    return {k: v for k in ("max_area_mm2", "max_power_mw", "max_pes", "max_buffer")
-            if (v := getattr(args, k, None)) is not None}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -182,5 +168,5 @@ def report(study, spec: cd.CodesignSpec, name: str, output_dir: str | None, *, s
     return 0
 
 
-__all__ = ["add_budget_arguments", "add_heartbeat_arguments", "add_parser", "add_storage_arguments",
+__all__ = ["add_heartbeat_arguments", "add_parser", "add_storage_arguments",
            "add_study_arguments", "execute", "report", "run"]

@@ -61,6 +61,30 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def add_budget_arguments(p: argparse.ArgumentParser, title: str = "budget") -> None:
+    g = p.add_argument_group(title)
+    g.add_argument("--max-area-mm2", type=positive_float, metavar="A", help="area, mm^2")
+    g.add_argument("--max-power-mw", type=positive_float, metavar="P", help="power, mW")
+    g.add_argument("--max-pes", type=positive_int, metavar="N", help="PEs")
+    g.add_argument("--max-buffer", type=positive_int, metavar="E", help="PEs x L1 + L2, elements")
+
+
+def budget_of(args: argparse.Namespace) -> dict:
+    """The budget flags that were given, as ``spaces.hardware.Budget`` keywords."""
+    return {k: v for k in ("max_area_mm2", "max_power_mw", "max_pes", "max_buffer")
+            if (v := getattr(args, k, None)) is not None}
+
+
 def non_negative_int(text: str) -> int:
     try:
         value = int(text)

@@ -11,7 +11,8 @@ from spaces.hardware import Budget
 from .. import codesign as cd
 from ..results import describe_row, query, trials_frame
 from ..winner import format_layers, layer_rows, write_design
-from .codesign import add_budget_arguments, add_study_arguments, budget_of
+from .codesign import add_study_arguments
+from .common import add_budget_arguments, budget_of
 
 NO_DESIGN = 1        # like grep: the question was fine, the answer is "none"
 

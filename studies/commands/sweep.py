@@ -60,6 +60,8 @@ from .common import (
     HARDWARE_FLAGS,
     UsageError,
     accelerator_from_args,
+    add_budget_arguments,
+    budget_of,
     non_negative_int,
     open_output,
     positive_int,
@@ -122,16 +124,6 @@ def grid_spec(name: str) -> Callable[[str], np.ndarray]:
         return np.array(values, dtype=np.int64)
 
     return parse
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
 
 
 # --------------------------------------------------------------------------------------- the sweep
@@ -421,11 +413,7 @@ def add_parser(subparsers) -> None:
             fixed.add_argument(flag, type=non_negative_int if field == "noc_hop_latency" else positive_int,
                                metavar="N", help=text)
     fixed.add_argument("--tech", metavar="FILE", help="technology table overrides (.json or .toml)")
-    budget = p.add_argument_group("budget (as dse codesign's; designs over budget are not valid)")
-    budget.add_argument("--max-area-mm2", type=positive_float, metavar="A", help="area, mm2")
-    budget.add_argument("--max-power-mw", type=positive_float, metavar="P", help="power, mW")
-    budget.add_argument("--max-pes", type=positive_int, metavar="N", help="PEs")
-    budget.add_argument("--max-buffer", type=positive_int, metavar="E", help="PEs x L1 + L2, elements")
+    add_budget_arguments(p, "budget (as dse codesign's; designs over budget are not valid)")
     out = p.add_argument_group("output")
     out.add_argument("--format", choices=("table", "csv", "parquet"), default="table",
                      help="table (default): summary and Pareto set; csv or parquet: the rows (columns below)")
@@ -515,8 +503,7 @@ def run(args: argparse.Namespace) -> int:
         for line in problems:
             print(f"dse sweep: {args.file}: {line}", file=sys.stderr)
         return 2
-    budget = Budget(max_area_mm2=args.max_area_mm2, max_power_mw=args.max_power_mw, max_pes=args.max_pes,
-                    max_buffer=args.max_buffer)
+    budget = Budget(**budget_of(args))
     progress = text_progress() if sys.stderr.isatty() else None
 
     if args.format == "table":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optuna
 
-from studies.cli import main
+from .cli_helpers import write_file
 
 NETWORK = """\
 Network tiny {
@@ -21,21 +21,13 @@ BUDGET = ["--max-area-mm2", "0.4"]
 
 
 def write_network(tmp_path):
-    path = tmp_path / "tiny.m"
-    path.write_text(NETWORK)
-    return path
+    return write_file(tmp_path, "tiny.m", NETWORK)
 
 
 def codesign_args(network, storage: str, *extra, trials: int = 6, study: str = "tiny") -> list[str]:
     return ["codesign", "--network", str(network), "--study", study, "--storage", storage,
             "--trials", str(trials), *HARDWARE, *BUDGET, "--output-dir", str(network.parent / "best"),
             *extra]
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def load(storage: str, name: str = "tiny") -> optuna.Study:

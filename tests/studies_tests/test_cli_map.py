@@ -8,8 +8,9 @@ import io
 import pandas as pd
 import pytest
 
-from studies.cli import main
 from studies.commands.map import REPORT_COLUMNS
+
+from .cli_helpers import run, write_file
 
 NETWORK = """\
 Network tiny {
@@ -23,17 +24,10 @@ Layer fc { Type: GEMM Dimensions { M: 8, N: 24, K: 32 } }
 HW = ["--num-pes", "16", "--l1-size", "256", "--l2-size", "8192", "--noc-bw", "16", "--noc-hop-latency", "1"]
 
 
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 @pytest.fixture
 def network(tmp_path):
-    path = tmp_path / "tiny.m"
-    path.write_text(NETWORK)
-    return path
+    return write_file(tmp_path, "tiny.m", NETWORK)
 
 
 @pytest.mark.parametrize("searcher", ["cpsat", "exhaustive", "optuna"])

@@ -16,9 +16,10 @@ from costmodel import Accelerator, MappingError, evaluate, read_dataflow, read_n
 from costmodel.networks import bundled_dataflow
 from costmodel.sweep import sweep_hardware
 from costmodel.workloads import merge_repeats
-from studies.cli import main
 from studies.commands import sweep as sweep_cmd
 from studies.commands.sweep import COLUMNS, grid_spec, sweep_network
+
+from .cli_helpers import run, write_file
 
 _DATAFLOW = """\
   Dataflow {
@@ -52,20 +53,10 @@ AXES = {"num_pes": [8, 16, 24, 32, 64], "noc_bw": [4, 8, 16, 32, 64], "l1_size":
 FIXED = ["--noc-hop-latency", "1", "--noc-hops", "2"]
 
 
-def run(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:               # argparse's usage errors
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 @pytest.fixture
 def network(tmp_path):
-    path = tmp_path / "tiny.m"
-    path.write_text(NETWORK)
-    return path
+    return write_file(tmp_path, "tiny.m", NETWORK)
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from studies import codesign as cd
 from studies.results import BASE_COLUMNS
 from studies.storage import open_storage, redact
 
-from .codesign_helpers import codesign_args, hardware_of, load, run, states, write_network
+from .cli_helpers import run
+from .codesign_helpers import codesign_args, hardware_of, load, states, write_network
 
 
 @pytest.fixture

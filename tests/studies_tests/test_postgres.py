@@ -19,7 +19,8 @@ import pytest
 
 from studies import codesign as cd
 
-from .codesign_helpers import codesign_args, hardware_of, load, run, states, write_network
+from .cli_helpers import run
+from .codesign_helpers import codesign_args, hardware_of, load, states, write_network
 
 ROOT = Path(__file__).resolve().parents[2]
 
