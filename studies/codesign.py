@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -41,7 +42,7 @@ from spaces.hardware import Budget, HardwareSpace
 from spaces.mapping import FreeSpace
 from spaces.union import mapping_space
 
-from .storage import is_relational, open_storage, quiet, retry_trial
+from .storage import GRACE_S, is_relational, open_storage, quiet, retry_trial
 
 SPEC_ATTR = "dse_spec"
 CACHE_PREFIX = "map:"
@@ -373,6 +374,7 @@ def run_worker(name: str, url: str, *, worker: int = 0, trials: int | None = Non
     runner = Codesign(study, spec)
     deadline = time.monotonic() + timeout if timeout else math.inf
     done = 0
+    waiting_since = None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     while time.monotonic() < deadline:
         with quiet():
@@ -381,8 +383,17 @@ def run_worker(name: str, url: str, *, worker: int = 0, trials: int | None = Non
         if c["COMPLETE"] >= spec.trials:
             break
         if c["COMPLETE"] + c["RUNNING"] >= spec.trials and not c["WAITING"]:
-            time.sleep(poll)                    # the last trials run elsewhere; wait in case one dies
+            # The last trials run elsewhere: wait in case one dies (its heartbeat stops and it is
+            # queued again). Without heartbeats a dead worker's trial would keep us waiting: say so.
+            waiting_since = waiting_since or time.monotonic()
+            if not is_relational(url) and time.monotonic() - waiting_since > GRACE_S:
+                print(f"waiting for {c['RUNNING']} running trial(s) of study {name}; if their workers "
+                      f"died, stop this one and run: dse study resume {name} --retry-running",
+                      file=sys.stderr)
+                waiting_since = time.monotonic()
+            time.sleep(poll)
             continue
+        waiting_since = None
         runner.current = None
         try:
             study.optimize(runner, n_trials=1, catch=())

@@ -222,3 +222,21 @@ def test_passwords_never_appear_in_messages(capsys, network):
     with pytest.raises(Exception) as info:
         open_storage(url)
     assert "s3cr3t" not in str(info.value)
+
+
+def test_retry_running_requeues_a_dead_workers_trial_on_a_journal(capsys, network, tmp_path):
+    url = f"journal:///{tmp_path / 'journal.log'}"
+    assert run(capsys, *codesign_args(network, url, trials=2))[0] == 0
+    study = load(url)
+    spec = cd.stored_spec(study)
+    orphan = study.ask()                       # a trial whose worker "died": it stays RUNNING
+    spec.hardware_space().suggest(orphan)
+    code, _, err = run(capsys, "study", "resume", "tiny", "--storage", url, "--trials", "4",
+                       "--retry-running", "--output-dir", tmp_path / "best")
+    assert code == 0, err
+    assert "re-queued 1 trial(s)" in err
+    study = load(url)
+    assert states(study) == {"COMPLETE": 4, "FAIL": 1}
+    retry = next(t for t in study.trials if t.system_attrs.get("failed_trial") == orphan.number)
+    assert retry.state.name == "COMPLETE" and retry.params == study.trials[orphan.number].params
+    assert cd.stored_spec(study).trials == 4
