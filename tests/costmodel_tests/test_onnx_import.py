@@ -383,3 +383,23 @@ def parse_cli(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="dse")
     import_cmd.add_parser(parser.add_subparsers(dest="command"))
     return parser.parse_args(argv)
+
+
+def test_every_network_command_takes_the_onnx_model_directly(tmp_path, capsys):
+    from studies.cli import main
+
+    model = resnet_block(tmp_path)
+    expected = {layer.name for layer in read_onnx(model)[0].layers}
+    commands = (["eval", model, "--dataflow", "kcp_ws", "--num-pes", "64", "--format", "csv"],
+                ["map", model, "--num-pes", "64", "--space", "templates"],
+                ["sweep", model, "--dataflow", "kcp_ws", "--num-pes", "16,64", "--noc-bw", "64",
+                 "--l1-size", "512", "--l2-size", "65536"],
+                ["codesign", "--network", model, "--trials", "2", "--num-pes", "16,64", "--study", "onnx",
+                 "--storage", f"sqlite:///{tmp_path / 's.db'}", "--output-dir", str(tmp_path / "best")])
+    for argv in commands:
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        assert code == 0, (argv[0], err)
+        if argv[0] in ("eval", "map"):
+            assert all(name in out for name in expected), argv[0]
+    assert all(name in (tmp_path / "best" / "mapping.m").read_text() for name in expected)
