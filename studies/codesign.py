@@ -276,7 +276,7 @@ class Codesign:
 
     # -------------------------------------------------------------------------- mapping cache
     def _refresh_cache(self) -> None:
-        attrs = self.study._storage.get_study_user_attrs(self.study._study_id)
+        attrs = self.study.user_attrs
         self.cache.update({k: v for k, v in attrs.items() if k.startswith(CACHE_PREFIX)})
 
     def cache_key(self, layer: Layer, acc: Accelerator) -> str:
@@ -298,7 +298,7 @@ class Codesign:
         self.cache[key] = entry
         # Concurrent workers may write the same key: same content, either write may win.
         with contextlib.suppress(Exception):
-            self.study._storage.set_study_user_attr(self.study._study_id, key, entry)
+            self.study.set_user_attr(key, entry)
         return entry
 
 
@@ -348,7 +348,7 @@ def accelerator_of(trial: optuna.trial.FrozenTrial, spec: CodesignSpec) -> Accel
 
 def mapping_of(study: optuna.Study, trial: optuna.trial.FrozenTrial, spec: CodesignSpec) -> list:
     """The network's layers with the dataflows a trial chose (from the mapping cache)."""
-    attrs = study._storage.get_study_user_attrs(study._study_id)
+    attrs = study.user_attrs
     chosen = trial.user_attrs.get("layers", {})
     out = []
     for layer in spec.layers():

@@ -14,7 +14,7 @@ from .tables import format_table
 
 def layer_rows(study: optuna.Study, spec: CodesignSpec, trial: optuna.trial.FrozenTrial) -> list[dict]:
     """Per layer of the network: its count, figures and the dataflow the trial chose."""
-    attrs = study._storage.get_study_user_attrs(study._study_id)
+    attrs = study.user_attrs
     chosen = trial.user_attrs.get("layers", {})
     rows = []
     for layer in spec.layers():
