@@ -120,20 +120,26 @@ class _Tables:
         return getattr(self, table).get(var, 0)
 
 
-def _stacked(level: Level, dims: dict[str, np.ndarray]):
-    """(d, m, f) of every directive of the level as (n, B) arrays."""
-    d = np.stack([dims[e.var] for e in level.entries])
-    m = np.stack([e.size for e in level.entries])
-    f = np.stack([e.ofs for e in level.entries])
-    return d, m, f
+def _sizes(level: Level) -> tuple[np.ndarray, np.ndarray]:
+    """(m, f): size and offset of every directive of the level as (n, B) arrays."""
+    B = level.num_sub.shape[0]
+    return _stack([e.size for e in level.entries], B), _stack([e.ofs for e in level.entries], B)
 
 
-def _mapping_tables(level: Level, dims: dict[str, np.ndarray], conv: bool, maestro_exact: bool
-                    ) -> tuple[_Tables, np.ndarray]:
+def _bcast(x, B: int) -> np.ndarray:
+    """``x`` as a (B,) array; no copy, and no numpy call when it already is one."""
+    if isinstance(x, np.ndarray) and x.shape == (B,):
+        return x
+    return np.broadcast_to(x, (B,))
+
+
+def _mapping_tables(level: Level, dims: dict[str, np.ndarray], conv: bool, maestro_exact: bool,
+                    sizes: tuple[np.ndarray, np.ndarray]) -> tuple[_Tables, np.ndarray]:
     """Mapping, unique and edge sizes per dimension (MAESTRO's tables keep the last directive on a
     dimension); also flags designs where a map larger than its dimension gets a different edge size
     than MAESTRO gives it (deviation ``oversized-map-edge``)."""
-    d, m, f = _stacked(level, dims)
+    m, f = sizes
+    d = _stack([dims[e.var] for e in level.entries], m.shape[1])
     t = np.maximum((d - m) // f, 0)
     has_edge = (t * f + m < d) | (m > d)
     uniq = np.minimum(m, f)
@@ -158,7 +164,7 @@ def _mapping_tables(level: Level, dims: dict[str, np.ndarray], conv: bool, maest
                 U[out] = np.minimum(f[i], m[i])
                 EM[out] = EM[e.var] - EM.get(sliding, 0) + 1
                 EU[out] = np.minimum(f[i], EM[out])
-    return _Tables(M, U, EM, EU), np.any(wrong, axis=0)
+    return _Tables(M, U, EM, EU), wrong.any(axis=0)
 
 
 def _tables_differ(a: _Tables, b: _Tables) -> np.ndarray:
@@ -181,8 +187,10 @@ class _States:
     sp_edge_edge: np.ndarray  # the spatial edge fold has a partial last sub-cluster
 
 
-def _states(level: Level, dims: dict[str, np.ndarray], n: np.ndarray) -> _States:
-    d, m, f = _stacked(level, dims)
+def _states(level: Level, dims: dict[str, np.ndarray], n: np.ndarray,
+            sizes: tuple[np.ndarray, np.ndarray]) -> _States:
+    m, f = sizes
+    d = _stack([dims[e.var] for e in level.entries], m.shape[1])
     # Temporal maps.
     ie = d < m
     unrolled = d <= m
@@ -297,12 +305,13 @@ class _LevelAnalysis:
         self.n = level.num_sub
         self.conv = layer.layer_type.is_conv_family
         self.tensors = ctx.tensors
-        self.tables, oversized = _mapping_tables(level, dims_map, self.conv, ctx.maestro_exact)
+        sizes = _sizes(level)
+        self.tables, oversized = _mapping_tables(level, dims_map, self.conv, ctx.maestro_exact, sizes)
         self.flags = {"oversized-map-edge": oversized}
         if dims_map is not dims_static and any((dims_map[v] != d).any() for v, d in dims_static.items()):
-            static_tables, _ = _mapping_tables(level, dims_static, self.conv, ctx.maestro_exact)
+            static_tables, _ = _mapping_tables(level, dims_static, self.conv, ctx.maestro_exact, sizes)
             self.flags["subtile-edges"] = _tables_differ(self.tables, static_tables)
-        self.states = _states(level, dims_iter, self.n)
+        self.states = _states(level, dims_iter, self.n, sizes)
         self.nedge = _edge_clusters(level, dims_static, self.n)
         self.nact1 = self.nedge == 1
         self.cls = _Classes(level, self.states)
@@ -556,8 +565,9 @@ def _group_any(mask: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray
     return out
 
 
-def _stack(values: list, B: int) -> np.ndarray:
-    out = np.empty((len(values), B), dtype=np.int64)
+def _stack(values: list, B: int, dtype=np.int64) -> np.ndarray:
+    """Rows of scalars or (B,) arrays as one (len(values), B) array."""
+    out = np.empty((len(values), B), dtype=dtype)
     for i, v in enumerate(values):
         out[i] = v
     return out
@@ -604,14 +614,14 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
         eg_s.append(eg)
         mac_s.append(mac)
         crit_s.append(crit)
-        neg_s.append(np.broadcast_to(negative, (B,)))
+        neg_s.append(negative)
     in_s, w_s, term_s = [], [], []
     for k in in_rows:
         vi, ti = a.ingress(t.input, cls.rows[k], cls.c[k])
         vw, tw = a.ingress(t.weight, cls.rows[k], cls.c[k])
         in_s.append(vi)
         w_s.append(vw)
-        term_s.append(np.broadcast_to(ti | tw, (B,)))
+        term_s.append(ti | tw)
     eg_sig, crit_sig = _stack(eg_s, B), _stack(crit_s, B)
     in_sig, w_sig = _stack(in_s, B), _stack(w_s, B)
     valid = (crit_sig > 0)[out_idx]                                     # (K, B)
@@ -629,7 +639,7 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     else:
         compute_sig, active_sig, err_sig, empty_sig, sub_flags = _sub_clusters(ctx, li, a, hw, base,
                                                                                out_rows, used_out)
-        err = np.max(np.where(used_out, err_sig, 0), axis=0)
+        err = np.where(used_out, err_sig, 0).max(axis=0)
         for name, f in sub_flags.items():
             flags[name] = flags.get(name, False) | f
     in_d_sig = _noc_delay(in_sig + w_sig, hw.noc_bw, hw.noc_latency)
@@ -638,38 +648,38 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     delay = np.where(cls.all_init, compute + in_d, np.maximum(np.maximum(eg_d, compute), in_d))
 
     result = LevelResult(runtime=None, num_macs=None, avg_active=None, err=err, flags=flags)
-    total = np.sum(w, axis=0)
+    total = w.sum(axis=0)
     safe_total = np.maximum(total, 1)
     if is_top:
         egress, macs = eg_sig[out_idx], _stack(mac_s, B)[out_idx]
         ing_in, ing_w = in_sig[in_idx], w_sig[in_idx]
         init_w = occ * cls.all_init                                     # the all-Init case
-        l2_req = {"input": 2 * np.sum(init_w * ing_in, axis=0),
-                  "weight": 2 * np.sum(init_w * ing_w, axis=0),
-                  "output": 2 * np.sum(init_w * egress, axis=0)}
+        l2_req = {"input": 2 * (init_w * ing_in).sum(axis=0),
+                  "weight": 2 * (init_w * ing_w).sum(axis=0),
+                  "output": 2 * (init_w * egress).sum(axis=0)}
         in_buf = (l2_req["input"] + l2_req["weight"]) // hw.offchip_bw
         out_buf = l2_req["output"] // hw.offchip_bw
         delay = np.maximum(np.maximum(in_buf // 2, delay), out_buf // 2)
         result.l2_req = l2_req
         result.counts = {
-            "input_l2_read": np.sum(w * ing_in, axis=0),
-            "weight_l2_read": np.sum(w * ing_w, axis=0),
-            "output_l2_write": np.sum(occ * egress, axis=0),
-            "output_l1_write": np.sum(occ * macs, axis=0),
+            "input_l2_read": (w * ing_in).sum(axis=0),
+            "weight_l2_read": (w * ing_w).sum(axis=0),
+            "output_l2_write": (occ * egress).sum(axis=0),
+            "output_l1_write": (occ * macs).sum(axis=0),
         }
-        result.num_macs = np.sum(w * macs, axis=0)
+        result.num_macs = (w * macs).sum(axis=0)
         comp_bw = np.maximum(compute, 1)
         traffic = np.maximum(ing_in + ing_w, egress)
-        result.peak_bw = np.max(np.where(used, traffic // comp_bw, 0), axis=0)
+        result.peak_bw = np.where(used, traffic // comp_bw, 0).max(axis=0)
         result.avg_bw = _avg_bw(cls, used, traffic, comp_bw) / safe_total
         need = np.maximum(l2_req["output"], l2_req["input"] + l2_req["weight"])
-        result.offchip_bw = np.max(np.where(used, need // (2 * comp_bw), 0), axis=0)
+        result.offchip_bw = np.where(used, need // (2 * comp_bw), 0).max(axis=0)
         big = np.iinfo(np.int64).max
         for name, d in (("ingress", in_d), ("egress", eg_d), ("compute", compute)):
-            result.delays[f"{name}_min"] = np.min(np.where(used, d, big), axis=0)
-            result.delays[f"{name}_max"] = np.max(np.where(used, d, 0), axis=0)
-            result.delays[f"{name}_avg"] = np.sum(w * d, axis=0) // safe_total
-    result.runtime = np.sum(w * delay, axis=0)
+            result.delays[f"{name}_min"] = np.where(used, d, big).min(axis=0)
+            result.delays[f"{name}_max"] = np.where(used, d, 0).max(axis=0)
+            result.delays[f"{name}_avg"] = (w * d).sum(axis=0) // safe_total
+    result.runtime = (w * delay).sum(axis=0)
     # Summed row by row: numpy's pairwise summation would round differently for a batch of one.
     result.avg_active = _rowsum(w * active_sig[out_idx]) / safe_total
     # MAESTRO takes buffer sizes from its first *computing* case, adding input/weight tiles of every
@@ -677,7 +687,7 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     # innermost level's when a sub-cluster tile computes nothing; we take the all-Init case of the
     # right level (deviation ``init-case-empty``).
     flags["init-case-empty"] = (flags.get("init-case-empty", False)
-                                | np.any((occ > 0) & cls.all_init & ~valid, axis=0))
+                                | ((occ > 0) & cls.all_init & ~valid).any(axis=0))
 
     # Errors of this level (the first error per design wins).
     def fail(mask, message):
@@ -691,8 +701,8 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     used_in = _group_any(used, in_idx, len(in_rows))
     exists_in = _group_any(exists, in_idx, len(in_rows))
     if is_top:   # a sub-cluster with negative MACs makes the reported MAC count garbage
-        bad_out |= _group_any(exists, out_idx, len(out_rows)) & np.stack(neg_s)
-    fail(np.any(bad_out, axis=0) | np.any(used_in & ((in_sig < 0) | (w_sig < 0)), axis=0),
+        bad_out |= _group_any(exists, out_idx, len(out_rows)) & _stack(neg_s, B, bool)
+    fail(bad_out.any(axis=0) | (used_in & ((in_sig < 0) | (w_sig < 0))).any(axis=0),
          f"the mapping yields negative data volumes or MAC counts at cluster level {li} "
          "(a tile is smaller than the filter it slides over)")
     # A level none of whose cases computes anything: an error at the top; below, an idle sub-cluster
@@ -703,10 +713,10 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
         err = np.where(err == 0, result.empty, err)
     idle = used_out & (compute_sig == 0)
     if idle.any():
-        reason = np.max(np.where(idle, empty_sig, 0), axis=0)
+        reason = np.where(idle, empty_sig, 0).max(axis=0)
         fail(idle.any(axis=0), f"the sub-clusters of cluster level {li} compute nothing")
         err = np.where(idle.any(axis=0) & (reason > 0), reason, err)
-    fail(np.any(exists_in & np.stack(term_s), axis=0),
+    fail((exists_in & _stack(term_s, B, bool)).any(axis=0),
          "a changing temporal map has no new elements (its offset reaches past the dimension) "
          f"at cluster level {li}")
     result.err = err
@@ -744,7 +754,7 @@ def _avg_bw(cls: _Classes, used: np.ndarray, traffic: np.ndarray, comp: np.ndarr
     total = np.zeros(used.shape[1], dtype=np.int64)
     exact = ~(used & (traffic % comp != 0)).any(axis=1)
     if exact.any():       # classes whose cases all divide evenly need no split
-        total += np.sum(np.where(used[exact], cls.occ[exact] * traffic[exact] // comp[exact], 0), axis=0)
+        total += np.where(used[exact], cls.occ[exact] * traffic[exact] // comp[exact], 0).sum(axis=0)
     for k in np.nonzero(~exact)[0]:
         pieces = np.ones((1, used.shape[1]), dtype=np.int64)
         splits = list(cls.extra_splits)
@@ -761,7 +771,7 @@ def _avg_bw(cls: _Classes, used: np.ndarray, traffic: np.ndarray, comp: np.ndarr
                 pieces = pieces * options[0]
             elif options:
                 pieces = np.concatenate([pieces * q for q in options])
-        total += np.where(used[k], np.sum((pieces * traffic[k]) // comp[k], axis=0), 0)
+        total += np.where(used[k], ((pieces * traffic[k]) // comp[k]).sum(axis=0), 0)
     return total
 
 
@@ -789,14 +799,14 @@ def _sub_clusters(ctx: _Context, li: int, a: _LevelAnalysis, hw: Hardware, base:
             need.append(np.zeros(B, dtype=bool))
         need[kn] |= used_out[s]
         if ke is not None:
-            need[ke] |= used_out[s] & np.broadcast_to(has_ee, (B,))
+            need[ke] |= used_out[s] & has_ee
     # One batch of (tile, design) pairs that some used case needs.
     tiles = [a.subtile_dims(key) for key in keys]
     picks = [np.nonzero(n)[0] for n in need]
     pick = np.concatenate(picks)
     base_inner = pick if base is None else base[pick]
     level = _take_level(below, base_inner)
-    dims_iter = {v: np.concatenate([np.broadcast_to(tile[v], (B,))[p] for tile, p in zip(tiles, picks,
+    dims_iter = {v: np.concatenate([_bcast(tile[v], B)[p] for tile, p in zip(tiles, picks,
                                                                                        strict=True)])
                  for v in below.dims}
     if len(pick):
@@ -818,7 +828,7 @@ def _sub_clusters(ctx: _Context, li: int, a: _LevelAnalysis, hw: Hardware, base:
         serr[u, p] = sub.err[start:stop]
         sempty[u, p] = sub.empty[start:stop]
         for name, f in sub.flags.items():
-            sflags[name][u, p] = np.broadcast_to(f, (len(pick),))[start:stop]
+            sflags[name][u, p] = _bcast(f, len(pick))[start:stop]
         start = stop
     comp_s, act_s, err_s, empty_s = [], [], [], []
     flag_s: dict[str, list] = {name: [] for name in sflags}
@@ -839,8 +849,8 @@ def _sub_clusters(ctx: _Context, li: int, a: _LevelAnalysis, hw: Hardware, base:
         for name, f in sflags.items():
             flag_s[name].append(np.where(has_ee, f[ke] | f[kn], f[kn]))
     compute = _stack(comp_s, B)
-    active = np.stack([np.broadcast_to(x, (B,)) for x in act_s])
-    fallback = np.stack([np.broadcast_to(a.nedge if e else a.n, (B,)) for _, _, e, _ in per_sig])
+    active = _stack(act_s, B, np.float64)
+    fallback = _stack([a.nedge if e else a.n for _, _, e, _ in per_sig], B)
     active = np.where(active == 0, fallback, active)
-    flags = {name: np.any(used_out & np.stack(v), axis=0) for name, v in flag_s.items()}
+    flags = {name: (used_out & np.stack(v)).any(axis=0) for name, v in flag_s.items()}
     return compute, active, _stack(err_s, B), _stack(empty_s, B), flags
