@@ -124,17 +124,11 @@ class LayerCost:
         values = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            values[f.name] = _py(v[i]) if isinstance(v, np.ndarray) else v
+            values[f.name] = v.item(i) if isinstance(v, np.ndarray) else v
         return LayerCost(**values)
 
     def figures(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in FIGURES + EXTRA_FIGURES}
-
-
-def _py(x):
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
 
 
 def evaluate(layer: Layer, dataflow: Dataflow, accelerator: Accelerator) -> LayerCost:
@@ -178,6 +172,8 @@ def evaluate_batch(layer: Layer, dataflow: Dataflow, *, accelerator: Accelerator
     holes = {k: _as_array(v, batch) for k, v in holes.items()}
     hw = {k: (None if v is None else _as_array(v, batch)) for k, v in hw.items()}
     tensors = layer.tensor_dims(ngconv_output_with_c=ngconv_output_with_c)
+    if batch <= CHUNK:
+        return _evaluate_chunk(layer, dataflow, holes, hw, tech, tensors, maestro_exact)
     parts = []
     for start in range(0, batch, CHUNK):
         sl = slice(start, start + CHUNK)
@@ -195,6 +191,8 @@ def evaluate_batch(layer: Layer, dataflow: Dataflow, *, accelerator: Accelerator
 
 
 def _as_array(v, batch: int) -> np.ndarray:
+    if type(v) is int:                 # the common case, without numpy's broadcasting machinery
+        return np.full(batch, v, dtype=np.int64)
     return np.broadcast_to(np.asarray(v, dtype=np.int64), (batch,))
 
 
@@ -219,7 +217,7 @@ def _evaluate_chunk(layer, dataflow, holes, hw, tech, tensors, maestro_exact) ->
 
 def _labels(masks: list[tuple[str, np.ndarray]], batch: int, sep: str) -> np.ndarray:
     """Per design, the names of the masks that are set, joined by ``sep`` (one string per design)."""
-    masks = [(n, m) for n, m in masks if np.any(m)]
+    masks = [(n, m) for n, m in masks if (m.any() if isinstance(m, np.ndarray) else m)]
     if not masks:
         return np.full(batch, "", dtype=object)
     if batch == 1:
@@ -318,6 +316,8 @@ def _assemble(layer, stack, res, log, batch, tech, hw, lanes, noc_bw, t, maestro
     all_ok = bool(ok.all())
 
     def z(x, dtype=np.int64):
+        if all_ok and isinstance(x, np.ndarray) and x.shape == (batch,) and x.dtype == dtype:
+            return x.copy()
         out = np.empty(batch, dtype=dtype)
         out[:] = x
         if not all_ok:

@@ -20,6 +20,7 @@ which directives sit at an edge), on a batch of ``tiles x B`` designs.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 
@@ -236,54 +237,88 @@ def _noc_delay(volume: np.ndarray, bw: np.ndarray, latency: np.ndarray) -> np.nd
     return np.maximum(latency + sends - 1, 0)
 
 
+@dataclass(frozen=True, slots=True)
+class _Structure:
+    """The part of a level's case classes fixed by which variants occur: the same for every batch
+    with that pattern, so it is built once (``_structure``) and shared."""
+
+    rows: tuple[tuple[int, ...], ...]   # per class, a variant code per directive
+    c: tuple[int, ...]                  # per class, the changing directive (-1 = all at Init)
+    owners: tuple[int, ...]
+    codes: np.ndarray                   # (K, owners): the rows restricted to the owners
+    all_init: np.ndarray                # (K, 1) bool
+    signatures: tuple                   # see _signatures
+    out_groups: _Grouping               # classes grouped by output signature
+    in_groups: _Grouping                # ... and by input signature
+
+
+@functools.lru_cache(maxsize=4096)
+def _structure(kinds: tuple[str, ...], owner_of: tuple[int, ...],
+               present: tuple[tuple[bool, ...], ...]) -> _Structure:
+    """Enumerate the classes of a level whose directive ``o`` (an owner) has the variants with
+    ``present[j][v]`` set (``j`` = the owner's rank)."""
+    owners = tuple(sorted(set(owner_of)))
+    has = dict(zip(owners, present, strict=True))
+    inside = {o: [v for v in (INIT, INIT_IE) if has[o][v]] for o in owners}
+    changing_here = {o: [v for v in (STEADY, EDGE) if has[o][v]] for o in owners}
+    outside = {o: [v for v in (NONEDGE, INIT_IE, EDGE) if has[o][v]] for o in owners}
+    rows: list[tuple[int, ...]] = []
+    changing: list[int] = []
+    for c in [-1, *owners]:
+        choices = [outside[o] if o < c else (changing_here[o] if o == c else inside[o]) for o in owners]
+        for combo in itertools.product(*choices):
+            per_owner = dict(zip(owners, combo, strict=True))
+            rows.append(tuple(per_owner[owner_of[i]] for i in range(len(owner_of))))
+            changing.append(c)
+    codes = np.array([[row[o] for o in owners] for row in rows], dtype=np.intp).reshape(len(rows),
+                                                                                         len(owners))
+    all_init = np.array([c == -1 for c in changing])[:, None]
+    for arr in (codes, all_init):
+        arr.setflags(write=False)        # shared between evaluations
+    signatures = _signatures(kinds, rows, changing)
+    out_idx, out_rows, in_idx, in_rows = signatures
+    return _Structure(tuple(rows), tuple(changing), owners, codes, all_init, signatures,
+                      _Grouping.of(out_idx, len(out_rows)), _Grouping.of(in_idx, len(in_rows)))
+
+
 class _Classes:
     """The case classes of one level: a variant code per directive, the changing directive, counts.
 
-    ``codes[k][i]`` is the variant of directive ``i``'s state in class ``k`` (MAESTRO looks states up by
+    ``rows[k][i]`` is the variant of directive ``i``'s state in class ``k`` (MAESTRO looks states up by
     dimension name, so a directive that is not the last one on its dimension sees the last one's).
     """
 
     def __init__(self, level: Level, states: _States) -> None:
         entries = level.entries
         owner = {e.var: i for i, e in enumerate(entries)}           # last directive on a dim
-        owner_of = [owner[e.var] for e in entries]
+        owner_of = tuple(owner[e.var] for e in entries)
         owners = sorted(set(owner.values()))
         ie = states.init_edge.astype(np.int64)
         # Occurrences of each variant, per directive: (5, n, B).
         occ = np.stack([1 - ie, ie, states.steady, states.edge, 1 - ie + states.steady])
         any_ie, all_ie = states.init_edge.any(axis=1), states.init_edge.all(axis=1)
         any_st, any_ed = states.steady.any(axis=1), states.edge.any(axis=1)
-        present = {o: {INIT: not all_ie[o], INIT_IE: bool(any_ie[o]), STEADY: bool(any_st[o]),
-                       EDGE: bool(any_ed[o]), NONEDGE: not all_ie[o]} for o in owners}
-        inside = {o: [v for v in (INIT, INIT_IE) if present[o][v]] for o in owners}
-        changing_here = {o: [v for v in (STEADY, EDGE) if present[o][v]] for o in owners}
-        outside = {o: [v for v in (NONEDGE, INIT_IE, EDGE) if present[o][v]] for o in owners}
-        rows: list[tuple[int, ...]] = []
-        changing: list[int] = []
-        for c in [-1, *owners]:
-            choices = [outside[o] if o < c else (changing_here[o] if o == c else inside[o])
-                       for o in owners]
-            for combo in itertools.product(*choices):
-                per_owner = dict(zip(owners, combo, strict=True))
-                rows.append(tuple(per_owner[owner_of[i]] for i in range(len(entries))))
-                changing.append(c)
-        self.rows = rows
-        self.c = changing
-        self.K = len(rows)
-        self.owners = owners
+        # Variants present per owner: INIT, INIT_IE, STEADY, EDGE, NONEDGE (in code order).
+        present = tuple((not all_ie[o], bool(any_ie[o]), bool(any_st[o]), bool(any_ed[o]), not all_ie[o])
+                        for o in owners)
+        st = _structure(tuple(e.kind for e in entries), owner_of, present)
+        self.structure = st
+        self.rows = st.rows
+        self.c = st.c
+        self.K = len(st.rows)
+        self.owners = st.owners
         self.owner_of = owner_of
         self.occ_states = {o: {v: occ[v, o] for v in range(5)} for o in owners}
         # Directives other than a dimension's last one multiply every class's occurrences.
         self.extra_splits = []
         mult = np.ones(ie.shape[1], dtype=np.int64)
         for i in range(len(entries)):
-            if i not in owners:
-                st, ed = states.steady[i], states.edge[i]
-                mult = mult * (1 + st + ed)
-                self.extra_splits.append([np.ones_like(st), st, ed])
-        codes = np.array([[row[o] for o in owners] for row in rows], dtype=np.intp)
-        self.occ = np.prod(occ[codes, np.array(owners)], axis=1) * mult    # (K, B)
-        self.all_init = np.array([c == -1 for c in changing])[:, None]
+            if i not in owner.values():
+                st_i, ed_i = states.steady[i], states.edge[i]
+                mult = mult * (1 + st_i + ed_i)
+                self.extra_splits.append([np.ones_like(st_i), st_i, ed_i])
+        self.occ = np.prod(occ[st.codes, np.array(owners)], axis=1) * mult    # (K, B)
+        self.all_init = st.all_init
 
 
 def _is_edge(code: int) -> bool:
@@ -487,15 +522,22 @@ class _LevelAnalysis:
         sub-cluster's MAC count is negative) of a class."""
         out = self.tensors.output
         negative = [False]
+        psums: dict[tuple, object] = {}       # the MAC and critical-path spreads share PE volumes
+
+        def pe_psum(first, ee, consider_reuse=True):
+            key = (first, ee, consider_reuse)
+            if key not in psums:
+                psums[key] = self.pe_egress(True, first, ee, codes, consider_reuse)
+            return psums[key]
 
         def pe_macs(first, ee):
-            v = self.pe_egress(True, first, ee, codes, not (ee and not first))
+            v = pe_psum(first, ee, not (ee and not first))
             negative[0] = negative[0] | (np.asarray(v) < 0)
             return v
 
         egress = self._spread(out, lambda f, e: self.pe_egress(False, f, e, codes), codes)
         macs = self._spread(out, pe_macs, codes, psum_map=True)
-        crit = self._spread(out, lambda f, e: self.pe_egress(True, f, e, codes), codes, critical=True)
+        crit = self._spread(out, pe_psum, codes, critical=True)
         return egress, macs, crit, negative[0]
 
     def ingress(self, dims, codes, c: int):
@@ -530,23 +572,26 @@ class _LevelAnalysis:
         return out
 
 
-def _signatures(a: _LevelAnalysis):
-    """Group classes: by output/MAC signature and by input signature. Returns index arrays."""
-    entries = a.entries
+def _signatures(kinds: tuple[str, ...], rows: list[tuple[int, ...]], changing: list[int]):
+    """Group classes by output/MAC signature and by input signature: (out_idx, out_rows, in_idx,
+    in_rows), the class-to-group index arrays and each group's first class."""
     out_keys: dict[tuple, int] = {}
     in_keys: dict[tuple, int] = {}
     out_idx, in_idx = [], []
-    for row, c in zip(a.cls.rows, a.cls.c, strict=True):
-        okey = tuple((code if e.kind == SPATIAL else _is_edge(code)) for e, code in zip(entries, row,
-                                                                                       strict=True))
-        ikey = (c, tuple(code if (e.kind == SPATIAL or i > c) else (code == INIT_IE)
-                         for i, (e, code) in enumerate(zip(entries, row, strict=True))))
+    for row, c in zip(rows, changing, strict=True):
+        okey = tuple((code if kind == SPATIAL else _is_edge(code)) for kind, code in zip(kinds, row,
+                                                                                         strict=True))
+        ikey = (c, tuple(code if (kind == SPATIAL or i > c) else (code == INIT_IE)
+                         for i, (kind, code) in enumerate(zip(kinds, row, strict=True))))
         out_idx.append(out_keys.setdefault(okey, len(out_keys)))
         in_idx.append(in_keys.setdefault(ikey, len(in_keys)))
     first_row_out = {v: k for k, v in reversed(list(enumerate(out_idx)))}
     first_row_in = {v: k for k, v in reversed(list(enumerate(in_idx)))}
-    return (np.array(out_idx), [first_row_out[j] for j in range(len(out_keys))],
-            np.array(in_idx), [first_row_in[j] for j in range(len(in_keys))])
+    out_idx, in_idx = np.array(out_idx), np.array(in_idx)
+    for arr in (out_idx, in_idx):
+        arr.setflags(write=False)
+    return (out_idx, [first_row_out[j] for j in range(len(out_keys))],
+            in_idx, [first_row_in[j] for j in range(len(in_keys))])
 
 
 def _rowsum(x: np.ndarray) -> np.ndarray:
@@ -557,12 +602,25 @@ def _rowsum(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _group_any(mask: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
-    """(n_groups, B): whether any row of ``mask`` (K, B) in each group is true."""
-    out = np.zeros((n_groups, mask.shape[1]), dtype=bool)
-    for k, g in enumerate(group):
-        out[g] |= mask[k]
-    return out
+@dataclass(frozen=True, slots=True)
+class _Grouping:
+    """Classes sorted by group, and where each group starts: for ``_group_any``."""
+
+    order: np.ndarray
+    starts: np.ndarray
+
+    @staticmethod
+    def of(group: np.ndarray, n_groups: int) -> _Grouping:
+        order = np.argsort(group, kind="stable")
+        starts = np.searchsorted(group[order], np.arange(n_groups))
+        for arr in (order, starts):
+            arr.setflags(write=False)
+        return _Grouping(order, starts)
+
+
+def _group_any(mask: np.ndarray, grouping: _Grouping) -> np.ndarray:
+    """(n_groups, B): whether any row of ``mask`` (K, B) in each group is true (no group is empty)."""
+    return np.logical_or.reduceat(mask[grouping.order], grouping.starts, axis=0)
 
 
 def _stack(values: list, B: int, dtype=np.int64) -> np.ndarray:
@@ -607,7 +665,8 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     occ = cls.occ                                                       # (K, B)
 
     # Volumes per signature, then per class by gathering.
-    out_idx, out_rows, in_idx, in_rows = _signatures(a)
+    st = cls.structure
+    out_idx, out_rows, in_idx, in_rows = st.signatures
     eg_s, mac_s, crit_s, neg_s = [], [], [], []
     for k in out_rows:
         eg, mac, crit, negative = a.output_volumes(cls.rows[k])
@@ -627,7 +686,7 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     valid = (crit_sig > 0)[out_idx]                                     # (K, B)
     w = occ * valid
     used = w > 0
-    used_out = _group_any(used, out_idx, len(out_rows))
+    used_out = _group_any(used, st.out_groups)
 
     flags = dict(a.flags)
     if innermost:
@@ -697,11 +756,11 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
 
     # Negative volumes are garbage where they reach a delay (valid cases) or a reported count (top).
     exists = occ > 0
-    bad_out = (_group_any(exists, out_idx, len(out_rows)) if is_top else used_out) & (eg_sig < 0)
-    used_in = _group_any(used, in_idx, len(in_rows))
-    exists_in = _group_any(exists, in_idx, len(in_rows))
+    bad_out = (_group_any(exists, st.out_groups) if is_top else used_out) & (eg_sig < 0)
+    used_in = _group_any(used, st.in_groups)
+    exists_in = _group_any(exists, st.in_groups)
     if is_top:   # a sub-cluster with negative MACs makes the reported MAC count garbage
-        bad_out |= _group_any(exists, out_idx, len(out_rows)) & _stack(neg_s, B, bool)
+        bad_out |= _group_any(exists, st.out_groups) & _stack(neg_s, B, bool)
     fail(bad_out.any(axis=0) | (used_in & ((in_sig < 0) | (w_sig < 0))).any(axis=0),
          f"the mapping yields negative data volumes or MAC counts at cluster level {li} "
          "(a tile is smaller than the filter it slides over)")

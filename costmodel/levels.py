@@ -80,21 +80,22 @@ class LevelStack:
     skipped_inheritance: bool = False   # a directive on an uncoupled dimension was not carried down
 
 
-def _value(sym, layer_dims: dict[str, int], holes: dict[str, np.ndarray], batch: int, where: str):
+def _value(sym, layer_dims: dict[str, int], holes: dict[str, np.ndarray], batch: int, directive):
+    """A directive's size or offset as an array over the batch (``directive`` names it in errors)."""
     if isinstance(sym, bool):
-        raise MappingError(f"size must be an integer, got {sym!r}", directive=where)
+        raise MappingError(f"size must be an integer, got {sym!r}", directive=str(directive))
     if isinstance(sym, int):
         return np.full(batch, sym, dtype=np.int64)
     if isinstance(sym, DimSize):
         if sym.dim not in layer_dims:
             raise MappingError(f"Sz({sym.dim}) refers to a dimension the layer does not have",
-                               directive=where)
+                               directive=str(directive))
         return np.full(batch, layer_dims[sym.dim], dtype=np.int64)
     if isinstance(sym, Hole):
         if sym.name not in holes:
-            raise MappingError(f"no value given for hole ?{sym.name}", directive=where)
+            raise MappingError(f"no value given for hole ?{sym.name}", directive=str(directive))
         return np.broadcast_to(np.asarray(holes[sym.name], dtype=np.int64), (batch,)).copy()
-    raise MappingError(f"unsupported size {sym!r}", directive=where)
+    raise MappingError(f"unsupported size {sym!r}", directive=str(directive))
 
 
 def build_levels(layer: Layer, dataflow: Dataflow, num_pes: np.ndarray,
@@ -114,7 +115,7 @@ def build_levels(layer: Layer, dataflow: Dataflow, num_pes: np.ndarray,
     bad_rs = np.zeros(batch, dtype=bool)
     cluster_sizes = []
     for c in clusters:
-        v = _value(c.size, layer_dims, holes, batch, str(c))
+        v = _value(c.size, layer_dims, holes, batch, c)
         bad_size |= v < 1
         cluster_sizes.append(np.maximum(v, 1))
     product = np.ones(batch, dtype=np.int64)
@@ -138,10 +139,13 @@ def build_levels(layer: Layer, dataflow: Dataflow, num_pes: np.ndarray,
     for index, own in enumerate(per_level):
         entries: list[Entry] = []
         for d in own:
-            size = _value(d.size, layer_dims, holes, batch, str(d))
-            ofs = _value(d.offset, layer_dims, holes, batch, str(d))
-            bad_size |= (size < 1) | (ofs < 1)
-            size, ofs = np.maximum(size, 1), np.maximum(ofs, 1)
+            size = _value(d.size, layer_dims, holes, batch, d)
+            ofs = _value(d.offset, layer_dims, holes, batch, d)
+            # A size without holes is the same over the batch: one element tells.
+            holed = isinstance(d.size, Hole) or isinstance(d.offset, Hole)
+            if holed or (batch and (size[0] < 1 or ofs[0] < 1)):
+                bad_size |= (size < 1) | (ofs < 1)
+                size, ofs = np.maximum(size, 1), np.maximum(ofs, 1)
             if d.kind is DirectiveKind.TEMPORAL and d.dim in ("R", "S") and d.dim in layer_dims:
                 bad_rs |= (size != layer_dims[d.dim]) | (ofs != layer_dims[d.dim])
             kind = SPATIAL if d.kind is DirectiveKind.SPATIAL else TEMPORAL
