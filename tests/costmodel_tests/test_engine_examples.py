@@ -147,3 +147,42 @@ def test_layer_types_and_true_macs():
 def test_invalid_layer_dimensions_are_rejected():
     with pytest.raises(MappingError, match="positive integer"):
         Layer.conv("bad", K=0, C=3, R=3, S=3, Y=8, X=8)
+
+
+def test_non_positive_directive_sizes_are_errors_per_design():
+    layer = Layer.conv("L", K=16, C=16, R=3, S=3, Y=18, X=18)
+    base = (S(1, 1, "K"), T(DimSize("R"), DimSize("R"), "R"), T(DimSize("S"), DimSize("S"), "S"),
+            T(DimSize("R"), 1, "Y"), T(DimSize("S"), 1, "X"))
+    with pytest.raises(MappingError, match="not a positive integer"):
+        evaluate(layer, Dataflow.of(*base, T(0, 1, "C")), Accelerator(num_pes=4))
+    batch = evaluate_batch(layer, Dataflow.of(*base, T(Hole("c"), Hole("c"), "C")), holes={"c": [0, 2, -1]},
+                           num_pes=4)
+    assert [bool(e) for e in batch.error] == [True, False, True]
+    assert "not a positive integer" in batch.error[0] and batch.runtime_cycles[1] > 0
+
+
+def test_shared_class_structure_is_reused_and_never_mutated():
+    """The engine memoises each level's class structure; a second evaluation must reuse it and get
+    the same figures (the cached arrays are read-only, so an in-place write would raise)."""
+    from costmodel import engine
+    first = evaluate(*worked_example())
+    hits = engine._structure.cache_info().hits
+    batch = evaluate_batch(*worked_example()[:2], num_pes=[4, 2, 4], noc_bw=[2, 2, 8], noc_hop_latency=1)
+    again = evaluate(*worked_example())
+    assert engine._structure.cache_info().hits > hits
+    assert again == first == batch.row(0)
+
+
+def test_grouped_any_matches_a_plain_loop():
+    from costmodel.engine import _group_any, _Grouping
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        k, batch = int(rng.integers(1, 40)), int(rng.integers(1, 9))
+        n_groups = int(rng.integers(1, k + 1))           # every group has at least one class
+        group = np.concatenate([np.arange(n_groups), rng.integers(0, n_groups, k - n_groups)])
+        rng.shuffle(group)
+        mask = rng.random((k, batch)) < 0.2
+        expected = np.zeros((n_groups, batch), dtype=bool)
+        for row, g in enumerate(group):
+            expected[g] |= mask[row]
+        assert np.array_equal(_group_any(mask, _Grouping.of(group, n_groups)), expected)
