@@ -292,7 +292,7 @@ class _Classes:
         entries = level.entries
         owner = {e.var: i for i, e in enumerate(entries)}           # last directive on a dim
         owner_of = tuple(owner[e.var] for e in entries)
-        owners = sorted(set(owner.values()))
+        owners = sorted(set(owner_of))
         ie = states.init_edge.astype(np.int64)
         # Occurrences of each variant, per directive: (5, n, B).
         occ = np.stack([1 - ie, ie, states.steady, states.edge, 1 - ie + states.steady])
@@ -305,7 +305,6 @@ class _Classes:
         self.structure = st
         self.rows = st.rows
         self.c = st.c
-        self.K = len(st.rows)
         self.owners = st.owners
         self.owner_of = owner_of
         self.occ_states = {o: {v: occ[v, o] for v in range(5)} for o in owners}
@@ -313,7 +312,7 @@ class _Classes:
         self.extra_splits = []
         mult = np.ones(ie.shape[1], dtype=np.int64)
         for i in range(len(entries)):
-            if i not in owner.values():
+            if owner_of[i] != i:           # not the last directive on its dimension
                 st_i, ed_i = states.steady[i], states.edge[i]
                 mult = mult * (1 + st_i + ed_i)
                 self.extra_splits.append([np.ones_like(st_i), st_i, ed_i])

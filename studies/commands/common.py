@@ -51,14 +51,22 @@ def add_hardware_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tech", metavar="FILE", help="technology table overrides (.json or .toml)")
 
 
-def positive_int(text: str) -> int:
+def _int_at_least(text: str, minimum: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a {what} integer, got '{text}'") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a {what} integer, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _int_at_least(text, 1, "positive")
+
+
+def non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0, "non-negative")
 
 
 def positive_float(text: str) -> float:
@@ -83,16 +91,6 @@ def budget_of(args: argparse.Namespace) -> dict:
     """The budget flags that were given, as ``spaces.hardware.Budget`` keywords."""
     return {k: v for k in ("max_area_mm2", "max_power_mw", "max_pes", "max_buffer")
             if (v := getattr(args, k, None)) is not None}
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
 
 
 def accelerator_from_args(args: argparse.Namespace) -> Accelerator:

@@ -479,40 +479,34 @@ def test_batch_over_all_hardware_equals_single(design, rows):
     _check_hardware(layer, df, acc, rows)
 
 
+def _check_more_bandwidth_never_slower(design, field: str, what: str, bw_low: int, bw_more: int | None):
+    """Raising one bandwidth (``None`` = unlimited), all else fixed, never increases runtime."""
+    layer, df, acc = design
+    bw_high = None if bw_more is None else bw_low + bw_more
+    slow, fast = replace(acc, **{field: bw_low}), replace(acc, **{field: bw_high})
+    note(_describe(layer, df, slow))
+    note(f"faster {what}: {field}={bw_high}")
+    a, b = _try(layer, df, slow), _try(layer, df, fast)
+    assert isinstance(a, DseError) == isinstance(b, DseError), (
+        f"an error depends on the {what} bandwidth: {a!r} vs {b!r}")
+    if isinstance(a, DseError):
+        return
+    assert b.runtime_cycles <= a.runtime_cycles, (
+        f"runtime {a.runtime_cycles} at {field}={bw_low} but {b.runtime_cycles} at {field}={bw_high}")
+
+
 @settings(max_examples=300, **SETTINGS)
 @given(designs(), st.integers(1, 256), st.none() | st.integers(1, 256))
 def test_more_noc_bandwidth_never_slower(design, bw_low, bw_more):
     """Property 5a: raising noc_bw (all else fixed) never increases runtime."""
-    layer, df, acc = design
-    bw_high = None if bw_more is None else bw_low + bw_more
-    slow, fast = replace(acc, noc_bw=bw_low), replace(acc, noc_bw=bw_high)
-    note(_describe(layer, df, slow))
-    note(f"faster NoC: noc_bw={bw_high}")
-    a, b = _try(layer, df, slow), _try(layer, df, fast)
-    assert isinstance(a, DseError) == isinstance(b, DseError), (
-        f"an error depends on the NoC bandwidth: {a!r} vs {b!r}")
-    if isinstance(a, DseError):
-        return
-    assert b.runtime_cycles <= a.runtime_cycles, (
-        f"runtime {a.runtime_cycles} at noc_bw={bw_low} but {b.runtime_cycles} at noc_bw={bw_high}")
+    _check_more_bandwidth_never_slower(design, "noc_bw", "NoC", bw_low, bw_more)
 
 
 @settings(max_examples=200, **SETTINGS)
 @given(designs(), st.integers(1, 512), st.none() | st.integers(1, 512))
 def test_more_offchip_bandwidth_never_slower(design, bw_low, bw_more):
     """Property 5b: raising offchip_bw (all else fixed) never increases runtime."""
-    layer, df, acc = design
-    bw_high = None if bw_more is None else bw_low + bw_more
-    slow, fast = replace(acc, offchip_bw=bw_low), replace(acc, offchip_bw=bw_high)
-    note(_describe(layer, df, slow))
-    note(f"faster off-chip: offchip_bw={bw_high}")
-    a, b = _try(layer, df, slow), _try(layer, df, fast)
-    assert isinstance(a, DseError) == isinstance(b, DseError), (
-        f"an error depends on the off-chip bandwidth: {a!r} vs {b!r}")
-    if isinstance(a, DseError):
-        return
-    assert b.runtime_cycles <= a.runtime_cycles, (
-        f"runtime {a.runtime_cycles} at offchip_bw={bw_low} but {b.runtime_cycles} at offchip_bw={bw_high}")
+    _check_more_bandwidth_never_slower(design, "offchip_bw", "off-chip", bw_low, bw_more)
 
 
 @settings(max_examples=250, **SETTINGS)
