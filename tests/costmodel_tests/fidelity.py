@@ -11,9 +11,10 @@ import pandas as pd
 from costmodel import Accelerator, DseError, evaluate_batch, parse_network
 from costmodel.deviations import affected
 
-REPO = Path(__file__).resolve().parents[2]
-ORACLE_DIR = REPO.parent / "shared" / "oracle"
-GENERATED = Path(__file__).resolve().parent / "data" / "maestro_generated.csv.gz"
+DATA_DIR = Path(__file__).resolve().parent / "data"
+PUBLIC = DATA_DIR / "maestro_public.csv.gz"            # the public oracle, each row's .m text included
+MAPPING_DIR = DATA_DIR / "maestro_mapping"              # MAESTRO's whole mapping files
+GENERATED = DATA_DIR / "maestro_generated.csv.gz"
 
 # Our figure -> MAESTRO column, for the public oracle and for the generated set.
 EXACT_COLUMNS = ("runtime_cycles", "num_macs", "l1_size_req", "l2_size_req", "input_l2_reads",
@@ -121,9 +122,18 @@ def compare(rows: pd.DataFrame, texts, names: dict[str, str], *, maestro_exact: 
 
 
 def public_oracle() -> tuple[pd.DataFrame, list[str]]:
-    rows = pd.read_csv(ORACLE_DIR / "maestro_public.csv")
-    texts = [(ORACLE_DIR / f).read_text() for f in rows.layer_file]
-    return rows, texts
+    rows = public_rows()
+    return rows, list(rows.layer_text)
+
+
+def public_rows() -> pd.DataFrame:
+    return pd.read_csv(PUBLIC)
+
+
+def public_layer_text(layer_file: str) -> str:
+    """The single-layer .m input of one public oracle row (``layer_file`` as in the oracle)."""
+    rows = public_rows()
+    return rows.loc[rows.layer_file == layer_file, "layer_text"].iloc[0]
 
 
 def generated_cases() -> tuple[pd.DataFrame, list[str]]:

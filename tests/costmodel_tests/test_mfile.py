@@ -19,7 +19,7 @@ from costmodel import (
     read_network,
 )
 from costmodel.networks import DATA, bundled_dataflow, maestro_text, resnet50
-from tests.costmodel_tests.fidelity import ORACLE_DIR
+from tests.costmodel_tests.fidelity import MAPPING_DIR
 
 NET = """
 // comment line
@@ -114,7 +114,7 @@ def test_dataflow_template_round_trip():
     assert parse_dataflow(format_dataflow_template(template)) == template
 
 
-MAPPING_FILES = [*sorted((ORACLE_DIR / "inputs" / "mapping").glob("*.m")), DATA / "resnet50_kcp_ws.m"]
+MAPPING_FILES = [*sorted(MAPPING_DIR.glob("*.m")), DATA / "resnet50_kcp_ws.m"]
 
 
 @pytest.mark.parametrize("path", MAPPING_FILES, ids=lambda p: p.name)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 
 from costmodel import DEFAULT_TECH, SpecError, Tech
-from tests.costmodel_tests.fidelity import ORACLE_DIR
+from tests.costmodel_tests.fidelity import public_rows
 
 
 @pytest.fixture(scope="module")
 def oracle_ok():
-    rows = pd.read_csv(ORACLE_DIR / "maestro_public.csv")
+    rows = public_rows()
     return rows[rows.status == "ok"]
 
 
