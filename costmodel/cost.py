@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
+from . import diagnostics as dx
 from .accelerator import UNLIMITED, Accelerator
 from .dataflow import Dataflow
 from .engine import ErrorLog, Hardware, analyze
@@ -267,21 +268,19 @@ def _assemble(layer, stack, res, log, batch, tech, hw, lanes, noc_bw, t, maestro
 
     err = res.err
 
-    def flag(mask, message):
+    def flag(mask, kind):
         nonlocal err
         if np.any(mask & (err == 0)):
-            err = np.where(mask & (err == 0), log.code(message), err)
+            err = np.where(mask & (err == 0), log.code(kind), err)
 
-    flag(stack.bad_size, "a directive size or offset is not a positive integer")
-    flag(stack.bad_rs, "a TemporalMap on R or S must span the whole filter (size = offset = R or S); "
-                       "MAESTRO rejects it")
+    flag(stack.bad_size, dx.BAD_SIZE)
+    flag(stack.bad_rs, dx.BAD_RS)
     if np.any(stack.bad_cluster):
-        codes = log.codes(stack.bad_cluster & (err == 0), lambda p, n: f"cluster sizes multiply to {p} but "
-                          f"the accelerator has {n} PEs", stack.cluster_product, np.asarray(hw["num_pes"]))
+        codes = log.codes(stack.bad_cluster & (err == 0), dx.CLUSTER_TOO_BIG, stack.cluster_product,
+                          np.asarray(hw["num_pes"]))
         err = np.where(codes > 0, codes, err)
-    flag(runtime < 1, "the mapping computes nothing (runtime 0)")
-    flag(macs < 1, "the mapping computes nothing (0 MACs): every tile is smaller than the filter it "
-                   "slides over")
+    flag(runtime < 1, dx.RUNTIME_ZERO)
+    flag(macs < 1, dx.MACS_ZERO)
     ok = err == 0
 
     below_peak = ok & (runtime < peak)

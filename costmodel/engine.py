@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import diagnostics as dx
 from .layer import OUTPUT_NAME, Layer, TensorDims
 from .levels import SPATIAL, TEMPORAL, Level, LevelStack
 
@@ -53,30 +54,43 @@ class Hardware:
 
 @dataclass(slots=True)
 class ErrorLog:
-    """Per-design error codes (0 = fine) and the message of each code."""
+    """Per-design error codes (0 = fine): each code stands for an error record ``(kind, a, b, c)``
+    (``diagnostics``), registered in the order the batch meets them."""
 
-    messages: list[str] = field(default_factory=lambda: [""])
+    records: list[tuple[int, int, int, int]] = field(default_factory=lambda: [(0, 0, 0, 0)])
 
-    def code(self, message: str) -> int:
+    def code(self, kind: int, a: int = 0, b: int = 0, c: int = 0) -> int:
+        record = (kind, a, b, c)
         try:
-            return self.messages.index(message)
+            return self.records.index(record)
         except ValueError:
-            self.messages.append(message)
-            return len(self.messages) - 1
+            self.records.append(record)
+            return len(self.records) - 1
 
-    def codes(self, mask: np.ndarray, message, *keys: np.ndarray) -> np.ndarray:
-        """Per design, the code of ``message(*key values of that design)`` where ``mask`` holds, else 0.
-
-        Messages name per-design numbers, so designs are grouped by the values they quote.
-        """
+    def codes(self, mask: np.ndarray, kind: int, *keys: np.ndarray) -> np.ndarray:
+        """Per design, the code of ``(kind, *key values of that design)`` where ``mask`` holds, else 0."""
         out = np.zeros(mask.shape[0], dtype=np.int64)
         idx = np.nonzero(mask)[0]
         if len(idx):
             table = np.stack([np.broadcast_to(k, mask.shape)[idx] for k in keys], axis=1)
             uniq, inverse = np.unique(table, axis=0, return_inverse=True)
-            codes = np.array([self.code(message(*map(int, row))) for row in uniq])
+            codes = np.array([self.code(kind, *map(int, row)) for row in uniq])
             out[idx] = codes[inverse.ravel()]
         return out
+
+    def smallest(self, codes: np.ndarray, mask: np.ndarray | bool = True) -> np.ndarray:
+        """Per column of ``codes`` (n, B), the code of the smallest record among the rows where
+        ``mask`` holds and there is an error (0 if none): the winner does not depend on the batch."""
+        rank = np.empty(len(self.records), dtype=np.int64)
+        rank[sorted(range(len(self.records)), key=self.records.__getitem__)] = np.arange(len(self.records))
+        big = len(self.records)
+        ranked = np.where(mask & (codes > 0), rank[codes], big).min(axis=0)
+        order = np.argsort(rank)
+        return np.where(ranked < big, order[np.minimum(ranked, big - 1)], 0)
+
+    @property
+    def messages(self) -> list[str]:
+        return [dx.message(*r) for r in self.records]
 
 
 @dataclass(slots=True)
@@ -697,7 +711,7 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     else:
         compute_sig, active_sig, err_sig, empty_sig, sub_flags = _sub_clusters(ctx, li, a, hw, base,
                                                                                out_rows, used_out)
-        err = np.where(used_out, err_sig, 0).max(axis=0)
+        err = log.smallest(err_sig, used_out)
         for name, f in sub_flags.items():
             flags[name] = flags.get(name, False) | f
     in_d_sig = _noc_delay(in_sig + w_sig, hw.noc_bw, hw.noc_latency)
@@ -748,10 +762,10 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
                                 | ((occ > 0) & cls.all_init & ~valid).any(axis=0))
 
     # Errors of this level (the first error per design wins).
-    def fail(mask, message):
+    def fail(mask, kind):
         nonlocal err
         if np.any(mask):
-            err = np.where((err == 0) & mask, log.code(message), err)
+            err = np.where((err == 0) & mask, log.code(kind, li), err)
 
     # Negative volumes are garbage where they reach a delay (valid cases) or a reported count (top).
     exists = occ > 0
@@ -760,9 +774,7 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     exists_in = _group_any(exists, st.in_groups)
     if is_top:   # a sub-cluster with negative MACs makes the reported MAC count garbage
         bad_out |= _group_any(exists, st.out_groups) & _stack(neg_s, B, bool)
-    fail(bad_out.any(axis=0) | (used_in & ((in_sig < 0) | (w_sig < 0))).any(axis=0),
-         f"the mapping yields negative data volumes or MAC counts at cluster level {li} "
-         "(a tile is smaller than the filter it slides over)")
+    fail(bad_out.any(axis=0) | (used_in & ((in_sig < 0) | (w_sig < 0))).any(axis=0), dx.NEGATIVE_VOLUMES)
     # A level none of whose cases computes anything: an error at the top; below, an idle sub-cluster
     # (e.g. a partial edge PE) is fine unless every sub-cluster of a computing case is idle.
     empty = (occ > 0).any(axis=0) & ~used.any(axis=0)
@@ -771,12 +783,10 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
         err = np.where(err == 0, result.empty, err)
     idle = used_out & (compute_sig == 0)
     if idle.any():
-        reason = np.where(idle, empty_sig, 0).max(axis=0)
-        fail(idle.any(axis=0), f"the sub-clusters of cluster level {li} compute nothing")
+        reason = log.smallest(empty_sig, idle)
+        fail(idle.any(axis=0), dx.SUBCLUSTERS_IDLE)
         err = np.where(idle.any(axis=0) & (reason > 0), reason, err)
-    fail((exists_in & _stack(term_s, B, bool)).any(axis=0),
-         "a changing temporal map has no new elements (its offset reaches past the dimension) "
-         f"at cluster level {li}")
+    fail((exists_in & _stack(term_s, B, bool)).any(axis=0), dx.NO_NEW_ELEMENTS)
     result.err = err
     return result
 
@@ -788,18 +798,17 @@ def _empty_codes(a: _LevelAnalysis, empty: np.ndarray, li: int, log: ErrorLog) -
         return codes
     t = a.tables
     left = empty.copy()
-    for var, out, filt, what in (("X", "X'", "S", "width"), ("Y", "Y'", "R", "height")):
+    for var, out, filt, kind in (("X", "X'", "S", dx.TILE_BELOW_FILTER_X),
+                                 ("Y", "Y'", "R", dx.TILE_BELOW_FILTER_Y)):
         for table in ("M", "EM"):
             size = getattr(t, table).get(out)
             if size is None:
                 continue
             hit = left & (size < 1)
-            codes += log.codes(hit, lambda tile, f, var=var, what=what, filt=filt:
-                               f"{var} tile {tile} is smaller than the filter {what} {filt}={f} "
-                               f"at cluster level {li}", getattr(t, table)[var], t.M[filt])
+            codes += log.codes(hit, kind, getattr(t, table)[var], t.M[filt], li)
             left &= ~hit
     if left.any():
-        codes[left] = log.code(f"no iteration of cluster level {li} computes anything")
+        codes[left] = log.code(dx.NOTHING_COMPUTES, li)
     return codes
 
 
@@ -902,8 +911,8 @@ def _sub_clusters(ctx: _Context, li: int, a: _LevelAnalysis, hw: Hardware, base:
             continue
         comp_s.append(np.where(has_ee, np.maximum(rt[ke], np.where(rest > 0, rt[kn], 0)), rt[kn]))
         act_s.append(np.where(has_ee, act[ke] + np.where(rest > 0, act[kn] * rest, 0), act[kn] * a.nedge))
-        err_s.append(np.where(has_ee, np.maximum(serr[ke], serr[kn]), serr[kn]))
-        empty_s.append(np.where(has_ee, np.maximum(sempty[ke], sempty[kn]), sempty[kn]))
+        err_s.append(np.where(has_ee, ctx.log.smallest(serr[[kn, ke]]), serr[kn]))
+        empty_s.append(np.where(has_ee, ctx.log.smallest(sempty[[kn, ke]]), sempty[kn]))
         for name, f in sflags.items():
             flag_s[name].append(np.where(has_ee, f[ke] | f[kn], f[kn]))
     compute = _stack(comp_s, B)
