@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import SpecError
+from .limits import ACCELERATOR_LIMITS, accelerator_field, check_noc_latency
 from .tech import DEFAULT_TECH, Tech
 
 # What "unlimited" becomes inside the vectorised engine: large enough never to bind, small enough
@@ -32,18 +33,14 @@ class Accelerator:
     tech: Tech = field(default=DEFAULT_TECH, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("num_pes", "simd_lanes", "noc_hops"):
+        # Within costmodel.limits: finite capacities and bandwidths stay below UNLIMITED, and the
+        # engine's products of sizes stay within int64.
+        for name in ACCELERATOR_LIMITS:
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise SpecError(f"must be a positive integer, got {value!r}", key=name)
-        if not isinstance(self.noc_hop_latency, int) or self.noc_hop_latency < 0:
-            raise SpecError(f"must be a non-negative integer, got {self.noc_hop_latency!r}",
-                            key="noc_hop_latency")
-        for name in ("l1_size", "l2_size", "noc_bw", "offchip_bw"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise SpecError(f"must be a positive integer or unset (unlimited), got {value!r}",
-                                key=name)
+            if value is None and name in ("l1_size", "l2_size", "noc_bw", "offchip_bw"):
+                continue
+            accelerator_field(name, value)
+        check_noc_latency(self.noc_hops, self.noc_hop_latency)
 
     @property
     def noc_latency(self) -> int:

@@ -9,10 +9,12 @@ Dimension names follow MAESTRO: CONV-family layers use ``N`` (batch, optional), 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 
+from . import limits
 from .errors import MappingError
 
 
@@ -62,18 +64,22 @@ class Layer:
         names = [n for n, _ in self.dims]
         if len(set(names)) != len(names):
             raise MappingError("a dimension is given twice", layer=self.name)
-        for n, v in self.dims:
-            if v < 1:
-                raise MappingError(f"dimension {n} must be a positive integer, got {v}", layer=self.name)
+        for what, v in (*((f"dimension {n}", v) for n, v in self.dims),
+                        *((f"stride {n}", v) for n, v in self.strides), ("repeat count", self.count)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise MappingError(f"{what} must be a positive integer, got {v!r}", layer=self.name)
         if self.layer_type.is_conv_family:
-            for plain, primed in (("Y", "Y'"), ("X", "X'")):
-                if plain in names and primed in names:
+            dims = dict(self.dims)
+            for plain, primed, filt in (("Y", "Y'", "R"), ("X", "X'", "S")):
+                if plain in dims and primed in dims:
                     raise MappingError(f"give either {plain} or {primed}, not both", layer=self.name)
-        for n, v in self.strides:
-            if v < 1:
-                raise MappingError(f"stride {n} must be a positive integer, got {v}", layer=self.name)
-        if self.count < 1:
-            raise MappingError(f"repeat count must be >= 1, got {self.count}", layer=self.name)
+                # No output at all: MAESTRO would report negative sizes and MAC counts.
+                if plain in dims and dims[plain] < dims.get(filt, 1):
+                    raise MappingError(f"{plain} = {dims[plain]} is smaller than the filter {filt} = "
+                                       f"{dims[filt]}: the layer has no output", layer=self.name)
+        problem = limits.layer_problem(dict(self.dims), dict(self.strides), self.count)
+        if problem:
+            raise MappingError(problem, layer=self.name)
 
     @classmethod
     def conv(cls, name: str, *, K: int, C: int, R: int, S: int, Y: int, X: int, stride: int = 1,
@@ -110,6 +116,11 @@ class Layer:
             if n == name:
                 return v
         return 1
+
+    @property
+    def work(self) -> int:
+        """The product of the dimensions as given (what :mod:`costmodel.limits` bounds)."""
+        return math.prod(v for _, v in self.dims)
 
     @property
     def has_batch(self) -> bool:

@@ -9,7 +9,9 @@
 
 Tokens are separated by spaces, tabs and ``, - > ( ) : ;`` as in MAESTRO; ``//`` starts a comment.
 Unlike MAESTRO, braces need no surrounding spaces, ``Sz()`` and holes (``?name``) are kept symbolic,
-errors name file, line and column, and a syntax error inside one layer does not lose the others.
+errors name file, line and column, and a syntax error inside one layer does not lose the others. A
+``-`` right before a digit starts a negative number (MAESTRO reads ``-32`` as ``32``), which is then
+refused: every size is a positive integer within :mod:`costmodel.limits`.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import limits
 from .accelerator import Accelerator
 from .dataflow import Dataflow, DimSize, Directive, DirectiveKind, Hole, Size
-from .errors import MappingError, ParseError
+from .errors import MappingError, ParseError, SpecError
 from .layer import Layer, LayerType
 
 _SEPARATORS = set(" \t,->():;")
@@ -29,6 +32,7 @@ _STOP = _SEPARATORS | set("{}\r")
 _UNSUPPORTED_TYPES = {"FC", "POOL", "LSTM", "RESIDUAL_IDENTITY"}
 _REPEAT_RE = re.compile(r"//@repeat\s+(\S+)")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\[\]]*'?$")
+_DIM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*'?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +48,8 @@ def tokenize(text: str) -> list[Token]:
         i, n = 0, len(raw)
         while i < n:
             ch = raw[i]
-            if ch in _SEPARATORS or ch == "\r":
+            # "-" before a digit starts a number (to refuse it as negative), else it separates.
+            if (ch in _SEPARATORS and not (ch == "-" and raw[i + 1:i + 2].isdigit())) or ch == "\r":
                 i += 1
                 continue
             if raw.startswith("//", i):
@@ -58,7 +63,7 @@ def tokenize(text: str) -> list[Token]:
                 tokens.append(Token(ch, lineno, i + 1))
                 i += 1
                 continue
-            j = i
+            j = i + 1
             while j < n and raw[j] not in _STOP and not raw.startswith("//", j):
                 j += 1
             tokens.append(Token(raw[i:j], lineno, i + 1))
@@ -110,32 +115,51 @@ class _Stream:
     def expect(self, text: str) -> Token:
         tok = self.next(f"'{text}'")
         if tok.text != text:
-            raise self.error(tok, f"unexpected '{tok.text}'", f"'{text}'")
+            raise self.error(tok, f"unexpected '{_show(tok.text)}'", f"'{text}'")
         return tok
 
     def error(self, tok: Token, message: str, expected: str | None = None) -> ParseError:
         return ParseError(message, file=self.file, line=tok.line, column=tok.column, expected=expected)
 
 
+_INT_RE = re.compile(r"-?[0-9]+")
+
+
 def _int(tok: Token, stream: _Stream, constants: dict[str, int], what: str) -> int:
     if tok.text in constants:
         return constants[tok.text]
-    if re.fullmatch(r"\d+", tok.text):
+    if _INT_RE.fullmatch(tok.text):
+        if len(tok.text.lstrip("-").lstrip("0")) > limits.MAX_NUMBER_DIGITS:
+            raise stream.error(tok, f"{what}: the number {tok.text[:12]}... has more than "
+                                    f"{limits.MAX_NUMBER_DIGITS} digits")
         return int(tok.text)
-    raise stream.error(tok, f"'{tok.text}' is not an integer or a defined constant", what)
+    raise stream.error(tok, f"'{_show(tok.text)}' is not an integer or a defined constant", what)
 
 
-def _size(stream: _Stream, constants: dict[str, int], what: str) -> Size:
+def _bounded(tok: Token, stream: _Stream, constants: dict[str, int], what: str, high: int) -> int:
+    """A positive integer up to ``high`` (a limit of :mod:`costmodel.limits`)."""
+    value = _int(tok, stream, constants, what)
+    if value < 1:
+        raise stream.error(tok, f"{what} must be a positive integer, got {value}")
+    if value > high:
+        raise stream.error(tok, f"{what} {value:,} is above the limit of {high:,}")
+    return value
+
+
+def _show(text: str) -> str:
+    """A token as quoted in a message: printable and short."""
+    shown = text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
+def _size(stream: _Stream, constants: dict[str, int], what: str, high: int = limits.MAX_DIM) -> Size:
     tok = stream.next(what)
     if tok.text == "Sz":
         dim = stream.next("a dimension name after Sz")
         return DimSize(dim.text)
     if tok.text.startswith("?") and len(tok.text) > 1:
         return Hole(tok.text[1:])
-    value = _int(tok, stream, constants, what)
-    if value < 1:
-        raise stream.error(tok, f"{what} must be a positive integer, got {value}")
-    return value
+    return _bounded(tok, stream, constants, what, high)
 
 
 def _parse_dataflow_body(stream: _Stream, constants: dict[str, int]) -> Dataflow:
@@ -150,11 +174,11 @@ def _parse_dataflow_body(stream: _Stream, constants: dict[str, int]) -> Dataflow
             offset = _size(stream, constants, "a map offset")
             dim = stream.next("a dimension name")
             if dim.text in "{}":
-                raise stream.error(dim, f"unexpected '{dim.text}'", "a dimension name")
+                raise stream.error(dim, f"unexpected '{_show(dim.text)}'", "a dimension name")
             kind = DirectiveKind.SPATIAL if tok.text == "SpatialMap" else DirectiveKind.TEMPORAL
             directives.append(Directive(kind=kind, size=size, offset=offset, dim=dim.text, line=tok.line))
         elif tok.text == "Cluster":
-            size = _size(stream, constants, "a cluster size")
+            size = _size(stream, constants, "a cluster size", limits.MAX_PES)
             ctype = "P"
             nxt = stream.peek()
             if nxt is not None and nxt.text in ("P", "L"):
@@ -162,7 +186,7 @@ def _parse_dataflow_body(stream: _Stream, constants: dict[str, int]) -> Dataflow
             directives.append(Directive(kind=DirectiveKind.CLUSTER, size=size, cluster_type=ctype,
                                         line=tok.line))
         else:
-            raise stream.error(tok, f"unknown directive '{tok.text}'",
+            raise stream.error(tok, f"unknown directive '{_show(tok.text)}'",
                                "SpatialMap, TemporalMap, Cluster or '}'")
     if not directives:
         raise stream.error(tok, "empty Dataflow block", "at least one directive")
@@ -180,11 +204,11 @@ def _parse_pairs(stream: _Stream, constants: dict[str, int], what: str) -> list[
             return out
         if tok.text == "{":
             raise stream.error(tok, "unexpected '{'", "a dimension name")
+        if not _DIM_RE.match(tok.text):
+            raise stream.error(tok, f"'{_show(tok.text)}' is not a dimension name",
+                               f"a dimension name in {what}")
         value_tok = stream.next(f"a value for {tok.text}")
-        value = _int(value_tok, stream, constants, f"a value for {tok.text}")
-        if value < 1:
-            raise stream.error(value_tok, f"{what} {tok.text} must be a positive integer, got {value}")
-        out.append((tok, value))
+        out.append((tok, _bounded(value_tok, stream, constants, f"{what} {tok.text}", limits.MAX_DIM)))
 
 
 def _parse_layer(stream: _Stream, constants: dict[str, int], previous: Dataflow | None
@@ -205,12 +229,12 @@ def _parse_layer(stream: _Stream, constants: dict[str, int], previous: Dataflow 
         if tok.text == "Type":
             t = stream.next("a layer type")
             if t.text in _UNSUPPORTED_TYPES:
-                raise stream.error(t, f"layer type {t.text} is not supported (MAESTRO cannot evaluate it)",
-                                   "CONV, DSCONV, NGCONV, TRCONV or GEMM")
+                raise stream.error(t, f"layer type {_show(t.text)} is not supported (MAESTRO cannot "
+                                      "evaluate it)", "CONV, DSCONV, NGCONV, TRCONV or GEMM")
             try:
                 layer_type = LayerType(t.text)
             except ValueError:
-                raise stream.error(t, f"unknown layer type '{t.text}'",
+                raise stream.error(t, f"unknown layer type '{_show(t.text)}'",
                                    "CONV, DSCONV, NGCONV, TRCONV or GEMM") from None
         elif tok.text == "Stride":
             for dim_tok, v in _parse_pairs(stream, constants, "stride"):
@@ -225,25 +249,27 @@ def _parse_layer(stream: _Stream, constants: dict[str, int], previous: Dataflow 
         elif tok.text == "Dataflow":
             dataflow = _parse_dataflow_body(stream, constants)
         elif tok.text == "@repeat":
-            count_tok = stream.next("a repeat count")
-            count = _int(count_tok, stream, constants, "a repeat count")
-            if count < 1:
-                raise stream.error(count_tok, f"repeat count must be a positive integer, got {count}")
+            count = _bounded(stream.next("a repeat count"), stream, constants, "repeat count",
+                             limits.MAX_REPEAT)
         else:
-            raise stream.error(tok, f"unexpected '{tok.text}' in layer {name_tok.text}",
+            raise stream.error(tok, f"unexpected '{_show(tok.text)}' in layer {_show(name_tok.text)}",
                                "Type, Stride, Dimensions, Dataflow or '}'")
     if layer_type is None:
-        raise stream.error(name_tok, f"layer {name_tok.text} has no Type",
+        raise stream.error(name_tok, f"layer {_show(name_tok.text)} has no Type",
                            "Type: CONV|DSCONV|NGCONV|TRCONV|GEMM")
     if not dims:
-        raise stream.error(name_tok, f"layer {name_tok.text} has no Dimensions", "a Dimensions block")
+        raise stream.error(name_tok, f"layer {_show(name_tok.text)} has no Dimensions", "a Dimensions block")
     try:
         layer = Layer(name=name_tok.text, layer_type=layer_type, dims=tuple(dims), strides=tuple(strides),
                       count=count)
     except MappingError as exc:
         raise stream.error(name_tok, exc.reason) from None
     inherited = dataflow is None
-    return layer, (dataflow if dataflow is not None else previous), inherited
+    effective = dataflow if dataflow is not None else previous
+    problem = limits.mapping_problem(layer.full_dims(), effective) if effective is not None else None
+    if problem:
+        raise stream.error(name_tok, problem)
+    return layer, effective, inherited
 
 
 def _skip_block(stream: _Stream, start: int) -> None:
@@ -271,8 +297,8 @@ def parse_network(text: str, *, file: str | None = None) -> NetworkFile:
         stream.i += 1
         if tok.text == "Constant":
             cname = stream.next("a constant name")
-            constants[cname.text] = _int(stream.next(f"a value for {cname.text}"), stream, constants,
-                                         f"a value for {cname.text}")
+            constants[cname.text] = _int(stream.next(f"a value for {_show(cname.text)}"), stream, constants,
+                                         f"a value for {_show(cname.text)}")
         elif tok.text == "Network":
             if seen_network:
                 raise stream.error(tok, "a second Network block", "one Network per file")
@@ -287,12 +313,12 @@ def parse_network(text: str, *, file: str | None = None) -> NetworkFile:
                 if t.text == "}":
                     break
                 if t.text != "Layer":
-                    raise stream.error(t, f"unexpected '{t.text}' in network", "Layer or '}'")
+                    raise stream.error(t, f"unexpected '{_show(t.text)}' in network", "Layer or '}'")
                 start = stream.i
                 try:
                     layer, dataflow, _ = _parse_layer(stream, constants, previous)
                 except ParseError as exc:
-                    lname = stream.tokens[start].text if start < len(stream.tokens) else "?"
+                    lname = _show(stream.tokens[start].text) if start < len(stream.tokens) else "?"
                     _skip_block(stream, start)
                     layers.append(MappedLayer(None, None, exc, lname))
                     continue
@@ -302,10 +328,13 @@ def parse_network(text: str, *, file: str | None = None) -> NetworkFile:
             raise stream.error(tok, "a Dataflow block outside a layer (is this a dataflow template? "
                                     "use it with --dataflow)", "Constant or Network")
         else:
-            raise stream.error(tok, f"unexpected '{tok.text}'", "Constant or Network")
+            raise stream.error(tok, f"unexpected '{_show(tok.text)}'", "Constant or Network")
     if not seen_network:
         last = stream.tokens[-1] if stream.tokens else Token("", 1, 1)
         raise ParseError("no Network block", file=file, line=last.line, expected="Network NAME { ... }")
+    problem = limits.network_problem([(m.layer.work, m.layer.count) for m in layers if m.layer])
+    if problem:
+        raise ParseError(problem, file=file)
     return NetworkFile(name=name, layers=tuple(layers), source=file, constants=tuple(constants.items()))
 
 
@@ -318,12 +347,12 @@ def parse_dataflow(text: str, *, file: str | None = None) -> Dataflow:
         stream.i += 1
         if tok.text == "Constant":
             cname = stream.next("a constant name")
-            constants[cname.text] = _int(stream.next(f"a value for {cname.text}"), stream, constants,
-                                         f"a value for {cname.text}")
+            constants[cname.text] = _int(stream.next(f"a value for {_show(cname.text)}"), stream, constants,
+                                         f"a value for {_show(cname.text)}")
         elif tok.text == "Dataflow" and dataflow is None:
             dataflow = _parse_dataflow_body(stream, constants)
         else:
-            raise stream.error(tok, f"unexpected '{tok.text}'", "one Dataflow { ... } block")
+            raise stream.error(tok, f"unexpected '{_show(tok.text)}'", "one Dataflow { ... } block")
     if dataflow is None:
         raise ParseError("no Dataflow block", file=file, line=1, expected="Dataflow { ... }")
     return dataflow
@@ -340,17 +369,14 @@ def read_dataflow(path: str | Path) -> Dataflow:
 
 
 def _read(p: Path) -> str:
-    try:
-        return p.read_text()
-    except OSError as exc:
-        raise ParseError(f"cannot read file: {exc.strerror}", file=str(p)) from None
-    except UnicodeDecodeError:
-        raise ParseError("not a text file", file=str(p)) from None
+    return limits.read_limited(p, lambda reason: ParseError(reason, file=str(p)))
 
 
 # ------------------------------------------------------------------------------ hardware files
-_HW_KEYS = {"num_pes", "l1_size_cstr", "l2_size_cstr", "noc_bw_cstr", "offchip_bw_cstr", "NoC_NumHops",
-            "num_simd_lanes"}
+_HW_FIELDS = {"num_pes": "num_pes", "l1_size_cstr": "l1_size", "l2_size_cstr": "l2_size",
+              "noc_bw_cstr": "noc_bw", "offchip_bw_cstr": "offchip_bw", "NoC_NumHops": "noc_hop_latency",
+              "num_simd_lanes": "simd_lanes"}
+_HW_KEYS = set(_HW_FIELDS)
 
 
 def parse_hw(text: str, *, file: str | None = None) -> Accelerator:
@@ -361,15 +387,19 @@ def parse_hw(text: str, *, file: str | None = None) -> Accelerator:
     while (tok := stream.peek()) is not None:
         stream.i += 1
         if tok.text not in _HW_KEYS:
-            raise stream.error(tok, f"unknown hardware key '{tok.text}'", ", ".join(sorted(_HW_KEYS)))
+            raise stream.error(tok, f"unknown hardware key '{_show(tok.text)}'", ", ".join(sorted(_HW_KEYS)))
         vtok = stream.next(f"a value for {tok.text}")
-        if not re.fullmatch(r"\d+", vtok.text) or int(vtok.text) < 1:
-            raise stream.error(vtok, f"{tok.text} must be a positive integer, got '{vtok.text}'")
-        values[tok.text] = int(vtok.text)
-    return Accelerator(num_pes=values.get("num_pes", 1), simd_lanes=values.get("num_simd_lanes", 1),
+        if not _INT_RE.fullmatch(vtok.text):
+            raise stream.error(vtok, f"{tok.text} must be a positive integer, got '{_show(vtok.text)}'")
+        high = limits.ACCELERATOR_LIMITS[_HW_FIELDS[tok.text]][1]
+        values[tok.text] = _bounded(vtok, stream, {}, tok.text, high)
+    try:
+        return Accelerator(num_pes=values.get("num_pes", 1), simd_lanes=values.get("num_simd_lanes", 1),
                        l1_size=values.get("l1_size_cstr"), l2_size=values.get("l2_size_cstr"),
                        noc_bw=values.get("noc_bw_cstr"), offchip_bw=values.get("offchip_bw_cstr"),
                        noc_hop_latency=values.get("NoC_NumHops", 1), noc_hops=1)
+    except SpecError as exc:  # a combination beyond the limits (each value was checked above)
+        raise ParseError(f"{exc.key}: {exc.reason}", file=file) from None
 
 
 def read_hw(path: str | Path) -> Accelerator:

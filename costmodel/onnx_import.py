@@ -42,6 +42,7 @@ from pathlib import Path
 
 from .errors import MappingError, ParseError, SpecError
 from .layer import Layer, LayerType
+from .limits import MAX_ONNX_BYTES, network_problem, read_limited
 from .networks import Network, unique_shapes
 
 INSTALL_HINT = "pip install 'dataflow-dse[onnx]'"
@@ -142,7 +143,13 @@ def import_onnx(path: str | Path, *, strict: bool = False,
         raise ParseError("the model has no Conv, ConvTranspose, Gemm or MatMul node to import"
                          + (f" (unsupported: {', '.join(unsupported_list)})" if unsupported_list else ""),
                          file=str(p))
-    merged = _unique_names(unique_shapes(layers))
+    try:
+        merged = _unique_names(unique_shapes(layers))
+    except MappingError as exc:            # a merged repeat count beyond the limits
+        raise ParseError(str(exc), file=str(p)) from None
+    problem = network_problem([(layer.work, layer.count) for layer in merged])
+    if problem:
+        raise ParseError(problem, file=str(p))
     producer = " ".join(x for x in (model.producer_name, model.producer_version) if x)
     network = Network(name=_network_name(model.graph.name, p), layers=merged,
                       source=f"ONNX model {p.name}" + (f" (from {producer})" if producer else ""))
@@ -165,10 +172,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _load(onnx, p: Path):
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise ParseError(f"cannot read file: {exc.strerror}", file=str(p)) from None
+    data = read_limited(p, lambda reason: ParseError(reason, file=str(p)), limit=MAX_ONNX_BYTES, text=False)
     if not data:
         raise ParseError("not a valid ONNX model: the file is empty", file=str(p))
     try:
@@ -279,6 +283,9 @@ class _GraphReader:
                                        f"(dse import --dim {d}=N, or read_onnx(..., dims={{'{d}': N}}))")
             if d is None:
                 raise self.error(node, f"'{tensor}' has a dimension of unknown size (shape {shape})")
+            if d < 1:
+                raise self.error(node, f"'{tensor}' has a dimension of size {d} (shape {shape}): every "
+                                       "size must be a positive integer")
         return list(shape)  # type: ignore[arg-type]
 
     def output_shape(self, node) -> list[int] | None:
@@ -311,7 +318,12 @@ def _spatial_params(r: _GraphReader, node, a: dict, in_sizes: list[int], kernel:
     pads = list(a.get("pads") or [0] * (2 * n))
     if len(strides) != n or len(dilations) != n or len(pads) != 2 * n:
         raise r.error(node, f"strides/dilations/pads do not match the {n} spatial axes")
+    for what, values, low in (("strides", strides, 1), ("dilations", dilations, 1), ("pads", pads, 0)):
+        if any(v < low for v in values):
+            raise r.error(node, f"{what} {values} must be {'positive' if low else 'non-negative'}")
     auto_pad = a.get("auto_pad", "NOTSET")
+    if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+        raise r.error(node, f"unknown auto_pad '{auto_pad}'")
     padded = []
     for i, size in enumerate(in_sizes):
         if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
@@ -322,6 +334,10 @@ def _spatial_params(r: _GraphReader, node, a: dict, in_sizes: list[int], kernel:
         else:
             total = pads[i] + pads[i + n]
         padded.append(size + total)
+        span = (kernel[i] - 1) * dilations[i] + 1
+        if padded[-1] < span:
+            raise r.error(node, f"the kernel spans {span} (kernel {kernel[i]}, dilation {dilations[i]}) but "
+                                f"the padded input is only {padded[-1]}: the layer has no output")
     return strides, dilations, padded
 
 
@@ -350,6 +366,8 @@ def _conv(r: _GraphReader, node, name: str) -> list[Layer]:
     batch, c_in, h, wid = x
     m, c_per_group, kh, kw = w
     group = int(a.get("group", 1))
+    if group < 1:
+        raise r.error(node, f"group {group} must be positive")
     if c_in != c_per_group * group or m % group:
         raise r.error(node, f"input channels {c_in}, weight {w} and group {group} do not agree")
     (sy, sx), (dy, dx), (py, px) = _spatial_params(r, node, a, [h, wid], [kh, kw])
@@ -396,6 +414,8 @@ def _conv_transpose(r: _GraphReader, node, name: str) -> list[Layer]:
     _, k_per_group, kh, kw = w
     a = r.attrs(node)
     group = int(a.get("group", 1))
+    if group < 1:
+        raise r.error(node, f"group {group} must be positive")
     if any(d != 1 for d in a.get("dilations") or []):
         raise r.error(node, f"dilations {list(a['dilations'])} are not supported for ConvTranspose")
     if c_in != w[0] or c_in % group:

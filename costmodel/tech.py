@@ -12,6 +12,7 @@ buffer sizes in elements (MAESTRO's "bytes" are elements).
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -46,15 +47,15 @@ class Tech:
     @classmethod
     def from_file(cls, path: str | Path) -> Tech:
         """Read overrides from a ``.json`` or ``.toml`` file; unknown keys are an error."""
+        from .limits import read_limited
+
         p = Path(path)
-        try:
-            text = p.read_text()
-        except OSError as exc:
-            raise SpecError(f"cannot read tech file: {exc.strerror}", key=str(p)) from None
+        text = read_limited(p, lambda reason: SpecError(f"tech file {reason}", key=str(p)))
         try:
             data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-            raise SpecError(f"not valid {'TOML' if p.suffix == '.toml' else 'JSON'}: {exc}",
+        except (ValueError, RecursionError) as exc:   # decode errors, over-long integer literals
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+            raise SpecError(f"not valid {'TOML' if p.suffix == '.toml' else 'JSON'}: {reason}",
                             key=str(p)) from None
         return cls.from_mapping(data, source=str(p))
 
@@ -67,8 +68,8 @@ class Tech:
         for key, value in data.items():
             if key not in known:
                 raise SpecError(f"unknown key (known: {', '.join(sorted(known))})", key=f"{source}.{key}")
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise SpecError("must be a number", key=f"{source}.{key}")
+            if not isinstance(value, int | float) or isinstance(value, bool) or not _finite(value):
+                raise SpecError(f"must be a finite number, got {str(value)[:40]}", key=f"{source}.{key}")
             values[key] = float(value)
         return replace(cls(), **values)
 
@@ -105,6 +106,13 @@ class Tech:
 
     def _arbiter_factor(self, p):
         return self.arbiter_a2 * p * p + self.arbiter_a1 * p + self.arbiter_a0
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:                    # an integer too large for a float
+        return False
 
 
 def _scalar(x):

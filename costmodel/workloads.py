@@ -47,11 +47,12 @@ def load_network(spec: str | Path, *, strict: bool = False,
                              network.source)
     if path.suffix.lower() == ".m" or (path.is_file() and text.lower() not in BUILTIN):
         net = read_network(path)
-        errors = net.errors
-        if errors:
-            more = f" (and {len(errors) - 1} more unreadable layer(s))" if len(errors) > 1 else ""
-            raise ParseError(errors[0].reason + more, file=errors[0].file, line=errors[0].line,
-                             column=errors[0].column, expected=errors[0].expected)
+        bad = [m for m in net.layers if m.error is not None]
+        if bad:
+            first = bad[0].error
+            more = f" (and {len(bad) - 1} more unreadable layer(s))" if len(bad) > 1 else ""
+            raise ParseError(f"layer {bad[0].name}: {first.reason}{more}", file=first.file, line=first.line,
+                             column=first.column, expected=first.expected)
         if not net.layers:
             raise ParseError("the network has no layers", file=str(path))
         return LoadedNetwork(net.name or path.stem, [(m.layer, m.dataflow) for m in net.layers],

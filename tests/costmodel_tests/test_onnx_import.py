@@ -348,6 +348,39 @@ def test_three_d_conv_is_unsupported(tmp_path):
     assert unsupported == ["Conv (3-D) x1"] and len(net.layers) == 1
 
 
+def unchecked_conv(tmp_path, x_shape, k=3, **attrs) -> str:
+    """A Conv model saved as given: shape inference and the checker would refuse some of these."""
+    x = helper.make_tensor_value_info("x", FLOAT, list(x_shape))
+    y = helper.make_tensor_value_info("y", FLOAT, ["unknown"])
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="c", **attrs)
+    graph = helper.make_graph([node], "g", [x], [y], initializer=[weight("w", 8, x_shape[1], k, k)])
+    path = tmp_path / "unchecked.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return str(path)
+
+
+@pytest.mark.parametrize(("x_shape", "attrs", "message"), [
+    ((1, 4, -1, 8), {"pads": [1, 1, 1, 1]}, ".x. has a dimension of size -1"),       # was -3,456 MACs
+    ((1, 4, 0, 8), {}, ".x. has a dimension of size 0"),
+    ((1, 4, 8, 8), {"dilations": [0, 0]}, r"dilations \[0, 0\] must be positive"),
+    ((1, 4, 8, 8), {"pads": [-2, 0, -2, 0]}, "pads .* must be non-negative"),
+    ((1, 4, 2, 2), {}, "the kernel spans 3 .* padded input is only 2"),
+    ((1, 4, 8, 8), {"group": 0}, "group 0 must be positive"),
+    ((1, 4, 8, 8), {"strides": [0, 1]}, "strides .* must be positive"),
+])
+def test_impossible_convolutions_are_refused_naming_the_node(tmp_path, x_shape, attrs, message):
+    with pytest.raises(ParseError, match=r"node c \(Conv\): " + message):
+        read_onnx(unchecked_conv(tmp_path, x_shape, **attrs))
+
+
+def test_an_onnx_model_beyond_the_size_limits_names_the_node(tmp_path):
+    x = helper.make_tensor_value_info("x", FLOAT, [1 << 24, 1 << 12])
+    w = helper.make_tensor_value_info("w", FLOAT, [1 << 12, 1 << 12])     # an input: no weights to store
+    path = save(tmp_path, [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [x, w], [], name="big")
+    with pytest.raises(ParseError, match=r"node mm \(MatMul\): .*above the limit"):
+        read_onnx(path)
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
 def test_malformed_files_give_a_clear_error(tmp_path, damage):
     good = resnet_block(tmp_path)

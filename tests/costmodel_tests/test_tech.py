@@ -41,11 +41,22 @@ def test_overrides_from_json_and_toml(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     ('{"mac_aera_um2": 1}', "unknown key"),
-    ('{"mac_area_um2": "big"}', "must be a number"),
+    ('{"mac_area_um2": "big"}', "must be a finite number"),
     ("{not json", "not valid JSON"),
+    ('{"mac_area_um2": NaN}', "finite number, got nan"),
+    ('{"mac_area_um2": -Infinity}', "finite number, got -inf"),
+    ('{"mac_area_um2": 1' + "0" * 400 + "}", "finite number"),
+    ('{"mac_area_um2": 1' + "0" * 5000 + "}", "not valid JSON"),
+    ("[" * 100000 + "]" * 100000, "nested too deeply"),
+    ("\x00\x01", "binary data"),
 ])
 def test_bad_tech_files_name_the_key(tmp_path, content, message):
     path = tmp_path / "bad.json"
     path.write_text(content)
     with pytest.raises(SpecError, match=message):
         Tech.from_file(path)
+
+
+def test_a_device_is_not_a_tech_file():
+    with pytest.raises(SpecError, match="is a device"):
+        Tech.from_file("/dev/zero")
