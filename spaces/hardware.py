@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from costmodel import Accelerator, SpecError, Tech
+from costmodel import Accelerator, SpecError, Tech, limits
 from costmodel.tech import DEFAULT_TECH
 
 # Every parameter a hardware space may vary, in Accelerator's field names.
@@ -75,15 +75,20 @@ def parse_spec(name: str, spec: str | int) -> HwParam:
     """A parameter from its text (module docstring); errors name the parameter."""
     text = str(spec).strip().replace(" ", "")
     where = f"--{name.replace('_', '-')}" if name in HW_PARAMS else name
+    low, high = limits.ACCELERATOR_LIMITS.get(name, (1, None))
+    shown = text if len(text) <= 60 else text[:57] + "..."
 
-    def number(s: str) -> int:
+    def number(s: str, minimum: int = low) -> int:
         try:
             value = int(s)
         except ValueError:
-            raise SpecError(f"'{s}' is not an integer in '{text}' (ranges are start:stop:step, "
+            raise SpecError(f"'{s[:40]}' is not an integer in '{shown}' (ranges are start:stop:step, "
                             "start:stop:*factor or a comma list)", key=where) from None
-        if value < (0 if name == "noc_hop_latency" else 1):
-            raise SpecError(f"{value} is out of range in '{text}'", key=where)
+        if value < minimum:
+            raise SpecError(f"{value} is out of range in '{shown}'", key=where)
+        if high is not None and value > high:
+            raise SpecError(f"{value:,} is above the limit of {high:,} in '{shown}' (see the README's "
+                            "Limits)", key=where)
         return value
 
     step = None
@@ -93,27 +98,29 @@ def parse_spec(name: str, spec: str | int) -> HwParam:
             raise SpecError(f"a range is start:stop:step or start:stop:*factor, got '{text}'", key=where)
         start, stop = number(parts[0]), number(parts[1])
         if stop < start:
-            raise SpecError(f"stop {stop} is below start {start} in '{text}'", key=where)
+            raise SpecError(f"stop {stop} is below start {start} in '{shown}'", key=where)
         if parts[2].startswith("*"):
-            factor = number(parts[2][1:])
+            factor = number(parts[2][1:], 0)
             if factor < 2 or start < 1:
-                raise SpecError(f"a geometric range needs start >= 1 and a factor >= 2, got '{text}'",
+                raise SpecError(f"a geometric range needs start >= 1 and a factor >= 2, got '{shown}'",
                                 key=where)
             values, v = [], start
             while v <= stop:
                 values.append(v)
                 v *= factor
         else:
-            step = number(parts[2])
+            step = number(parts[2], 0)
+            if step < 1:
+                raise SpecError(f"the step of a range must be positive, got '{shown}'", key=where)
             if (stop - start) // step + 1 > MAX_VALUES:
-                raise SpecError(f"'{text}' has more than {MAX_VALUES:,} values", key=where)
+                raise SpecError(f"'{shown}' has more than {MAX_VALUES:,} values", key=where)
             values = list(range(start, stop + 1, step))
     else:
         values = sorted({number(s) for s in text.split(",") if s != ""})
         if not values:
             raise SpecError("no value given", key=where)
     if len(values) > MAX_VALUES:
-        raise SpecError(f"'{text}' has more than {MAX_VALUES:,} values", key=where)
+        raise SpecError(f"'{shown}' has more than {MAX_VALUES:,} values", key=where)
     return HwParam(name, text, tuple(values), step if len(values) > 1 else None)
 
 
@@ -134,7 +141,12 @@ class HardwareSpace:
             raise SpecError(f"unknown hardware parameter (known: {', '.join(HW_PARAMS)})",
                             key=sorted(unknown)[0])
         merged = {**DEFAULT_SPECS, **{k: v for k, v in specs.items() if v is not None}}
-        return cls(tuple(parse_spec(n, merged[n]) for n in HW_PARAMS), tech, noc_hops)
+        params = tuple(parse_spec(n, merged[n]) for n in HW_PARAMS)
+        limits.accelerator_field("noc_hops", noc_hops)
+        # Every design must be a valid Accelerator: checked here, not in the middle of a study.
+        hop_latency = next(p for p in params if p.name == "noc_hop_latency").values[-1]
+        limits.check_noc_latency(noc_hops, hop_latency, key="--noc-hop-latency")
+        return cls(params, tech, noc_hops)
 
     def specs(self) -> dict[str, str]:
         return {p.name: p.spec for p in self.params}
