@@ -15,6 +15,7 @@ from costmodel import DseError
 from .commands import codesign, common, import_onnx, networks, query, study, sweep, worker
 from .commands import eval as eval_cmd
 from .commands import map as map_cmd
+from .storage import password_warning, storage_url
 
 COMMANDS = (eval_cmd, map_cmd, codesign, worker, study, query, sweep, networks, import_onnx)
 
@@ -42,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if hasattr(args, "storage"):      # --storage, --storage-file, $DSE_STORAGE or the default
+            args.storage = storage_url(args.storage, args.storage_file)
+            warning = password_warning(sys.argv[1:] if argv is None else argv)
+            if warning:
+                print(f"dse {args.command}: {warning}", file=sys.stderr)
         return args.run(args)
     except (DseError, common.UsageError) as exc:
         print(f"dse {args.command}: {exc}", file=sys.stderr)

@@ -14,8 +14,15 @@ objectives, budget, hardware space, inner search), so a worker on another machin
 name and the storage URL.
 
 Exactly ``trials`` trials complete: a trial starts only while fewer are complete or running, and a
-trial that finds the quota already filled by others ends as PRUNED ("surplus") without work. A trial
-interrupted by Ctrl-C, or whose worker died (heartbeat), is queued again with the same hardware.
+trial that finds the quota already filled by others ends as PRUNED ("surplus") without work. A design
+already complete (or running, or stopped by the watchdog) in the study is answered from storage: the
+trial ends as PRUNED with ``duplicate_of`` naming the trial that has it, nothing is searched, and the
+next design is drawn at random so that a sampler set on a known design cannot stall the study. A
+resumed worker seeds its sampler with the study's trial count, so it does not replay the random start
+of the first run. A trial interrupted by Ctrl-C or SIGTERM, or whose worker died (heartbeat on SQLite and
+PostgreSQL; the recorded worker process on journal files), is queued again with the same hardware. A
+trial running longer than ``trial_timeout`` (default :data:`TRIAL_TIMEOUT_S`) is stopped by a watchdog
+and recorded as failed with that reason; its design is not retried.
 """
 
 from __future__ import annotations
@@ -24,15 +31,17 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from costmodel import Accelerator, Layer, SpecError, Tech
+from costmodel import Accelerator, DseError, Layer, SpecError, Tech, limits
 from costmodel.mfile import format_network, parse_dataflow, parse_network
 from costmodel.workloads import load_network
 from search import ExhaustiveSearcher, Problem, SearchResult, parse_objectives
@@ -42,7 +51,9 @@ from spaces.hardware import Budget, HardwareSpace
 from spaces.mapping import FreeSpace
 from spaces.union import mapping_space
 
-from .storage import GRACE_S, is_relational, open_storage, quiet, retry_trial
+from . import processes
+from .storage import GRACE_S, is_journal, is_relational, open_storage, quiet, retry_trial
+from .watchdog import DeadlineExceeded, call_with_deadline
 
 SPEC_ATTR = "dse_spec"
 CACHE_PREFIX = "map:"
@@ -53,6 +64,8 @@ INNER_SEARCHERS = ("auto", "cpsat", "exhaustive", "optuna")
 INNER_OBJECTIVE = {("latency",): "latency", ("energy",): "energy", ("edp",): "edp"}
 # Spec keys that may differ when a study is run again (the rest must match the stored study).
 RUN_KEYS = ("trials", "timeout", "seed")
+TRIAL_TIMEOUT_S = 3600.0        # the watchdog's default: a generous cap for hung trials, not a budget
+WORKER_ATTR = "dse_worker"      # system attribute: the process running a trial (processes.identity)
 
 
 @dataclass
@@ -95,8 +108,14 @@ class CodesignSpec:
         if self.sampler == "cmaes" and len(self.objectives) > 1:
             raise SpecError("CMA-ES optimises one objective; use nsga2 or tpe for a Pareto front",
                             key="--sampler")
-        if self.trials < 1:
-            raise SpecError(f"must be positive, got {self.trials}", key="--trials")
+        limits.check_int(self.trials, key="--trials", high=limits.MAX_TRIALS)
+        limits.check_int(self.inner_trials, key="--inner-trials", high=limits.MAX_TRIALS)
+        limits.check_int(self.seed, key="--seed", low=0, high=limits.MAX_SEED)
+        limits.check_int(self.levels, key="--levels", high=limits.MAX_LEVELS)
+        for key, value in (("--inner-time-limit", self.inner_time_limit), ("--timeout", self.timeout)):
+            if value is not None and not 0 < value <= limits.MAX_SECONDS:
+                raise SpecError(f"must be a positive number of seconds up to {limits.MAX_SECONDS:,}, got "
+                                f"{value}", key=key)
         self.hardware = self.hardware_space().specs()       # defaults filled in, values checked
         Budget(**self.budget)
         if self.inner == "cpsat" and self.inner_space not in ("free", "coarse"):
@@ -207,26 +226,47 @@ class TrialStats:
     cache_misses: int = 0
 
 
+class TrialTimedOut(Exception):
+    """A trial stopped by the watchdog (recorded as failed, not retried)."""
+
+
 class Codesign:
     """Runs the trials of one study (one process; see :func:`run_worker`)."""
 
-    def __init__(self, study: optuna.Study, spec: CodesignSpec) -> None:
+    def __init__(self, study: optuna.Study, spec: CodesignSpec, *,
+                 trial_timeout: float | None = TRIAL_TIMEOUT_S) -> None:
         self.study = study
         self.spec = spec
         self.hw = spec.hardware_space()
         self.budget = spec.budget_obj()
         self.shapes = spec.shapes()
+        self.trial_timeout = trial_timeout
         self.current: int | None = None          # trial id in progress (for Ctrl-C recovery)
+        self.duplicate = False                   # the last trial was a design already answered
         self.cache: dict[str, dict] = {}
+        self.worker = processes.identity()
 
     # The objective Optuna calls.
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...] | float:
         self.current = trial._trial_id
+        self.duplicate = False
+        # Who runs it, so that another worker can tell when this process is gone (journal files).
+        trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, self.worker)
+        try:
+            return call_with_deadline(lambda: self._evaluate(trial), self.trial_timeout)
+        except DeadlineExceeded as exc:
+            reason = (f"watchdog: the trial {exc} (--trial-timeout {exc.seconds:g}); its design is not "
+                      "run again")
+            trial.set_user_attr("failed", reason)
+            raise TrialTimedOut(reason) from None
+
+    def _evaluate(self, trial: optuna.Trial) -> tuple[float, ...] | float:
         started = time.perf_counter()
         self._claim(trial)
         acc = self.hw.suggest(trial)
         for name, value in hardware_attrs(acc).items():
             trial.set_user_attr(name, value)
+        self._answered(trial)
         violations = self.budget.violations(acc)
         for name, v in violations.items():
             trial.set_constraint(name, v)
@@ -265,6 +305,18 @@ class Codesign:
         table = {"latency": float(latency), "energy": float(energy), "edp": float(latency) * float(energy)}
         values = tuple(table[o] for o in self.spec.objectives)
         return values if len(values) > 1 else values[0]
+
+    def _answered(self, trial: optuna.Trial) -> None:
+        """Prune a trial whose design the study already has (complete, running or timed out)."""
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING,
+                                                               TrialState.FAIL)):
+            if t.number == trial.number or t.params != trial.params:
+                continue
+            if t.state == TrialState.FAIL and not str(t.user_attrs.get("failed", "")).startswith("watchdog"):
+                continue                        # a crashed trial: its retry must run
+            self.duplicate = True
+            trial.set_user_attr("duplicate_of", t.number)
+            raise optuna.TrialPruned(f"design already {t.state.name.lower()} in trial {t.number}")
 
     def _claim(self, trial: optuna.Trial) -> None:
         """Prune this trial if ``trials`` others already complete or run (lowest numbers win)."""
@@ -361,17 +413,21 @@ def mapping_of(study: optuna.Study, trial: optuna.trial.FrozenTrial, spec: Codes
 # ----------------------------------------------------------------------------------- workers
 def run_worker(name: str, url: str, *, worker: int = 0, trials: int | None = None,
                timeout: float | None = None, heartbeat: int | None = None, grace: int | None = None,
-               on_trial: Callable | None = None, poll: float = 1.0) -> int:
-    """Run trials of study ``name`` until it has ``trials`` complete ones (default: its spec's), the
-    timeout passes, or Ctrl-C. Returns the number of trials this worker completed."""
+               trial_timeout: float | None = TRIAL_TIMEOUT_S, on_trial: Callable | None = None,
+               poll: float = 1.0) -> int:
+    """Run trials of study ``name`` until it has ``trials`` complete ones (default: its spec's), every
+    design of its hardware space is done, the timeout passes, or Ctrl-C. Returns the number of trials
+    this worker completed."""
     kwargs = {k: v for k, v in (("heartbeat", heartbeat), ("grace", grace)) if v is not None}
     storage = open_storage(url, **kwargs) if is_relational(url) else open_storage(url)
     study = optuna.load_study(study_name=name, storage=storage)
     spec = stored_spec(study)
     if trials is not None:
         spec = replace(spec, trials=trials)
-    study.sampler = make_sampler(spec.sampler, spec.seed + worker, len(spec.objectives) > 1)
-    runner = Codesign(study, spec)
+    seed = sampler_seed(spec.seed, worker, len(study.get_trials(deepcopy=False)))
+    sampler = make_sampler(spec.sampler, seed, len(spec.objectives) > 1)
+    runner = Codesign(study, spec, trial_timeout=trial_timeout)
+    size = runner.hw.size()
     deadline = time.monotonic() + timeout if timeout else math.inf
     done = 0
     waiting_since = None
@@ -379,12 +435,15 @@ def run_worker(name: str, url: str, *, worker: int = 0, trials: int | None = Non
     while time.monotonic() < deadline:
         with quiet():
             optuna.storages.fail_stale_trials(study)
+        if is_journal(url):
+            fail_dead_workers(study)            # no heartbeat: look at the recorded processes
         c = counts(study)
         if c["COMPLETE"] >= spec.trials:
             break
         if c["COMPLETE"] + c["RUNNING"] >= spec.trials and not c["WAITING"]:
-            # The last trials run elsewhere: wait in case one dies (its heartbeat stops and it is
-            # queued again). Without heartbeats a dead worker's trial would keep us waiting: say so.
+            # The last trials run elsewhere: wait in case one dies (its heartbeat stops, or its
+            # process is gone, and it is queued again). A trial that records no worker process
+            # (another tool's) cannot be judged: say how to retry it.
             waiting_since = waiting_since or time.monotonic()
             if not is_relational(url) and time.monotonic() - waiting_since > GRACE_S:
                 print(f"waiting for {c['RUNNING']} running trial(s) of study {name}; if their workers "
@@ -393,20 +452,78 @@ def run_worker(name: str, url: str, *, worker: int = 0, trials: int | None = Non
                 waiting_since = time.monotonic()
             time.sleep(poll)
             continue
+        if len(answered_designs(study)) >= size:
+            print(f"study {name}: all {size:,} designs of the hardware space are evaluated; "
+                  f"{c['COMPLETE']} complete trials", file=sys.stderr)
+            break
         waiting_since = None
         runner.current = None
+        # After a design the study already had, draw the next one at random: a sampler that keeps
+        # proposing known designs would otherwise stall the study.
+        study.sampler = sampler if not runner.duplicate else optuna.samplers.RandomSampler(
+            seed=sampler_seed(seed, 1, len(study.get_trials(deepcopy=False))))
         try:
-            study.optimize(runner, n_trials=1, catch=())
+            study.optimize(runner, n_trials=1, catch=(TrialTimedOut,))
         except KeyboardInterrupt:
             requeue_interrupted(study, runner.current)
             raise
+        except AssertionError as exc:
+            # Optuna hides a storage error while recording a trial's end behind an AssertionError
+            # ("Should not reach."): report the storage error itself.
+            cause = _dse_cause(exc)
+            if cause is None:
+                raise
+            raise cause from None
         if runner.current is not None:
             t = study._storage.get_trial(runner.current)
             if t.state == TrialState.COMPLETE:
                 done += 1
-                if on_trial:
-                    on_trial(t)
+            if on_trial and t.state in (TrialState.COMPLETE, TrialState.FAIL):
+                on_trial(t)
     return done
+
+
+def sampler_seed(seed: int, worker: int, trials_before: int) -> int:
+    """The sampler seed of a worker: ``seed + worker`` on a fresh study; on a study that already has
+    trials, a seed drawn from (seed, worker, trial count), so a resumed run draws new designs instead of
+    replaying the first run's random start."""
+    if trials_before == 0:
+        return (seed + worker) % (limits.MAX_SEED + 1)
+    return int(np.random.SeedSequence([seed, worker, trials_before]).generate_state(1)[0])
+
+
+def answered_designs(study: optuna.Study) -> set:
+    """The designs (hardware parameters) that are complete, running or stopped by the watchdog."""
+    out = set()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING,
+                                                      TrialState.FAIL)):
+        if t.state == TrialState.FAIL and not str(t.user_attrs.get("failed", "")).startswith("watchdog"):
+            continue
+        if t.state == TrialState.RUNNING and not t.params:
+            continue                                    # not drawn yet
+        out.add(tuple(sorted(t.params.items())))
+    return out
+
+
+def fail_dead_workers(study: optuna.Study) -> int:
+    """Fail and re-queue running trials whose worker process is gone (storages without heartbeat).
+    Called between trials: a running trial of this process is one left behind."""
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if processes.is_dead(t.system_attrs.get(WORKER_ATTR), idle=True):
+            requeue_interrupted(study, t._trial_id)
+            n += 1
+    return n
+
+
+def _dse_cause(exc: BaseException) -> DseError | None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, DseError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def requeue_interrupted(study: optuna.Study, trial_id: int | None) -> None:
@@ -430,20 +547,34 @@ def retry_running(study: optuna.Study) -> int:
     return n
 
 
-def _worker_main(name: str, url: str, worker: int, options: dict) -> None:
-    """Entry point of a ``--workers`` child process."""
-    with contextlib.suppress(KeyboardInterrupt):
+WORKER_BAD_INPUT = 2             # a --workers child's exit code for a DseError (storage, input)
+
+
+def _worker_main(name: str, url: str, worker: int, options: dict, parent: int) -> None:
+    """Entry point of a ``--workers`` child process: it stops (its trial queued again) when the parent
+    goes, and reports errors as one line, as the command line does."""
+    try:
+        processes.die_with_parent(parent)
         run_worker(name, url, worker=worker, **options)
+    except KeyboardInterrupt:
+        pass
+    except DseError as exc:
+        print(f"dse worker {worker}: {exc}", file=sys.stderr)
+        sys.exit(WORKER_BAD_INPUT)
+    except Exception as exc:  # a bug of ours: one line, like the command line's
+        print(f"dse worker {worker}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 def run_workers(name: str, url: str, workers: int, *, progress: Callable[[dict], None] | None = None,
                 **options) -> None:
     """``workers`` local processes on one study (``options`` as for :func:`run_worker`); returns when
-    they are all done."""
+    they are all done. The children get the storage URL through the process-start pipe, never on a
+    command line, and die with this process."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker_main, args=(name, url, w, options), daemon=False)
+    procs = [ctx.Process(target=_worker_main, args=(name, url, w, options, os.getpid()), daemon=False)
              for w in range(workers)]
     for p in procs:
         p.start()
@@ -459,6 +590,9 @@ def run_workers(name: str, url: str, workers: int, *, progress: Callable[[dict],
             p.join(timeout=30)
         raise
     failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if failed and all(code == WORKER_BAD_INPUT for code in failed):
+        raise SpecError(f"{len(failed)} worker process(es) stopped (their messages are above); completed "
+                        "trials are kept: run the same command again to continue", key="--workers")
     if failed:
         raise RuntimeError(f"{len(failed)} worker process(es) failed (exit codes {failed})")
 

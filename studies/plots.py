@@ -15,6 +15,7 @@ import optuna
 from costmodel import SpecError
 
 from .codesign import CodesignSpec
+from .outputs import check_output_dir, output_path
 from .results import OBJECTIVE_COLUMN, best_rows, pareto_rows, trials_frame
 from .winner import layer_rows
 
@@ -34,6 +35,7 @@ def plot_study(study: optuna.Study, spec: CodesignSpec, directory: Path) -> list
     plt = _pyplot()
     if not directory.is_dir():
         raise SpecError(f"directory {directory} does not exist", key="--output-dir")
+    check_output_dir(directory)
     frame = trials_frame(study, spec)
     feasible = frame[frame.feasible.astype(bool)]
     if feasible.empty:
@@ -84,7 +86,8 @@ def plot_study(study: optuna.Study, spec: CodesignSpec, directory: Path) -> list
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with output_path(path, "--output-dir") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     fig.clf()
     import matplotlib.pyplot as plt
 

@@ -47,7 +47,9 @@ def trials_frame(study: optuna.Study, spec: CodesignSpec) -> pd.DataFrame:
         cons = t.constraints
         row["feasible"] = (t.state == optuna.trial.TrialState.COMPLETE and bool(cons)
                            and all(v <= 0 for v in cons.values()) and a.get("latency_cycles") is not None)
-        row["infeasible"] = a.get("infeasible", "surplus" if a.get("surplus") else "")
+        row["infeasible"] = a.get("infeasible") or a.get("failed") or (
+            "surplus" if a.get("surplus") else
+            f"duplicate of trial {a['duplicate_of']}" if "duplicate_of" in a else "")
         for name, value in cons.items():
             row[f"c_{name}"] = value
         for name in ("cache_hits", "cache_misses", "seconds"):
@@ -62,6 +64,13 @@ def trials_frame(study: optuna.Study, spec: CodesignSpec) -> pd.DataFrame:
     if frame.empty:
         frame = pd.DataFrame(columns=list(BASE_COLUMNS))
     return frame
+
+
+def pruned_summary(frame: pd.DataFrame) -> str:
+    """'N surplus, M duplicate(s)': why trials were pruned without work."""
+    pruned = frame[frame.state == "PRUNED"].infeasible.astype(str)
+    duplicates = int(pruned.str.startswith("duplicate").sum())
+    return f"{len(pruned) - duplicates} surplus, {duplicates} duplicate(s) answered from storage"
 
 
 def objective_values(frame: pd.DataFrame, objectives) -> np.ndarray:
@@ -110,4 +119,5 @@ def describe_row(row: pd.Series) -> str:
     return out
 
 
-__all__ = ["BASE_COLUMNS", "best_rows", "describe_row", "pareto_rows", "query", "trials_frame", "within"]
+__all__ = ["BASE_COLUMNS", "best_rows", "describe_row", "pareto_rows", "pruned_summary", "query",
+           "trials_frame", "within"]

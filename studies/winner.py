@@ -6,9 +6,10 @@ from pathlib import Path
 
 import optuna
 
-from costmodel import format_hw, format_network
+from costmodel import SpecError, format_hw, format_network
 
 from .codesign import CodesignSpec, accelerator_of, mapping_of
+from .outputs import check_output_dir, write_text
 from .tables import format_table
 
 
@@ -42,14 +43,17 @@ def write_design(study: optuna.Study, spec: CodesignSpec, trial: optuna.trial.Fr
                  directory: str | Path) -> tuple[Path, Path]:
     """``hardware.m`` (MAESTRO hardware file) and ``mapping.m`` (the network, each layer with its
     dataflow) of one trial, in ``directory`` (created)."""
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(directory)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpecError(f"cannot create {out}: {exc.strerror or exc}", key="--output-dir") from None
     acc = accelerator_of(trial, spec)
-    hw_path, map_path = out / "hardware.m", out / "mapping.m"
-    hw_path.write_text(format_hw(acc))
     header = (f"best design of study {study.study_name} (trial {trial.number}): {acc.describe()}\n"
               f"objective {', '.join(spec.objectives)}; mappings found by dse codesign's inner search")
-    map_path.write_text(format_network(spec.network_name, mapping_of(study, trial, spec), header))
+    mapping = format_network(spec.network_name, mapping_of(study, trial, spec), header)
+    hw_path = write_text(out / "hardware.m", format_hw(acc), "--output-dir")
+    map_path = write_text(out / "mapping.m", mapping, "--output-dir")
     return hw_path, map_path
 
 

@@ -12,10 +12,21 @@ from spaces.hardware import DEFAULT_SPECS, HW_PARAMS
 from spaces.union import SPACE_KINDS
 
 from .. import codesign as cd
-from ..results import best_rows, describe_row, pareto_rows, trials_frame
-from ..storage import DEFAULT_STORAGE, GRACE_S, HEARTBEAT_S, redact
+from ..outputs import check_output_dir
+from ..results import best_rows, describe_row, pareto_rows, pruned_summary, trials_frame
+from ..storage import DEFAULT_STORAGE, GRACE_S, HEARTBEAT_S, STORAGE_ENV, redact
 from ..winner import format_layers, layer_rows, write_design
-from .common import add_budget_arguments, budget_of, positive_int
+from .common import (
+    add_budget_arguments,
+    budget_of,
+    count_arg,
+    hardware_int,
+    levels_arg,
+    seconds,
+    seed_arg,
+    whole_seconds,
+    workers_arg,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -30,27 +41,28 @@ def add_parser(subparsers) -> None:
     p.add_argument("--objective", default="latency", help="latency, energy, edp or latency,energy")
     add_budget_arguments(p)
     add_study_arguments(p)
-    p.add_argument("--trials", type=positive_int, default=50, help="complete trials wanted (default 50)")
-    p.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S seconds")
-    p.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
+    p.add_argument("--trials", type=count_arg, default=50, help="complete trials wanted (default 50)")
+    p.add_argument("--timeout", type=seconds, metavar="S", help="stop starting trials after S seconds")
+    p.add_argument("--workers", type=workers_arg, default=1, help="local worker processes (default 1)")
     p.add_argument("--sampler", choices=SAMPLERS, default=None,
                    help="hardware sampler (default tpe; nsga2 for latency,energy)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     g = p.add_argument_group("inner mapping search (per distinct layer shape and accelerator)")
     g.add_argument("--inner", choices=cd.INNER_SEARCHERS, default="auto",
                    help="auto (default): exhaustive on template spaces, cpsat on free ones")
     g.add_argument("--inner-space", default="templates", metavar="|".join(SPACE_KINDS) + "|TEMPLATE",
                    help="templates (default: every shipped dataflow template, tile sizes tuned), coarse, "
                         "free, or one template (name or file)")
-    g.add_argument("--levels", type=positive_int, default=2, help="cluster levels of the free space")
-    g.add_argument("--inner-time-limit", type=float, default=2.0, metavar="S",
+    g.add_argument("--levels", type=levels_arg, default=2, help="cluster levels of the free space")
+    g.add_argument("--inner-time-limit", type=seconds, default=2.0, metavar="S",
                    help="seconds per layer search (cpsat, optuna)")
-    g.add_argument("--inner-trials", type=positive_int, default=200, help="trials per layer (optuna)")
+    g.add_argument("--inner-trials", type=count_arg, default=200, help="trials per layer (optuna)")
     h = p.add_argument_group("hardware space (start:stop:step, start:stop:*factor or a,b,c)")
     for name in HW_PARAMS:
         h.add_argument(f"--{name.replace('_', '-')}", dest=f"hw_{name}", metavar="SPEC",
                        help=f"default {DEFAULT_SPECS[name]}")
-    h.add_argument("--noc-hops", type=positive_int, default=1, help="average NoC hops (default 1)")
+    h.add_argument("--noc-hops", type=hardware_int("noc_hops"), default=1,
+                   help="average NoC hops (default 1)")
     h.add_argument("--tech", metavar="FILE", help="technology table overrides (.json or .toml)")
     p.add_argument("--output-dir", metavar="DIR",
                    help="where to write the best design's hardware.m and mapping.m (default: <study>-best)")
@@ -65,16 +77,22 @@ def add_study_arguments(p: argparse.ArgumentParser, *, required: bool = False) -
 
 
 def add_storage_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL",
-                   help=f"sqlite:///PATH (default {DEFAULT_STORAGE}), journal:///PATH or postgresql://...")
+    p.add_argument("--storage", metavar="URL",
+                   help=f"sqlite:///PATH, journal:///PATH or postgresql://USER@HOST/DB (default: "
+                        f"${STORAGE_ENV}, else {DEFAULT_STORAGE}); a password here shows in the process "
+                        "list: prefer PGPASSWORD, ~/.pgpass, $DSE_STORAGE or --storage-file")
+    p.add_argument("--storage-file", metavar="FILE", help="read the storage URL from this file")
 
 
 def add_heartbeat_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("dead workers (SQLite, PostgreSQL)")
-    g.add_argument("--heartbeat", type=positive_int, default=HEARTBEAT_S, metavar="S",
+    g = p.add_argument_group("dead workers (heartbeats: SQLite, PostgreSQL) and hung trials")
+    g.add_argument("--heartbeat", type=whole_seconds, default=HEARTBEAT_S, metavar="S",
                    help=f"seconds between a running trial's heartbeats (default {HEARTBEAT_S})")
-    g.add_argument("--grace-period", type=positive_int, default=GRACE_S, metavar="S",
+    g.add_argument("--grace-period", type=whole_seconds, default=GRACE_S, metavar="S",
                    help=f"a trial silent for S seconds is failed and queued again (default {GRACE_S})")
+    g.add_argument("--trial-timeout", type=seconds, default=cd.TRIAL_TIMEOUT_S, metavar="S",
+                   help=f"a trial running longer is stopped and recorded as failed, not retried (default "
+                        f"{cd.TRIAL_TIMEOUT_S:g}): a cap for hangs, not a budget")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,16 +108,18 @@ def run(args: argparse.Namespace) -> int:
         levels=args.levels, inner_time_limit=args.inner_time_limit, inner_trials=args.inner_trials,
         sampler=sampler, seed=args.seed, trials=args.trials, timeout=args.timeout)
     name = args.study or f"{spec.network_name}-{'-'.join(objectives)}"
+    output_dir = check_output_dir(args.output_dir or f"{name}-best")     # before any trial runs
     study = cd.create_or_load(spec, name, args.storage)
     return execute(study, spec, name, args.storage, workers=args.workers, trials=args.trials,
-                   timeout=args.timeout, output_dir=args.output_dir, heartbeat=args.heartbeat,
-                   grace=args.grace_period)
+                   timeout=args.timeout, output_dir=output_dir, heartbeat=args.heartbeat,
+                   grace=args.grace_period, trial_timeout=args.trial_timeout)
 
 
 def execute(study, spec: cd.CodesignSpec, name: str, url: str, *, workers: int, trials: int,
             timeout: float | None, output_dir: str | None, heartbeat: int = HEARTBEAT_S,
-            grace: int = GRACE_S) -> int:
+            grace: int = GRACE_S, trial_timeout: float | None = cd.TRIAL_TIMEOUT_S) -> int:
     """Run (or resume) a study to ``trials`` complete trials, then report and write its best design."""
+    output_dir = check_output_dir(output_dir or f"{name}-best")
     before = cd.counts(study)["COMPLETE"]
     hw = spec.hardware_space()
     print(f"study {name} in {redact(url)}: {spec.network_name} ({len(spec.shapes())} distinct layer shapes), "
@@ -110,7 +130,8 @@ def execute(study, spec: cd.CodesignSpec, name: str, url: str, *, workers: int, 
         print(warning, file=sys.stderr)
     start = time.perf_counter()
     if before < trials:
-        options = {"trials": trials, "timeout": timeout, "heartbeat": heartbeat, "grace": grace}
+        options = {"trials": trials, "timeout": timeout, "heartbeat": heartbeat, "grace": grace,
+                   "trial_timeout": trial_timeout}
         if workers > 1:
             cd.run_workers(name, url, workers, progress=_progress_counts(trials), **options)
         else:
@@ -121,6 +142,10 @@ def execute(study, spec: cd.CodesignSpec, name: str, url: str, *, workers: int, 
 def _progress_trial(trials: int, start: float):
     def show(t) -> None:
         a = t.user_attrs
+        if "num_pes" not in a or t.state.name != "COMPLETE":
+            print(f"  trial {t.number} ({time.perf_counter() - start:.0f} s): {t.state.name.lower()}: "
+                  f"{a.get('failed', '')}", file=sys.stderr)
+            return
         what = a.get("infeasible") or (f"latency {a['latency_cycles']:,} cycles, energy "
                                       f"{a['energy_nj']:,.0f} nJ")
         print(f"  trial {t.number} ({time.perf_counter() - start:.0f} s): {a['num_pes']} PEs, L1 "
@@ -143,7 +168,7 @@ def report(study, spec: cd.CodesignSpec, name: str, output_dir: str | None, *, s
     frame = trials_frame(study, spec)
     c = cd.counts(study)
     print(f"study {name}: {c['COMPLETE']} complete trials ({int(frame.feasible.sum())} feasible), "
-          f"{c['FAIL']} failed, {c['PRUNED']} surplus; {seconds:.1f} s this run")
+          f"{c['FAIL']} failed, {pruned_summary(frame)}; {seconds:.1f} s this run")
     if len(spec.objectives) > 1:
         front = pareto_rows(frame, spec.objectives)
         if front.empty:

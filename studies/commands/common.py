@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import sys
-from pathlib import Path
 
 from costmodel import (
     Accelerator,
@@ -14,6 +12,7 @@ from costmodel import (
     MappedLayer,
     SpecError,
     Tech,
+    limits,
     read_dataflow,
     read_hw,
     read_network,
@@ -45,38 +44,82 @@ def add_hardware_arguments(parser: argparse.ArgumentParser) -> None:
                                       "mean unlimited)")
     group.add_argument("--hw-file", metavar="HW.m",
                        help="MAESTRO hardware file; flags given explicitly override its values")
-    for flag, _, text in HARDWARE_FLAGS:
-        group.add_argument(flag, type=positive_int if flag != "--noc-hop-latency" else non_negative_int,
-                           metavar="N", help=text)
+    for flag, field, text in HARDWARE_FLAGS:
+        group.add_argument(flag, type=hardware_int(field), metavar="N", help=text)
     group.add_argument("--tech", metavar="FILE", help="technology table overrides (.json or .toml)")
 
 
-def _int_at_least(text: str, minimum: int, what: str) -> int:
+def _shown(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _int_in(text: str, low: int, high: int | None) -> int:
+    what = {0: "non-negative", 1: "positive"}.get(low, f">= {low}")
     try:
         value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a {what} integer, got '{text}'") from None
-    if value < minimum:
+    except ValueError:                       # also literals of more than 4,300 digits
+        raise argparse.ArgumentTypeError(f"expected a {what} integer, got '{_shown(text)}'") from None
+    if value < low:
         raise argparse.ArgumentTypeError(f"expected a {what} integer, got {value}")
+    if high is not None and value > high:
+        raise argparse.ArgumentTypeError(f"{value:,} is above the limit of {high:,} (see the README's "
+                                         "Limits)")
     return value
 
 
+def int_in(low: int, high: int | None):
+    """argparse type: an integer in [low, high] (``high`` from :mod:`costmodel.limits`)."""
+    def parse(text: str) -> int:
+        return _int_in(text, low, high)
+    return parse
+
+
 def positive_int(text: str) -> int:
-    return _int_at_least(text, 1, "positive")
+    return _int_in(text, 1, None)
 
 
 def non_negative_int(text: str) -> int:
-    return _int_at_least(text, 0, "non-negative")
+    return _int_in(text, 0, None)
+
+
+def hardware_int(field: str):
+    """argparse type of a hardware flag: the field's limits (:data:`costmodel.limits.ACCELERATOR_LIMITS`)."""
+    return int_in(*limits.ACCELERATOR_LIMITS[field])
+
+
+count_arg = int_in(1, limits.MAX_TRIALS)            # --trials and the like
+seed_arg = int_in(0, limits.MAX_SEED)
+workers_arg = int_in(1, limits.MAX_WORKERS)
+levels_arg = int_in(1, limits.MAX_LEVELS)
+whole_seconds = int_in(1, limits.MAX_SECONDS)        # --heartbeat, --grace-period
 
 
 def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"expected a positive number, got '{_shown(text)}'") from None
     if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {_shown(text)}")
     return value
+
+
+def seconds(text: str) -> float:
+    """argparse type of a time limit or timeout: a positive number of seconds, at most a year."""
+    value = positive_float(text)
+    if value > limits.MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{value:g} s is above the limit of {limits.MAX_SECONDS:,} s")
+    return value
+
+
+def seconds_or_zero(text: str) -> float:
+    """As :func:`seconds`, and 0 for none."""
+    try:
+        if float(text) == 0:
+            return 0.0
+    except ValueError:
+        pass
+    return seconds(text)
 
 
 def add_budget_arguments(p: argparse.ArgumentParser, title: str = "budget") -> None:
@@ -100,16 +143,6 @@ def accelerator_from_args(args: argparse.Namespace) -> Accelerator:
                  if getattr(args, field) is not None}
     tech = Tech.from_file(args.tech) if getattr(args, "tech", None) else base.tech
     return dataclasses.replace(base, tech=tech, **overrides)
-
-
-def open_output(path: str | None):
-    """A context manager giving a text stream for --output (stdout, left open, when absent)."""
-    if path is None:
-        return contextlib.nullcontext(sys.stdout)
-    p = Path(path)
-    if p.parent and not p.parent.exists():
-        raise UsageError(f"--output: directory {p.parent} does not exist")
-    return p.open("w", newline="")
 
 
 def read_network_file(path: str, *, prog: str) -> NetworkFile:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from costmodel import DseError, MappedLayer, evaluate_batch
+from costmodel import DseError, MappedLayer, evaluate_batch, limits
 from costmodel.cost import FIGURES
 
+from ..outputs import check_output_file, open_output
 from ..tables import write_rows
 from .common import (
     accelerator_from_args,
     add_hardware_arguments,
-    open_output,
     read_network_file,
     resolve_dataflow,
 )
@@ -76,6 +76,7 @@ def _evaluate(mapped: MappedLayer, acc, template, args, row: dict) -> str | None
     if dataflow is None:
         return "no Dataflow block in this layer or an earlier one (give one with --dataflow)"
     try:
+        limits.check_mapping(mapped.layer, dataflow)        # a --dataflow meets the layer only here
         cost = evaluate_batch(mapped.layer, dataflow, accelerator=acc,
                               maestro_exact=args.maestro_exact).row(0)
     except DseError as exc:
@@ -90,6 +91,8 @@ def _evaluate(mapped: MappedLayer, acc, template, args, row: dict) -> str | None
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output:
+        check_output_file(args.output)
     acc = accelerator_from_args(args)
     template = resolve_dataflow(args.dataflow, prog="dse eval") if args.dataflow else None
     rows: list[dict] = []

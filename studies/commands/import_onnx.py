@@ -10,7 +10,8 @@ from costmodel import Dataflow, LayerType, format_network, read_dataflow
 from costmodel.networks import bundled_dataflow
 from costmodel.onnx_import import import_onnx
 
-from .common import UsageError, open_output
+from ..outputs import open_output
+from .common import UsageError
 
 
 def add_parser(subparsers) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from costmodel import Layer, format_network
 from costmodel.errors import InfeasibleError, SpecError
@@ -17,8 +16,16 @@ from search.optuna_search import OptunaSearcher
 from spaces import Constraints, FreeSpace
 from spaces.union import mapping_space
 
+from ..outputs import check_output_file, open_output, write_text
 from ..tables import write_rows
-from .common import accelerator_from_args, add_hardware_arguments, open_output, positive_int
+from .common import (
+    accelerator_from_args,
+    add_hardware_arguments,
+    count_arg,
+    levels_arg,
+    seconds_or_zero,
+    seed_arg,
+)
 
 AUTO_EXHAUSTIVE_LIMIT = 2_000_000
 
@@ -49,17 +56,18 @@ def add_parser(subparsers) -> None:
                         "'templates' (every shipped template that applies); or one dataflow template with "
                         "?holes, by file or shipped name (kcp_ws_holes, rs, yxp_os, xp_ws, nlr, "
                         "gemm_mnk_holes)")
-    p.add_argument("--levels", type=positive_int, default=2, help="cluster levels of the free space (1-3)")
+    p.add_argument("--levels", type=levels_arg, default=2, help="cluster levels of the free space (1-3)")
     p.add_argument("--spatial", help="comma-separated dimensions that may be mapped spatially")
     p.add_argument("--tiles", choices=("divisors", "any"), default="divisors",
                    help="tile sizes: divisors (default) or any size (edge tiles)")
     p.add_argument("--enforce-bw", action="store_true",
                    help="also require the NoC and off-chip bandwidth requirements to be met")
-    p.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="seconds per layer shape")
-    p.add_argument("--trials", type=positive_int, default=1000, help="Optuna trials per layer shape")
+    p.add_argument("--time-limit", type=seconds_or_zero, default=10.0, metavar="S",
+                   help="seconds per layer shape (0: none, for exhaustive and optuna)")
+    p.add_argument("--trials", type=count_arg, default=1000, help="Optuna trials per layer shape")
     p.add_argument("--sampler", choices=("tpe", "nsga2", "cmaes", "gp", "random"), default=None,
                    help="Optuna sampler (default tpe; nsga2 for several objectives)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--cpsat-params", metavar="TEXT",
                    help="OR-Tools CP-SAT parameters as text proto, e.g. "
                         "'max_time_in_seconds:10,num_workers:2'")
@@ -107,6 +115,9 @@ def _select(args, net: LoadedNetwork) -> list[Layer]:
 
 
 def run(args: argparse.Namespace) -> int:
+    for flag, path in (("--output", args.output), ("--report", args.report)):
+        if path:
+            check_output_file(path, flag)      # before searching, not after
     acc = accelerator_from_args(args)
     objectives = parse_objectives(args.objective)
     constraints = Constraints(enforce_noc_bw=args.enforce_bw, enforce_offchip_bw=args.enforce_bw)
@@ -137,15 +148,15 @@ def run(args: argparse.Namespace) -> int:
             failures.append(result.message or f"layer {names}: no feasible mapping found")
     rows = _report_rows(layers, results)
     if args.report:
-        with open_output(args.report) as out:
+        with open_output(args.report, "--report") as out:
             write_rows(out, rows, REPORT_COLUMNS, "csv")
     if args.output:
         pairs = [(layer, results[layer.shape_key].best[0].dataflow) for layer in layers
                  if results[layer.shape_key].best]
         used = ", ".join(sorted({r.searcher for r in results.values()}))
-        Path(args.output).write_text(format_network(net.name or "mapped", pairs,
-                                                    header=f"best mappings found by dse map "
-                                                           f"({used}, {args.objective})"))
+        write_text(args.output, format_network(net.name or "mapped", pairs,
+                                               header=f"best mappings found by dse map ({used}, "
+                                                      f"{args.objective})"), "--output")
     _print_table(rows, objectives)
     print(f"searched {len(shapes)} distinct layer shape(s) in {time.perf_counter() - start:.1f} s",
           file=sys.stderr)

@@ -7,8 +7,8 @@ import argparse
 from costmodel.networks import BUILTIN
 from costmodel.workloads import load_network
 
+from ..outputs import open_output
 from ..tables import format_table, write_rows
-from .common import open_output
 
 COLUMNS = ("network", "distinct_layers", "layers", "macs", "source")
 TABLE_COLUMNS = (("network", "network", None), ("distinct", "distinct_layers", "d"),

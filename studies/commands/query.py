@@ -9,6 +9,7 @@ from search import parse_objectives
 from spaces.hardware import Budget
 
 from .. import codesign as cd
+from ..outputs import check_output_dir
 from ..results import describe_row, query, trials_frame
 from ..winner import format_layers, layer_rows, write_design
 from .codesign import add_study_arguments
@@ -31,6 +32,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.write:
+        check_output_dir(args.write, "--write")
     study = cd.load(args.study, args.storage)
     spec = cd.stored_spec(study)
     objectives = parse_objectives(args.objective) if args.objective else tuple(spec.objectives)

@@ -9,12 +9,13 @@ from pathlib import Path
 import optuna
 
 from .. import codesign as cd
-from ..results import best_rows, describe_row, pareto_rows, trials_frame
-from ..storage import DEFAULT_STORAGE, open_storage, redact
+from ..outputs import check_output_dir, output_path
+from ..results import best_rows, describe_row, pareto_rows, pruned_summary, trials_frame
+from ..storage import open_storage, redact
 from ..tables import format_table
 from ..winner import format_layers, layer_rows, write_design
-from .codesign import add_heartbeat_arguments, execute
-from .common import UsageError, positive_int
+from .codesign import add_heartbeat_arguments, add_storage_arguments, execute
+from .common import UsageError, count_arg, seconds, workers_arg
 
 
 def add_parser(subparsers) -> None:
@@ -23,9 +24,7 @@ def add_parser(subparsers) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
     sub.required = True
 
-    def storage_arg(q):
-        q.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL",
-                       help=f"default {DEFAULT_STORAGE}")
+    storage_arg = add_storage_arguments
 
     q = sub.add_parser("list", help="the studies in a storage")
     storage_arg(q)
@@ -34,7 +33,7 @@ def add_parser(subparsers) -> None:
     q = sub.add_parser("show", help="a study's settings, best design(s) and Pareto front")
     q.add_argument("name")
     storage_arg(q)
-    q.add_argument("--top", type=positive_int, default=5, help="how many best designs to list")
+    q.add_argument("--top", type=count_arg, default=5, help="how many best designs to list")
     q.add_argument("--write", metavar="DIR", help="write the best design's hardware.m and mapping.m")
     q.set_defaults(run=run_show)
 
@@ -53,9 +52,9 @@ def add_parser(subparsers) -> None:
     q = sub.add_parser("resume", help="continue a study up to its requested trials")
     q.add_argument("name")
     storage_arg(q)
-    q.add_argument("--trials", type=positive_int, help="a new total of complete trials")
-    q.add_argument("--timeout", type=float, metavar="S")
-    q.add_argument("--workers", type=positive_int, default=1)
+    q.add_argument("--trials", type=count_arg, help="a new total of complete trials")
+    q.add_argument("--timeout", type=seconds, metavar="S")
+    q.add_argument("--workers", type=workers_arg, default=1)
     q.add_argument("--retry-running", action="store_true",
                    help="fail and re-queue trials left running by a crash (storages without heartbeat: "
                         "journal files); only when no worker is alive")
@@ -93,6 +92,8 @@ def _open(args) -> tuple[optuna.Study, cd.CodesignSpec]:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    if args.write:
+        check_output_dir(args.write, "--write")
     study, spec = _open(args)
     frame = trials_frame(study, spec)
     c = cd.counts(study)
@@ -103,7 +104,7 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"inner search: {spec.inner} on {spec.inner_space} space ({spec.inner_objective} per layer); "
           f"sampler {spec.sampler}, seed {spec.seed}")
     print(f"trials: {c['COMPLETE']} complete of {spec.trials} ({int(frame.feasible.sum())} feasible), "
-          f"{c['RUNNING']} running, {c['FAIL']} failed, {c['PRUNED']} surplus")
+          f"{c['RUNNING']} running, {c['FAIL']} failed, {pruned_summary(frame)}")
     reasons = frame[(frame.state == "COMPLETE") & ~frame.feasible.astype(bool)].infeasible
     if len(reasons):
         kinds = reasons.str.split(":").str[0].value_counts()
@@ -129,21 +130,21 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    study, spec = _open(args)
-    frame = trials_frame(study, spec)
     path = Path(args.output)
-    if not path.parent.exists():
-        raise UsageError(f"--output: directory {path.parent} does not exist")
+    if path.suffix not in (".csv", ".parquet"):
+        raise UsageError(f"--output must end in .csv or .parquet, got {path.name}")
     if path.suffix == ".parquet":
         try:
             import pyarrow  # noqa: F401
         except ImportError:
             raise UsageError("Parquet output needs pyarrow (pip install 'dataflow-dse[parquet]')") from None
-        frame.to_parquet(path, index=False)
-    elif path.suffix == ".csv":
-        frame.to_csv(path, index=False)
-    else:
-        raise UsageError(f"--output must end in .csv or .parquet, got {path.name}")
+    study, spec = _open(args)
+    frame = trials_frame(study, spec)
+    with output_path(path) as tmp:
+        if path.suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
     print(f"wrote {len(frame)} trials x {len(frame.columns)} columns to {path}")
     return 0
 
@@ -169,7 +170,7 @@ def run_resume(args: argparse.Namespace) -> int:
         study.set_user_attr(cd.SPEC_ATTR, spec.to_json())
     return execute(study, spec, args.name, args.storage, workers=args.workers, trials=trials,
                    timeout=args.timeout, output_dir=args.output_dir, heartbeat=args.heartbeat,
-                   grace=args.grace_period)
+                   grace=args.grace_period, trial_timeout=args.trial_timeout)
 
 
 __all__ = ["add_parser"]

@@ -44,17 +44,17 @@ import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from costmodel import UNLIMITED, Accelerator, Dataflow, DseError, Layer, SpecError, evaluate_batch
+from costmodel import Accelerator, Dataflow, DseError, Layer, SpecError, evaluate_batch, limits
 from costmodel.workloads import merge_repeats
 from search.exhaustive import text_progress
 from search.pareto import pareto_mask
 from spaces.hardware import Budget, parse_spec
 
+from ..outputs import check_output_file, open_output, output_path
 from ..tables import format_table
 from .common import (
     HARDWARE_FLAGS,
@@ -62,8 +62,7 @@ from .common import (
     accelerator_from_args,
     add_budget_arguments,
     budget_of,
-    non_negative_int,
-    open_output,
+    hardware_int,
     positive_int,
     read_network_file,
     resolve_dataflow,
@@ -114,13 +113,10 @@ def grid_spec(name: str) -> Callable[[str], np.ndarray]:
     """argparse type of a swept flag: the sorted values of a hardware-space spec."""
 
     def parse(text: str) -> np.ndarray:
-        try:
+        try:        # within costmodel.limits, so below the engine's "unlimited"
             values = parse_spec(name, text).values
         except SpecError as exc:
             raise argparse.ArgumentTypeError(exc.reason) from None
-        if values[-1] >= UNLIMITED:         # the engine's "unlimited"
-            raise argparse.ArgumentTypeError(f"{values[-1]} is too large in '{text}' (at most "
-                                             f"{UNLIMITED - 1:,})")
         return np.array(values, dtype=np.int64)
 
     return parse
@@ -410,8 +406,7 @@ def add_parser(subparsers) -> None:
                        help="MAESTRO hardware file; flags given explicitly override its values")
     for flag, field, text in HARDWARE_FLAGS:
         if field not in SWEPT:
-            fixed.add_argument(flag, type=non_negative_int if field == "noc_hop_latency" else positive_int,
-                               metavar="N", help=text)
+            fixed.add_argument(flag, type=hardware_int(field), metavar="N", help=text)
     fixed.add_argument("--tech", metavar="FILE", help="technology table overrides (.json or .toml)")
     add_budget_arguments(p, "budget (as dse codesign's; designs over budget are not valid)")
     out = p.add_argument_group("output")
@@ -473,6 +468,7 @@ def _network(args: argparse.Namespace, acc: Accelerator, axes: dict[str, np.ndar
     # all on one design before sweeping.
     for layer, dataflow in merged:
         try:
+            limits.check_mapping(layer, dataflow)
             evaluate_batch(layer, dataflow, accelerator=acc, num_pes=axes["num_pes"][0],
                            noc_bw=axes["noc_bw"][0])
         except DseError as exc:
@@ -487,8 +483,8 @@ def run(args: argparse.Namespace) -> int:
         _pyarrow()
         if not args.output:
             raise UsageError("--format parquet needs --output PATH")
-    if args.output and not Path(args.output).parent.exists():
-        raise UsageError(f"--output: directory {Path(args.output).parent} does not exist")
+    if args.output:
+        check_output_file(args.output)
     fixed = argparse.Namespace(**{**vars(args), **dict.fromkeys(SWEPT)})
     acc = accelerator_from_args(fixed)
     axes = _axes(args, acc)
@@ -516,8 +512,9 @@ def run(args: argparse.Namespace) -> int:
                 out.write("no valid design: widen the grid or the budgets\n")
     else:
         if args.format == "parquet":
-            sink = _ParquetSink(args.output)
-            result = _sweep_into(sink, pairs, acc, axes, budget, progress, args.all)
+            with output_path(args.output) as tmp:
+                sink = _ParquetSink(str(tmp))
+                result = _sweep_into(sink, pairs, acc, axes, budget, progress, args.all)
         else:
             with open_output(args.output) as stream:
                 sink = _CsvSink(stream)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from costmodel import limits
+
 from .. import codesign as cd
 from ..storage import redact
 from .codesign import add_heartbeat_arguments, add_study_arguments
-from .common import positive_int
+from .common import count_arg, int_in, seconds
 
 
 def add_parser(subparsers) -> None:
@@ -18,9 +20,9 @@ def add_parser(subparsers) -> None:
                     "space, inner search) is stored with the study. Runs until the study has its "
                     "requested number of complete trials.")
     add_study_arguments(p, required=True)
-    p.add_argument("--trials", type=positive_int, help="override the study's requested trials")
-    p.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S seconds")
-    p.add_argument("--index", type=int, default=0,
+    p.add_argument("--trials", type=count_arg, help="override the study's requested trials")
+    p.add_argument("--timeout", type=seconds, metavar="S", help="stop starting trials after S seconds")
+    p.add_argument("--index", type=int_in(0, limits.MAX_SEED), default=0,
                    help="worker index: offsets the sampler's seed so workers do not propose alike")
     add_heartbeat_arguments(p)
     p.set_defaults(run=run)

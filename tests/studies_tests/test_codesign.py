@@ -36,9 +36,16 @@ def test_hardware_specs_parse_and_refuse_nonsense():
     assert parse_spec("noc_bw", "64,16,64").values == (16, 64)
     assert parse_spec("noc_hop_latency", "0").values == (0,)
     for bad, why in (("16:8:1", "below start"), ("a:b:c", "not an integer"), ("1:2", "start:stop"),
-                     ("4:64:*1", "factor >= 2"), ("0,4", "out of range"), ("1:10000000:1", "more than")):
+                     ("4:64:*1", "factor >= 2"), ("0,4", "out of range"), ("1:2000000:1", "above the limit"),
+                     ("-4,8", "out of range"), ("1:10:0", "step of a range must be positive")):
         with pytest.raises(Exception, match=why):
             parse_spec("num_pes", bad)
+    with pytest.raises(Exception, match="more than"):
+        parse_spec("l2_size", "1:10000000:1")
+    with pytest.raises(Exception, match="step of a range must be positive"):
+        parse_spec("noc_hop_latency", "1:10:0")           # was a ZeroDivisionError
+    with pytest.raises(Exception, match="head latency"):
+        HardwareSpace.from_specs({"noc_hop_latency": "1:1024:*2"}, noc_hops=2)
     space = HardwareSpace.from_specs({"num_pes": "16:64:*2"})
     assert space.param("num_pes").values == (16, 32, 64) and space.size() > 1000
     with pytest.raises(Exception, match="unknown hardware parameter"):

@@ -1,8 +1,10 @@
-"""Co-design studies on a real PostgreSQL server: several workers on one study, and a worker killed
-with SIGKILL mid-trial.
+"""Co-design studies on a real PostgreSQL server: several workers on one study, a worker killed
+with SIGKILL mid-trial, passwords kept out of the URL (PGPASSWORD, .pgpass) and passwords with any
+character.
 
 The server's URL comes from ``DSE_TEST_POSTGRES_URL`` (``.ci/run`` installs PostgreSQL, starts it on
-loopback and sets it). In CI (``CI`` set) a missing server is a failure, not a skip.
+loopback and sets it), and ``DSE_TEST_POSTGRES_AT_URL`` names a second role whose password holds
+``@ : /`` characters. In CI (``CI`` set) a missing server is a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from studies import codesign as cd
+from studies import storage
+from studies.storage import password_of
 
 from .cli_helpers import run
 from .codesign_helpers import codesign_args, hardware_of, load, states, write_network
@@ -25,15 +30,19 @@ from .codesign_helpers import codesign_args, hardware_of, load, states, write_ne
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def postgres_url() -> str:
-    url = os.environ.get("DSE_TEST_POSTGRES_URL")
+def _url(variable: str) -> str:
+    url = os.environ.get(variable)
     if not url:
-        message = "DSE_TEST_POSTGRES_URL is not set (a postgresql:// URL of a scratch database)"
+        message = f"{variable} is not set (a postgresql:// URL of a scratch database)"
         if os.environ.get("CI"):
             pytest.fail(message + ": CI must provide PostgreSQL (.ci/run starts it)")
         pytest.skip(message)
     return url
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> str:
+    return _url("DSE_TEST_POSTGRES_URL")
 
 
 @pytest.fixture
@@ -98,3 +107,39 @@ def test_a_worker_killed_mid_trial_is_retried_and_nothing_is_lost_or_duplicated(
     assert hardware_of(retries[0]) == hardware_of(failed)
     assert retries[0].user_attrs["cache_hits"] >= 1        # the killed trial's finished layers
     assert (tmp_path / "best" / "mapping.m").exists()
+
+
+def test_the_password_can_stay_out_of_the_url(capsys, tmp_path, postgres_url, study_name, monkeypatch):
+    full = make_url(postgres_url)
+    password = full.password
+    bare = f"{full.drivername}://{full.username}@{full.host}:{full.port}/{full.database}"
+    assert password and password_of(bare) is None
+    network = write_network(tmp_path)
+    monkeypatch.setenv("PGPASSWORD", password)                # libpq's own variable
+    code, _, err = run(capsys, *codesign_args(network, bare, trials=2, study=study_name))
+    assert code == 0, err
+    monkeypatch.delenv("PGPASSWORD")
+    pgpass = tmp_path / "pgpass"
+    pgpass.write_text(f"{full.host}:{full.port}:{full.database}:{full.username}:{password}\n")
+    pgpass.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(pgpass))             # ~/.pgpass elsewhere
+    storage.close_all()                                     # new connections
+    code, out, err = run(capsys, "study", "show", study_name, "--storage", bare)
+    assert code == 0 and "trials: 2 complete" in out, err
+    # Neither given: the server refuses, so it was the variable and the file that let us in.
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "none"))
+    storage.close_all()
+    code, _, err = run(capsys, "study", "list", "--storage", bare)
+    assert code == 2 and "password" in err and "Traceback" not in err
+    storage.close_all()
+
+
+def test_a_password_with_at_signs_colons_and_slashes_connects(capsys, tmp_path, study_name):
+    url = _url("DSE_TEST_POSTGRES_AT_URL")
+    password = password_of(url)
+    assert "@" in password and ":" in password and "/" in password
+    network = write_network(tmp_path)
+    code, out, err = run(capsys, *codesign_args(network, url, trials=1, study=study_name))
+    assert code == 0, err
+    assert password not in out + err and password.split("@")[-1] not in out + err
+    assert states(load(url, study_name)).get("COMPLETE") == 1
