@@ -241,6 +241,7 @@ class Codesign:
         self.budget = spec.budget_obj()
         self.shapes = spec.shapes()
         self.trial_timeout = trial_timeout
+        self.started = time.monotonic()          # of the trial in progress (watchdog)
         self.current: int | None = None          # trial id in progress (for Ctrl-C recovery)
         self.duplicate = False                   # the last trial was a design already answered
         self.cache: dict[str, dict] = {}
@@ -250,15 +251,26 @@ class Codesign:
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...] | float:
         self.current = trial._trial_id
         self.duplicate = False
+        self.started = time.monotonic()
         # Who runs it, so that another worker can tell when this process is gone (journal files).
         trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, self.worker)
         try:
-            return call_with_deadline(lambda: self._evaluate(trial), self.trial_timeout)
-        except DeadlineExceeded as exc:
-            reason = (f"watchdog: the trial {exc} (--trial-timeout {exc.seconds:g}); its design is not "
-                      "run again")
+            return self._evaluate(trial)
+        except DeadlineExceeded:
+            reason = (f"watchdog: the trial ran longer than {self.trial_timeout:g} s (--trial-timeout); "
+                      "its design is not run again")
             trial.set_user_attr("failed", reason)
             raise TrialTimedOut(reason) from None
+
+    def _search(self, layer: Layer, acc: Accelerator) -> dict:
+        """The inner search of one layer under what is left of the trial's watchdog time. Only the
+        search is watched (never a storage write, which the watchdog must not interrupt)."""
+        if self.trial_timeout is None:
+            return search_layer(self.spec, layer, acc)
+        left = self.trial_timeout - (time.monotonic() - self.started)
+        if left <= 0:
+            raise DeadlineExceeded(self.trial_timeout)
+        return call_with_deadline(lambda: search_layer(self.spec, layer, acc), left)
 
     def _evaluate(self, trial: optuna.Trial) -> tuple[float, ...] | float:
         started = time.perf_counter()
@@ -346,7 +358,7 @@ class Codesign:
             stats.cache_hits += 1
             return self.cache[key]
         stats.cache_misses += 1
-        entry = {"key": key, **search_layer(self.spec, layer, acc)}
+        entry = {"key": key, **self._search(layer, acc)}
         self.cache[key] = entry
         # Concurrent workers may write the same key: same content, either write may win.
         with contextlib.suppress(Exception):
@@ -431,7 +443,8 @@ def run_worker(name: str, url: str, *, worker: int = 0, trials: int | None = Non
     deadline = time.monotonic() + timeout if timeout else math.inf
     done = 0
     waiting_since = None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna logs a failed trial with its traceback: our own lines say what failed and why.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     while time.monotonic() < deadline:
         with quiet():
             optuna.storages.fail_stale_trials(study)

@@ -225,6 +225,13 @@ _HARDWARE_KEYS = ("num_pes", "simd_lanes", "l1_size", "l2_size", "noc_bw", "offc
 
 
 def _check_file(path: Path, url: str, create: bool) -> None:
+    try:
+        _check_path(path, url, create)
+    except OSError as exc:                 # a name too long, a loop of links
+        raise SpecError(f"cannot use {str(path)[:80]}: {exc.strerror or exc}", key="--storage") from None
+
+
+def _check_path(path: Path, url: str, create: bool) -> None:
     if str(path) in ("", ".", ":memory:") or url.rstrip("/") in ("sqlite:", "journal:"):
         # SQLAlchemy would open a database in memory: the study would vanish with the process.
         raise SpecError(f"'{redact(url)}' names no file (sqlite:///PATH or journal:///PATH; "

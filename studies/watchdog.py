@@ -53,9 +53,9 @@ def call_with_deadline(fn: Callable[[], T], seconds: float | None) -> T:
 
     timer = threading.Timer(seconds, fire)
     timer.daemon = True
-    timer.start()
     try:
         try:
+            timer.start()          # inside the try: the exception may arrive before fn() starts
             return fn()
         finally:
             with lock:

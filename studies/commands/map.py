@@ -114,10 +114,24 @@ def _select(args, net: LoadedNetwork) -> list[Layer]:
     return layers
 
 
+def _check_cpsat_params(text: str) -> None:
+    """Refuse bad CP-SAT parameters here, in one line (OR-Tools' own parser prints C++ log lines)."""
+    from google.protobuf import text_format
+    from ortools.sat import sat_parameters_pb2
+
+    try:
+        text_format.Parse(text, sat_parameters_pb2.SatParameters())
+    except text_format.ParseError as exc:
+        raise SpecError(f"not valid CP-SAT parameters ({exc}); e.g. 'max_time_in_seconds:10,num_workers:2'",
+                        key="--cpsat-params") from None
+
+
 def run(args: argparse.Namespace) -> int:
     for flag, path in (("--output", args.output), ("--report", args.report)):
         if path:
             check_output_file(path, flag)      # before searching, not after
+    if args.cpsat_params:
+        _check_cpsat_params(args.cpsat_params)
     acc = accelerator_from_args(args)
     objectives = parse_objectives(args.objective)
     constraints = Constraints(enforce_noc_bw=args.enforce_bw, enforce_offchip_bw=args.enforce_bw)
