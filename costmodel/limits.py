@@ -51,6 +51,12 @@ MAX_FILE_BYTES = 64 << 20         # a .m network, dataflow, hardware or tech fil
 MAX_ONNX_BYTES = 2 << 30          # an ONNX model (protobuf's own limit)
 MAX_NUMBER_DIGITS = 30            # digits of an integer literal (Python refuses > 4,300)
 
+# Enumerations: refused before they start rather than left to exhaust memory or never end.
+MAX_TILE_CHAINS = 1_000_000       # per dimension of a free mapping space (--tiles any on a big layer)
+MAX_UNTIMED_POINTS = 10**8        # exhaustive mapping search without a time limit (~10 min at 150k/s)
+MAX_SWEEP_DESIGNS = 10**11        # designs of one dse sweep grid (5-20 min at the README's sweep rates)
+MAX_HW_VALUES = 1_000_000         # values of one hardware-space parameter
+
 # Command-line counts.
 MAX_TRIALS = 1_000_000            # trials of a study or of an Optuna search
 MAX_WORKERS = 256                 # local worker processes
@@ -220,10 +226,11 @@ def _resolve(size, dims: Mapping[str, int]) -> int | None:
 
 
 __all__ = [
-    "ACCELERATOR_LIMITS", "MAX_BANDWIDTH", "MAX_CAPACITY", "MAX_DIM", "MAX_FILE_BYTES", "MAX_ITERATIONS",
-    "MAX_ITERATION_VOLUME", "MAX_LAYER_WORK", "MAX_LEVELS", "MAX_NETWORK_WORK", "MAX_NOC_LATENCY",
-    "MAX_NUMBER_DIGITS", "MAX_ONNX_BYTES", "MAX_PES", "MAX_REPEAT", "MAX_SECONDS", "MAX_SEED",
-    "MAX_SIMD_LANES", "MAX_TRIALS", "MAX_WORKERS", "accelerator_field", "check_int", "check_mapping",
+    "ACCELERATOR_LIMITS", "MAX_BANDWIDTH", "MAX_CAPACITY", "MAX_DIM", "MAX_FILE_BYTES", "MAX_HW_VALUES",
+    "MAX_ITERATIONS", "MAX_ITERATION_VOLUME", "MAX_LAYER_WORK", "MAX_LEVELS", "MAX_NETWORK_WORK",
+    "MAX_NOC_LATENCY", "MAX_NUMBER_DIGITS", "MAX_ONNX_BYTES", "MAX_PES", "MAX_REPEAT", "MAX_SECONDS",
+    "MAX_SEED", "MAX_SIMD_LANES", "MAX_SWEEP_DESIGNS", "MAX_TILE_CHAINS", "MAX_TRIALS",
+    "MAX_UNTIMED_POINTS", "MAX_WORKERS", "accelerator_field", "check_int", "check_mapping",
     "check_noc_latency", "layer_problem", "mapping_bound", "mapping_problem", "network_problem",
     "read_limited",
 ]

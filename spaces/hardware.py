@@ -40,7 +40,7 @@ DEFAULT_SPECS = {
     "noc_hop_latency": "1",
 }
 
-MAX_VALUES = 1_000_000          # per parameter: a typo such as 1:1e9:1 should not exhaust memory
+MAX_VALUES = limits.MAX_HW_VALUES   # per parameter: a typo such as 1:1e9:1 should not exhaust memory
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from costmodel import Dataflow, DimSize, Directive, Hole, Layer, LayerType
+from costmodel import Dataflow, DimSize, Directive, Hole, Layer, LayerType, limits
 from costmodel.errors import SpecError
 
 ROW, COL = "Y'", "X'"
@@ -39,6 +39,18 @@ ROW, COL = "Y'", "X'"
 def divisors(n: int) -> list[int]:
     small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
     return sorted(set(small + [n // d for d in small]))
+
+
+def chain_count(options: Sequence[int], levels: int, any_size: bool) -> int:
+    """How many tile chains (t1 >= t2 >= ... over ``levels`` levels, each dividing the one above
+    unless ``any_size``) the sorted tile ``options`` of one dimension give, without listing them."""
+    opts = [int(t) for t in options]
+    if any_size:
+        return math.comb(len(opts) + levels - 1, levels)
+    ways = dict.fromkeys(opts, 1)                    # chains ending in each tile
+    for _ in range(levels - 1):
+        ways = {t: sum(w for u, w in ways.items() if u >= t and u % t == 0) for t in opts}
+    return sum(ways.values())
 
 
 def loop_dims(layer: Layer) -> dict[str, int]:
@@ -166,6 +178,13 @@ class FreeSpace(MappingSpace):
             if tile_options and d in tile_options:
                 allowed = sorted((set(allowed) & {int(t) for t in tile_options[d]}) | {n})
             self.options[d] = np.array(allowed, dtype=np.int64)
+        for d in self.dims:            # counted before they are built: --tiles any on a big layer
+            n_chains = chain_count(self.options[d], levels, tiles == "any")
+            if n_chains > limits.MAX_TILE_CHAINS:
+                raise SpecError(f"dimension {d} = {self.dims[d]:,} of layer {layer.name} has {n_chains:,} "
+                                f"tile chains over {levels} level(s) with {tiles} tiles, above the limit of "
+                                f"{limits.MAX_TILE_CHAINS:,} (use --tiles divisors or fewer --levels)",
+                                key="tiles")
         self.chains = {d: self._chains(d) for d in self.dims}
         self.cluster_chains = self._cluster_chains()
         self.spatial_choices = list(itertools.product(self.spatial, repeat=levels))

@@ -33,18 +33,15 @@ def _writable_folder(folder: Path, flag: str, target: Path) -> None:
         raise SpecError(f"cannot write in {folder}: {exc.strerror or exc}", key=flag) from None
 
 
-def _guarded(check):
-    """A check whose file-system questions may fail (a name too long, a loop of links): one line."""
-    def guarded(path, flag: str = "--output", *rest):
-        try:
-            return check(path, flag, *rest)
-        except OSError as exc:
-            raise SpecError(f"cannot use {str(path)[:80]}: {exc.strerror or exc}", key=flag) from None
-    guarded.__doc__ = check.__doc__
-    return guarded
+@contextlib.contextmanager
+def _file_system(path, flag: str):
+    """File-system questions may fail (a name too long, a loop of links): one line."""
+    try:
+        yield
+    except OSError as exc:
+        raise SpecError(f"cannot use {str(path)[:80]}: {exc.strerror or exc}", key=flag) from None
 
 
-@_guarded
 def check_output_file(path: str | Path, flag: str = "--output") -> Path:
     """A file path that can be written (see the module docstring)."""
     p = Path(path)
@@ -56,16 +53,16 @@ def check_output_file(path: str | Path, flag: str = "--output") -> Path:
     return p
 
 
-@_guarded
 def check_output_dir(path: str | Path, flag: str = "--output-dir") -> Path:
     """A folder that exists or can be created, and in which files can be written."""
     p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise SpecError(f"{p} exists and is not a directory", key=flag)
-    existing = p
-    while not existing.exists():
-        existing = existing.parent
-    _writable_folder(existing, flag, p)
+    with _file_system(path, flag):
+        if p.exists() and not p.is_dir():
+            raise SpecError(f"{p} exists and is not a directory", key=flag)
+        existing = p
+        while not existing.exists():
+            existing = existing.parent
+        _writable_folder(existing, flag, p)
     return p
 
 

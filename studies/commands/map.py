@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from costmodel import Layer, format_network
+from costmodel import Layer, format_network, limits
 from costmodel.errors import InfeasibleError, SpecError
 from costmodel.workloads import LoadedNetwork, load_network
 from search import ExhaustiveSearcher, Problem, SearchResult, parse_objectives
@@ -83,12 +83,18 @@ def _space(args, layer: Layer, num_pes: int):
     return mapping_space(layer, num_pes, args.space, levels=args.levels, tiles=args.tiles)
 
 
+def _points(space) -> int:
+    """The space's size, or for free spaces its configurations (a lower bound): counting a free
+    space's points walks all of it."""
+    return space.config_count() if isinstance(space, FreeSpace) else space.count()
+
+
 def _searcher_name(args, space) -> str:
     if args.searcher != "auto":
         return args.searcher
     if isinstance(space, FreeSpace) and space.tiles == "divisors":
         return "cpsat"
-    return "exhaustive" if space.count() <= AUTO_EXHAUSTIVE_LIMIT else "optuna"
+    return "exhaustive" if _points(space) <= AUTO_EXHAUSTIVE_LIMIT else "optuna"
 
 
 def _searcher(args, name: str, objectives):
@@ -154,8 +160,15 @@ def run(args: argparse.Namespace) -> int:
             result = SearchResult(args.searcher, objectives, [], "error", 0, 0.0,
                                   message=f"layer {names}: {exc}")
         else:
-            problem = Problem(space, acc, objectives, constraints)
-            result = _searcher(args, _searcher_name(args, space), objectives).search(problem)
+            name = _searcher_name(args, space)
+            if name == "exhaustive" and not args.time_limit and _points(space) > limits.MAX_UNTIMED_POINTS:
+                result = SearchResult(name, objectives, [], "error", 0, 0.0, message=(
+                    f"layer {names}: the space has over {_points(space):,} points: an exhaustive search "
+                    f"without --time-limit would run for hours (limit {limits.MAX_UNTIMED_POINTS:,}); give "
+                    "--time-limit or narrow the space"))
+            else:
+                problem = Problem(space, acc, objectives, constraints)
+                result = _searcher(args, name, objectives).search(problem)
         results[key] = result
         print(f"[{n}/{len(shapes)}] {names}: {_summary(result)}", file=sys.stderr)
         if not result.best:

@@ -491,6 +491,9 @@ def run(args: argparse.Namespace) -> int:
     size = int(np.prod([len(v) for v in axes.values()]))
     if len(axes["num_pes"]) * len(axes["noc_bw"]) > MAX_PAIRS:
         raise UsageError(f"--num-pes x --noc-bw has more than {MAX_PAIRS:,} combinations; narrow the grid")
+    if size > limits.MAX_SWEEP_DESIGNS:
+        raise UsageError(f"the grid has {size:,} designs, above the limit of {limits.MAX_SWEEP_DESIGNS:,} "
+                         "(see the README's Limits); narrow the grid")
     if args.all and size > args.max_rows:
         raise UsageError(f"--all would write {size:,} rows, more than --max-rows {args.max_rows:,}: raise "
                          "--max-rows to insist, narrow the grid, or drop --all to get the Pareto set")
