@@ -15,14 +15,15 @@ name and the storage URL.
 
 Exactly ``trials`` trials complete: a trial starts only while fewer are complete or running, and a
 trial that finds the quota already filled by others ends as PRUNED ("surplus") without work. A design
-already complete (or running, or stopped by the watchdog) in the study is answered from storage: the
-trial ends as PRUNED with ``duplicate_of`` naming the trial that has it, nothing is searched, and the
-next design is drawn at random so that a sampler set on a known design cannot stall the study. A
-resumed worker seeds its sampler with the study's trial count, so it does not replay the random start
-of the first run. A trial interrupted by Ctrl-C or SIGTERM, or whose worker died (heartbeat on SQLite and
+already complete in the study is answered from storage: the trial copies the stored values,
+constraints and figures, with ``duplicate_of`` naming the trial it repeats, and nothing is searched
+(a design the watchdog stopped is failed again without running); the next design is then drawn at
+random, so that a sampler set on a known design cannot spend the study on copies. A resumed worker
+seeds its sampler with the study's trial count, so it does not replay the random start of the first
+run. A trial interrupted by Ctrl-C or SIGTERM, or whose worker died (heartbeat on SQLite and
 PostgreSQL; the recorded worker process on journal files), is queued again with the same hardware. A
-trial running longer than ``trial_timeout`` (default :data:`TRIAL_TIMEOUT_S`) is stopped by a watchdog
-and recorded as failed with that reason; its design is not retried.
+trial whose inner searches run longer than ``trial_timeout`` (default :data:`TRIAL_TIMEOUT_S`) is
+stopped by a watchdog and recorded as failed with that reason; its design is not retried.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ INNER_SEARCHERS = ("auto", "cpsat", "exhaustive", "optuna")
 # layers, so per-layer optima add up to the network optimum; EDP and a latency-energy front are not
 # separable, and each layer is mapped for its own EDP, a balanced compromise.
 INNER_OBJECTIVE = {("latency",): "latency", ("energy",): "energy", ("edp",): "edp"}
+# What a trial answered from storage does not copy from the trial that has its design.
+_NOT_COPIED = ("cache_hits", "cache_misses", "seconds", "duplicate_of", "surplus", "failed")
 # Spec keys that may differ when a study is run again (the rest must match the stored study).
 RUN_KEYS = ("trials", "timeout", "seed")
 TRIAL_TIMEOUT_S = 3600.0        # the watchdog's default: a generous cap for hung trials, not a budget
@@ -278,7 +281,9 @@ class Codesign:
         acc = self.hw.suggest(trial)
         for name, value in hardware_attrs(acc).items():
             trial.set_user_attr(name, value)
-        self._answered(trial)
+        stored = self._answered(trial)
+        if stored is not None:
+            return stored
         violations = self.budget.violations(acc)
         for name, v in violations.items():
             trial.set_constraint(name, v)
@@ -318,17 +323,33 @@ class Codesign:
         values = tuple(table[o] for o in self.spec.objectives)
         return values if len(values) > 1 else values[0]
 
-    def _answered(self, trial: optuna.Trial) -> None:
-        """Prune a trial whose design the study already has (complete, running or timed out)."""
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING,
-                                                               TrialState.FAIL)):
+    def _answered(self, trial: optuna.Trial):
+        """The stored answer when the study already has this design: a complete trial's values,
+        constraints and figures are copied (nothing is searched); a design the watchdog stopped is
+        failed again without running. ``None`` for a new design."""
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
             if t.number == trial.number or t.params != trial.params:
                 continue
-            if t.state == TrialState.FAIL and not str(t.user_attrs.get("failed", "")).startswith("watchdog"):
-                continue                        # a crashed trial: its retry must run
+            if t.state == TrialState.FAIL:
+                if not str(t.user_attrs.get("failed", "")).startswith("watchdog"):
+                    continue                    # a crashed trial: its retry must run
+                self.duplicate = True
+                trial.set_user_attr("duplicate_of", t.number)
+                reason = f"watchdog: the same design as trial {t.number}, which the watchdog stopped"
+                trial.set_user_attr("failed", reason)
+                raise TrialTimedOut(reason)
             self.duplicate = True
+            for name, value in t.constraints.items():
+                trial.set_constraint(name, value)
+            for name, value in t.user_attrs.items():
+                if name not in _NOT_COPIED:
+                    trial.set_user_attr(name, value)
             trial.set_user_attr("duplicate_of", t.number)
-            raise optuna.TrialPruned(f"design already {t.state.name.lower()} in trial {t.number}")
+            trial.set_user_attr("cache_hits", 0)
+            trial.set_user_attr("cache_misses", 0)
+            trial.set_user_attr("seconds", 0.0)
+            return tuple(t.values) if len(t.values) > 1 else t.values[0]
+        return None
 
     def _claim(self, trial: optuna.Trial) -> None:
         """Prune this trial if ``trials`` others already complete or run (lowest numbers win)."""
@@ -465,8 +486,8 @@ def run_worker(name: str, url: str, *, worker: int = 0, trials: int | None = Non
                 waiting_since = time.monotonic()
             time.sleep(poll)
             continue
-        if len(answered_designs(study)) >= size:
-            print(f"study {name}: all {size:,} designs of the hardware space are evaluated; "
+        if len(timed_out_designs(study)) >= size:
+            print(f"study {name}: the watchdog stopped every design of the hardware space; "
                   f"{c['COMPLETE']} complete trials", file=sys.stderr)
             break
         waiting_since = None
@@ -505,17 +526,11 @@ def sampler_seed(seed: int, worker: int, trials_before: int) -> int:
     return int(np.random.SeedSequence([seed, worker, trials_before]).generate_state(1)[0])
 
 
-def answered_designs(study: optuna.Study) -> set:
-    """The designs (hardware parameters) that are complete, running or stopped by the watchdog."""
-    out = set()
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING,
-                                                      TrialState.FAIL)):
-        if t.state == TrialState.FAIL and not str(t.user_attrs.get("failed", "")).startswith("watchdog"):
-            continue
-        if t.state == TrialState.RUNNING and not t.params:
-            continue                                    # not drawn yet
-        out.add(tuple(sorted(t.params.items())))
-    return out
+def timed_out_designs(study: optuna.Study) -> set:
+    """The designs (hardware parameters) the watchdog stopped."""
+    return {tuple(sorted(t.params.items()))
+            for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if str(t.user_attrs.get("failed", "")).startswith("watchdog")}
 
 
 def fail_dead_workers(study: optuna.Study) -> int:

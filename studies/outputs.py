@@ -45,11 +45,12 @@ def _file_system(path, flag: str):
 def check_output_file(path: str | Path, flag: str = "--output") -> Path:
     """A file path that can be written (see the module docstring)."""
     p = Path(path)
-    if str(path).endswith(os.sep) or p.is_dir():
-        raise SpecError(f"{p} is a directory; give a file name", key=flag)
-    if p.exists() and not p.is_file():
-        return p                             # a device or pipe: written directly
-    _writable_folder(p.parent if str(p.parent) else Path("."), flag, p)
+    with _file_system(path, flag):
+        if str(path).endswith(os.sep) or p.is_dir():
+            raise SpecError(f"{p} is a directory; give a file name", key=flag)
+        if p.exists() and not p.is_file():
+            return p                         # a device or pipe: written directly
+        _writable_folder(p.parent if str(p.parent) else Path("."), flag, p)
     return p
 
 
@@ -71,12 +72,15 @@ def output_path(path: str | Path, flag: str = "--output") -> Iterator[Path]:
     """A temporary path to write instead of ``path``; renamed to ``path`` when the block succeeds,
     removed when it fails. Write errors (a full disk) become one-line :class:`SpecError`."""
     target = check_output_file(path, flag)
-    if target.exists() and not target.is_file():
+    with _file_system(path, flag):
+        direct = target.exists() and not target.is_file()
+    if direct:
         yield target
         return
-    fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.",
-                               suffix=".part")
-    os.close(fd)
+    with _file_system(path, flag):
+        fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".",
+                                   prefix=f".{target.name[:100]}.", suffix=".part")
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path

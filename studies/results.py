@@ -2,7 +2,8 @@
 
 :func:`trials_frame` gives one row per trial with these columns (the export format):
 
-- ``trial``, ``state`` (COMPLETE, PRUNED, FAIL, RUNNING, WAITING), ``retry_of`` (the trial it re-runs);
+- ``trial``, ``state`` (COMPLETE, PRUNED, FAIL, RUNNING, WAITING), ``retry_of`` (the trial it re-runs),
+  ``duplicate_of`` (the trial whose stored answer it repeats: the same design, nothing searched);
 - hardware: ``num_pes, simd_lanes, l1_size, l2_size, noc_bw, offchip_bw, noc_hop_latency``;
 - cost: ``area_mm2, power_mw, buffer`` (PEs x L1 + L2, elements);
 - objectives: ``latency_cycles, energy_nj, edp`` (empty unless every layer was mapped);
@@ -29,7 +30,7 @@ from spaces.hardware import HW_PARAMS, Budget
 from .codesign import CodesignSpec
 
 OBJECTIVE_COLUMN = {"latency": "latency_cycles", "energy": "energy_nj", "edp": "edp"}
-BASE_COLUMNS = ("trial", "state", "retry_of", *HW_PARAMS, "area_mm2", "power_mw", "buffer",
+BASE_COLUMNS = ("trial", "state", "retry_of", "duplicate_of", *HW_PARAMS, "area_mm2", "power_mw", "buffer",
                 "latency_cycles", "energy_nj", "edp", "feasible", "infeasible")
 BUDGET_FIGURE = {"max_area_mm2": "area_mm2", "max_power_mw": "power_mw", "max_pes": "num_pes",
                  "max_buffer": "buffer"}
@@ -41,15 +42,13 @@ def trials_frame(study: optuna.Study, spec: CodesignSpec) -> pd.DataFrame:
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
         row = {"trial": t.number, "state": t.state.name,
-               "retry_of": t.system_attrs.get("failed_trial")}
+               "retry_of": t.system_attrs.get("failed_trial"), "duplicate_of": a.get("duplicate_of")}
         for name in (*HW_PARAMS, "area_mm2", "power_mw", "buffer", "latency_cycles", "energy_nj", "edp"):
             row[name] = a.get(name)
         cons = t.constraints
         row["feasible"] = (t.state == optuna.trial.TrialState.COMPLETE and bool(cons)
                            and all(v <= 0 for v in cons.values()) and a.get("latency_cycles") is not None)
-        row["infeasible"] = a.get("infeasible") or a.get("failed") or (
-            "surplus" if a.get("surplus") else
-            f"duplicate of trial {a['duplicate_of']}" if "duplicate_of" in a else "")
+        row["infeasible"] = a.get("infeasible") or a.get("failed") or ("surplus" if a.get("surplus") else "")
         for name, value in cons.items():
             row[f"c_{name}"] = value
         for name in ("cache_hits", "cache_misses", "seconds"):
@@ -67,10 +66,10 @@ def trials_frame(study: optuna.Study, spec: CodesignSpec) -> pd.DataFrame:
 
 
 def pruned_summary(frame: pd.DataFrame) -> str:
-    """'N surplus, M duplicate(s)': why trials were pruned without work."""
-    pruned = frame[frame.state == "PRUNED"].infeasible.astype(str)
-    duplicates = int(pruned.str.startswith("duplicate").sum())
-    return f"{len(pruned) - duplicates} surplus, {duplicates} duplicate(s) answered from storage"
+    """'N surplus, M answered from storage': trials that did no work."""
+    surplus = int((frame.state == "PRUNED").sum())
+    repeats = int(((frame.state == "COMPLETE") & frame.duplicate_of.notna()).sum())
+    return f"{surplus} surplus, {repeats} repeated design(s) answered from storage"
 
 
 def objective_values(frame: pd.DataFrame, objectives) -> np.ndarray:

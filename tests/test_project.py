@@ -68,3 +68,22 @@ def test_codesign_benchmark_prints_its_keys():
     # The exhaustive grid and the study's inner search agree; the study cannot beat the grid optimum.
     assert keys["grid_check_matches_inner_search"] == "True"
     assert float(keys["study_gap_after_50_median_pct"]) >= 0
+
+
+def _limit_value(cell: str) -> int:
+    cell = cell.replace(",", "")
+    if m := re.search(r"(\d+) (MiB|GiB)", cell):
+        return int(m[1]) << (20 if m[2] == "MiB" else 30)
+    if m := re.search(r"\b(2|10)\^(\d+)( - 1)?", cell):
+        return int(m[1]) ** int(m[2]) - (1 if m[3] else 0)
+    return int(re.search(r"\d+", cell)[0])
+
+
+def test_readme_limits_are_the_code_limits():
+    from costmodel import limits
+
+    section = (ROOT / "README.md").read_text().split("## Limits", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (.+?) \| (.+?) \| `(MAX_\w+)` \|$", section, re.M)
+    documented = {name: _limit_value(value) for _, value, name in rows}
+    constants = {n: getattr(limits, n) for n in limits.__all__ if n.startswith("MAX_")}
+    assert documented == constants

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 
 from costmodel import SpecError
@@ -299,27 +300,44 @@ def test_a_design_already_complete_is_answered_from_storage(capsys, network, tmp
         return real(*a, **k)
 
     monkeypatch.setattr(cd, "search_layer", counting)
-    code, out, _ = run(capsys, *codesign_args(network, url, trials=4))
-    assert code == 0 and "1 duplicate(s) answered from storage" in out
+    code, out, _ = run(capsys, *codesign_args(network, url, trials=5))
+    assert code == 0 and "1 repeated design(s) answered from storage" in out
     study = load(url)
-    duplicate = study.trials[3]
-    assert duplicate.state.name == "PRUNED" and duplicate.user_attrs["duplicate_of"] == 1
-    assert states(study) == {"COMPLETE": 4, "PRUNED": 1}
-    fresh = study.trials[4]
-    assert fresh.state.name == "COMPLETE" and fresh.user_attrs["cache_misses"] + \
-        fresh.user_attrs["cache_hits"] == 3 and searched["n"] == fresh.user_attrs["cache_misses"]
+    original, repeat, fresh = study.trials[1], study.trials[3], study.trials[4]
+    assert repeat.state.name == "COMPLETE" and repeat.user_attrs["duplicate_of"] == 1
+    assert repeat.values == original.values and repeat.constraints == original.constraints
+    kept = {k: v for k, v in original.user_attrs.items() if k not in cd._NOT_COPIED}
+    assert {k: v for k, v in repeat.user_attrs.items() if k not in cd._NOT_COPIED} == kept
+    assert repeat.user_attrs["cache_hits"] == repeat.user_attrs["cache_misses"] == 0
+    assert states(study) == {"COMPLETE": 5}
+    # Only the fresh design was searched.
+    assert searched["n"] == fresh.user_attrs["cache_misses"] and fresh.params != original.params
+    frame = pd.read_csv(tmp_path / "t.csv") if run(capsys, "study", "export", "tiny", "--storage", url,
+                                                   "--output", tmp_path / "t.csv")[0] == 0 else None
+    assert frame is not None and frame.duplicate_of.fillna(-1).tolist() == [-1, -1, -1, 1, -1]
 
 
-def test_a_space_smaller_than_the_trials_requested_ends_when_every_design_is_done(capsys, network, tmp_path):
-    argv = codesign_args(network, f"sqlite:///{tmp_path / 's.db'}", trials=5)
-    argv[argv.index("--num-pes") + 1] = "4,8"
-    argv[argv.index("--l1-size") + 1] = "128"
-    argv[argv.index("--l2-size") + 1] = "16384"
-    argv[argv.index("--noc-bw") + 1] = "16"
-    argv[argv.index("--offchip-bw") + 1] = "32"
+def test_a_study_asking_for_more_trials_than_its_space_has_designs_ends(capsys, network, tmp_path,
+                                                                        monkeypatch):
+    argv = codesign_args(network, f"sqlite:///{tmp_path / 's.db'}", trials=6)
+    for flag, value in (("--num-pes", "4,8"), ("--l1-size", "128"), ("--l2-size", "16384"),
+                        ("--noc-bw", "16"), ("--offchip-bw", "32")):
+        argv[argv.index(flag) + 1] = value
+    searched = {"n": 0}
+    real = cd.search_layer
+
+    def counting(*a, **k):
+        searched["n"] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(cd, "search_layer", counting)
     code, _, err = run(capsys, *argv)
-    assert code == 0 and "all 2 designs of the hardware space are evaluated" in err
-    assert states(load(f"sqlite:///{tmp_path / 's.db'}")).get("COMPLETE") == 2
+    assert code == 0, err
+    study = load(f"sqlite:///{tmp_path / 's.db'}")
+    assert states(study) == {"COMPLETE": 6}
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 2
+    assert sum("duplicate_of" in t.user_attrs for t in study.trials) == 4
+    assert searched["n"] == 2 * 3                      # 2 designs x 3 layer shapes, each once
 
 
 def test_the_journal_records_which_process_runs_a_trial(capsys, network, tmp_path):

@@ -105,7 +105,11 @@ def test_a_worker_killed_mid_trial_is_retried_and_nothing_is_lost_or_duplicated(
     retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == failed.number]
     assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
     assert hardware_of(retries[0]) == hardware_of(failed)
-    assert retries[0].user_attrs["cache_hits"] >= 1        # the killed trial's finished layers
+    # The killed trial's finished layers are reused by the first trial that searched its design (the
+    # retry, or a trial that drew the same design before the retry ran, which the retry then repeats).
+    searched = [t for t in study.trials if t.number > failed.number and t.state.name == "COMPLETE"
+                and hardware_of(t) == hardware_of(failed) and "duplicate_of" not in t.user_attrs]
+    assert searched and searched[0].user_attrs["cache_hits"] >= 1
     assert (tmp_path / "best" / "mapping.m").exists()
 
 
