@@ -6,7 +6,9 @@ as holes, PE counts, bandwidths) is a numpy array over the batch. A single evalu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib.util
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -16,9 +18,10 @@ from . import diagnostics as dx
 from .accelerator import UNLIMITED, Accelerator
 from .dataflow import Dataflow
 from .engine import ErrorLog, Hardware, analyze
-from .errors import MappingError
+from .errors import MappingError, SpecError
 from .layer import Layer
 from .levels import build_levels
+from .program import compile_structure
 from .tech import Tech
 
 # Figures reported per evaluation, in the order of ``dse eval``'s CSV/JSON columns.
@@ -132,25 +135,49 @@ class LayerCost:
         return {name: getattr(self, name) for name in FIGURES + EXTRA_FIGURES}
 
 
-def evaluate(layer: Layer, dataflow: Dataflow, accelerator: Accelerator) -> LayerCost:
+def evaluate(layer: Layer, dataflow: Dataflow, accelerator: Accelerator, *,
+             engine: str | None = None) -> LayerCost:
     """Evaluate one design; raises :class:`MappingError` if the dataflow cannot run on the layer."""
-    cost = evaluate_batch(layer, dataflow, accelerator=accelerator)
+    if _engine(engine) == "compiled":
+        from . import compiled
+
+        return compiled.evaluate_one(layer, dataflow, accelerator)
+    cost = evaluate_batch(layer, dataflow, accelerator=accelerator, engine=engine)
     if cost.error[0]:
         raise MappingError(str(cost.error[0]), layer=layer.name)
     return cost.row(0)
 
 
-# Designs are evaluated in chunks: large enough to amortise the per-chunk Python work, small enough
-# that the engine's (classes x chunk) temporaries stay in cache (`python -m benchmarks.costmodel`:
-# 2048 beat 1024, 4096 and 8192 by 10-25 %).
+# The reference engine evaluates designs in chunks: large enough to amortise the per-chunk Python
+# work, small enough that its (classes x chunk) temporaries stay in cache (2048 beat 1024, 4096 and
+# 8192 by 10-25 % in `python -m benchmarks.costmodel`).
 CHUNK = 2048
 _HW_FIELDS = tuple(f.name for f in fields(Accelerator) if f.name != "tech")
+ENGINES = ("compiled", "reference")
+
+
+def default_engine() -> str:
+    """``compiled`` (the Numba kernel) unless ``DSE_ENGINE=reference`` is set or Numba is missing."""
+    wanted = os.environ.get("DSE_ENGINE", "compiled")
+    if wanted not in ENGINES:
+        raise SpecError(f"must be one of {', '.join(ENGINES)}, got {wanted!r}", key="DSE_ENGINE")
+    if wanted == "compiled" and importlib.util.find_spec("numba") is None:
+        return "reference"
+    return wanted
+
+
+def _engine(engine: str | None) -> str:
+    if engine is None:
+        return default_engine()
+    if engine not in ENGINES:
+        raise SpecError(f"must be one of {', '.join(ENGINES)}, got {engine!r}", key="engine")
+    return engine
 
 
 def evaluate_batch(layer: Layer, dataflow: Dataflow, *, accelerator: Accelerator | None = None,
                    holes: Mapping[str, object] | None = None, tech: Tech | None = None,
                    maestro_exact: bool = False, ngconv_output_with_c: bool = True,
-                   **hardware: object) -> LayerCost:
+                   engine: str | None = None, **hardware: object) -> LayerCost:
     """Evaluate a batch of designs sharing one dataflow structure.
 
     ``holes`` maps hole names of the dataflow (``?name``) to integers or arrays; ``hardware`` overrides
@@ -160,18 +187,24 @@ def evaluate_batch(layer: Layer, dataflow: Dataflow, *, accelerator: Accelerator
     report impossible runtimes.
     ``ngconv_output_with_c=False`` analyses NGCONV layers with their true output tensor (G, K, Y, X)
     instead of MAESTRO's (which also couples the output to C); see docs/maestro-deviations.md.
+    ``engine``: ``"compiled"`` (the default, see :func:`default_engine`) or ``"reference"`` (the numpy
+    engine the kernel is tested against); both give the same figures.
     """
     acc = accelerator or Accelerator()
     tech = tech or acc.tech
-    unknown = set(hardware) - set(_HW_FIELDS)
-    if unknown:
-        raise TypeError(f"unknown hardware parameter(s): {', '.join(sorted(unknown))}")
-    hw = {name: hardware.get(name, getattr(acc, name)) for name in _HW_FIELDS}
-    holes = dict(holes or {})
-    shapes = [np.shape(v) for v in (*holes.values(), *hw.values()) if v is not None]
-    batch = int(np.broadcast_shapes(*shapes, (1,))[0])
-    holes = {k: _as_array(v, batch) for k, v in holes.items()}
-    hw = {k: (None if v is None else _as_array(v, batch)) for k, v in hw.items()}
+    hw, holes, batch = _normalise(acc, hardware, holes)
+    if _engine(engine) == "compiled":
+        from . import compiled
+
+        program = compile_structure(layer, dataflow, maestro_exact=maestro_exact,
+                                    ngconv_output_with_c=ngconv_output_with_c)
+        compiled.missing_hole(program, holes)
+        values = np.empty((batch, len(program.holes)), dtype=np.int64)
+        for i, name in enumerate(program.holes):
+            values[:, i] = holes[name]
+        return compiled.evaluate(layer, [dataflow], np.zeros(batch, dtype=np.int64), values,
+                                 compiled.hardware_matrix(hw, batch), tech, maestro_exact=maestro_exact,
+                                 ngconv_output_with_c=ngconv_output_with_c)
     tensors = layer.tensor_dims(ngconv_output_with_c=ngconv_output_with_c)
     if batch <= CHUNK:
         return _evaluate_chunk(layer, dataflow, holes, hw, tech, tensors, maestro_exact)
@@ -181,14 +214,72 @@ def evaluate_batch(layer: Layer, dataflow: Dataflow, *, accelerator: Accelerator
         parts.append(_evaluate_chunk(layer, dataflow, {k: v[sl] for k, v in holes.items()},
                                      {k: (None if v is None else v[sl]) for k, v in hw.items()},
                                      tech, tensors, maestro_exact))
-    if len(parts) == 1:
-        return parts[0]
-    merged = {}
+    return concat_costs(parts)
+
+
+def evaluate_mixed(layer: Layer, dataflows: Sequence[Dataflow], structure, hole_values, *,
+                   accelerator: Accelerator | None = None, tech: Tech | None = None,
+                   maestro_exact: bool = False, ngconv_output_with_c: bool = True,
+                   engine: str | None = None, **hardware: object) -> LayerCost:
+    """Evaluate designs of many structures of one layer in one call (the searchers' pattern).
+
+    Design ``d`` is ``dataflows[structure[d]]`` with its holes filled from row ``d`` of the integer
+    matrix ``hole_values``, in the order of that dataflow's ``holes`` (extra columns are ignored).
+    Hardware as in :func:`evaluate_batch`. Rows come back in design order.
+    """
+    acc = accelerator or Accelerator()
+    tech = tech or acc.tech
+    structure = np.ascontiguousarray(structure, dtype=np.int64)
+    values = np.ascontiguousarray(np.asarray(hole_values, dtype=np.int64).reshape(len(structure), -1))
+    hw, _, batch = _normalise(acc, hardware, {"": structure})
+    if _engine(engine) == "compiled":
+        from . import compiled
+
+        return compiled.evaluate(layer, dataflows, structure, values, compiled.hardware_matrix(hw, batch),
+                                 tech, maestro_exact=maestro_exact,
+                                 ngconv_output_with_c=ngconv_output_with_c)
+    parts, order = [], []
+    for s in np.unique(structure):
+        idx = np.nonzero(structure == s)[0]
+        df = dataflows[int(s)]
+        holes = {h: values[idx, i] for i, h in enumerate(df.holes)}
+        parts.append(evaluate_batch(layer, df, accelerator=acc, holes=holes, tech=tech,
+                                    maestro_exact=maestro_exact, ngconv_output_with_c=ngconv_output_with_c,
+                                    engine="reference",
+                                    **{k: (None if v is None else v[idx]) for k, v in hw.items()}))
+        order.append(idx)
+    inverse = np.empty(batch, dtype=np.int64)
+    inverse[np.concatenate(order)] = np.arange(batch)
+    return concat_costs(parts, inverse)
+
+
+def concat_costs(costs: Sequence[LayerCost], index: np.ndarray | None = None) -> LayerCost:
+    """Batches of one layer joined (rows in ``index`` order if given)."""
+    if len(costs) == 1 and index is None:
+        return costs[0]
+    data = {}
     for f in fields(LayerCost):
-        first = getattr(parts[0], f.name)
-        merged[f.name] = (np.concatenate([getattr(p, f.name) for p in parts])
-                          if isinstance(first, np.ndarray) else first)
-    return LayerCost(**merged)
+        first = getattr(costs[0], f.name)
+        if isinstance(first, np.ndarray):
+            joined = np.concatenate([getattr(c, f.name) for c in costs])
+            data[f.name] = joined if index is None else joined[index]
+        else:
+            data[f.name] = first
+    return LayerCost(**data)
+
+
+def _normalise(acc: Accelerator, hardware: dict, holes: Mapping[str, object] | None):
+    """Hardware fields and holes as arrays of one batch length (None = unlimited)."""
+    unknown = set(hardware) - set(_HW_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown hardware parameter(s): {', '.join(sorted(unknown))}")
+    hw = {name: hardware.get(name, getattr(acc, name)) for name in _HW_FIELDS}
+    holes = dict(holes or {})
+    shapes = [np.shape(v) for v in (*holes.values(), *hw.values()) if v is not None]
+    batch = int(np.broadcast_shapes(*shapes, (1,))[0])
+    holes = {k: _as_array(v, batch) for k, v in holes.items()}
+    hw = {k: (None if v is None else _as_array(v, batch)) for k, v in hw.items()}
+    return hw, holes, batch
 
 
 def _as_array(v, batch: int) -> np.ndarray:

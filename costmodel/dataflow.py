@@ -8,7 +8,7 @@ one dataflow *structure* serves a whole batch of tile sizes).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from .errors import MappingError
@@ -90,10 +90,16 @@ class Dataflow:
     """The ordered directives of one layer's mapping, outermost first."""
 
     directives: tuple[Directive, ...]
+    # Identity without source lines, and its hash: computed once (dataflows key every cache).
+    _key: tuple = field(init=False, repr=False, compare=False)
+    _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.directives and self.directives[-1].is_cluster:
             raise MappingError("a dataflow cannot end with a Cluster directive")
+        key = tuple(d.key() for d in self.directives)
+        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_hash", hash(key))
 
     @classmethod
     def of(cls, *directives: Directive) -> Dataflow:
@@ -105,10 +111,10 @@ class Dataflow:
         return self.key() == other.key()
 
     def __hash__(self) -> int:
-        return hash(self.key())
+        return self._hash
 
     def key(self) -> tuple:
-        return tuple(d.key() for d in self.directives)
+        return self._key
 
     # --------------------------------------------------------------------------------- structure
     @property

@@ -162,13 +162,14 @@ def test_non_positive_directive_sizes_are_errors_per_design():
 
 
 def test_shared_class_structure_is_reused_and_never_mutated():
-    """The engine memoises each level's class structure; a second evaluation must reuse it and get
-    the same figures (the cached arrays are read-only, so an in-place write would raise)."""
+    """The reference engine memoises each level's class structure; a second evaluation must reuse it
+    and get the same figures (the cached arrays are read-only, so an in-place write would raise)."""
     from costmodel import engine
-    first = evaluate(*worked_example())
+    first = evaluate(*worked_example(), engine="reference")
     hits = engine._structure.cache_info().hits
-    batch = evaluate_batch(*worked_example()[:2], num_pes=[4, 2, 4], noc_bw=[2, 2, 8], noc_hop_latency=1)
-    again = evaluate(*worked_example())
+    batch = evaluate_batch(*worked_example()[:2], num_pes=[4, 2, 4], noc_bw=[2, 2, 8], noc_hop_latency=1,
+                           engine="reference")
+    again = evaluate(*worked_example(), engine="reference")
     assert engine._structure.cache_info().hits > hits
     assert again == first == batch.row(0)
 

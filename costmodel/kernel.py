@@ -1,0 +1,1221 @@
+"""The compiled cost-model kernel: the reference engine's arithmetic as loops over designs.
+
+``engine.py`` (the reference) analyses a batch with numpy arrays over its designs; this module does
+the same analysis one design at a time in compiled code (Numba, CPU only), from a structure's
+program (``program.py``). Per design:
+
+1. the register program gives every directive size, offset and level dimension;
+2. levels are analysed without recursion (cached compiled code cannot recurse): a *discover* pass
+   walks the levels top-down and collects the distinct sub-cluster tiles some computing case needs;
+   an *evaluate* pass then analyses those tiles bottom-up, so each level finds its sub-clusters'
+   results ready;
+3. a level's case classes (see ``engine.py``) are enumerated for this design only (the variants
+   that occur), and their contributions are summed as they are produced, in the reference's order,
+   so even float sums round the same way;
+4. the figures the reference assembles in ``cost._assemble`` are formed here too.
+
+The reference and this kernel are tested equal on every figure (``tests/costmodel_tests``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import diagnostics as dx
+from .jit import njit
+from .program import (
+    E_KIND,
+    E_OFS,
+    E_OWNER,
+    E_SIZE,
+    E_TENSORS,
+    E_VAR,
+    ENTRY_WIDTH,
+    H_CLUSTERS,
+    H_CONV,
+    H_DEV,
+    H_EXACT,
+    H_L1,
+    H_LEVEL_TAB,
+    H_LEVELS,
+    H_NOPS,
+    H_OPS,
+    H_SIZE_IN,
+    H_SIZE_OUT,
+    H_SIZE_W,
+    H_STATIC_ERR,
+    H_TRUE_MACS,
+    H_VARS,
+    H_VR,
+    H_VS,
+    H_VX,
+    H_VXP,
+    H_VY,
+    H_VYP,
+    L_BELOW,
+    L_DIMS,
+    L_ENT,
+    L_FIRST,
+    L_NENT,
+    L_NUMSUB,
+    L_OUTF,
+    L_OWNERS,
+    L_PSUM,
+    L_SPALL,
+    L_SPFIRST,
+    L_TENSOR,
+    LEVEL_WIDTH,
+    OP_CONST,
+    OP_COPY,
+    OP_HOLE,
+    OP_MIN,
+    OP_POSITIVE,
+    OP_SPAN,
+    OP_STRIDE,
+    OP_WIDTH,
+    OP_WINDOW,
+    REG_TOP_SUB,
+    SPATIAL,
+    STATIC_BAD_RS,
+    STATIC_BAD_SIZE,
+    T_INPUT,
+    T_WEIGHT,
+    TEMPORAL,
+)
+
+INIT, INIT_IE, STEADY, EDGE, NONEDGE = range(5)
+DISCOVER, EVALUATE = 0, 1
+UNLIMITED = 1 << 40
+BIG = np.iinfo(np.int64).max
+
+# Integer outputs per design (columns of ``ints``).
+(I_RUNTIME, I_MACS, I_L1_REQ, I_L2_REQ, I_IN_L2R, I_W_L2R, I_OUT_L2W, I_OUT_L1, I_PEAK_BW, I_OFFCHIP_BW,
+ I_USED_PES, I_PE_PEAK, I_IN_MIN, I_IN_MAX, I_IN_AVG, I_EG_MIN, I_EG_MAX, I_EG_AVG, I_CO_MIN, I_CO_MAX,
+ I_CO_AVG, I_ERR_KIND, I_ERR_A, I_ERR_B, I_ERR_C, I_DEV, I_VIOLATIONS, I_OK) = range(28)
+N_INTS = 28
+# Float outputs per design.
+(F_THROUGHPUT, F_ENERGY, F_ENERGY_NJ, F_AVG_BW, F_AVG_ACTIVE, F_AREA, F_POWER, F_UTILIZATION,
+ F_INTENSITY) = range(9)
+N_FLOATS = 9
+VIOLATION_L1, VIOLATION_L2, VIOLATION_NOC, VIOLATION_OFFCHIP = 1, 2, 4, 8
+
+# Hardware columns per design.
+HW_NUM_PES, HW_LANES, HW_NOC_BW, HW_LATENCY, HW_OFFCHIP_BW, HW_L1_CAP, HW_L2_CAP, HW_NOC_CAP, \
+    HW_OFFCHIP_CAP = range(9)
+N_HW = 9
+
+# Tech constants (``Tech`` fields in this order).
+(T_L1E, T_L2E, T_MAC_NJ, T_MAC_AREA, T_MAC_POWER, T_L1_AREA, T_L1_POWER, T_L2_AREA, T_L2_POWER,
+ T_BUS_AREA, T_BUS_POWER, T_ARB_AREA, T_ARB_POWER, T_BUS_C1, T_BUS_C0, T_ARB_A2, T_ARB_A1,
+ T_ARB_A0) = range(18)
+
+# Rows of the per-design integer scratch (each row is one value per variable or per directive).
+(R_M, R_U, R_EM, R_EU, R_HAS, R_U1, R_UMAX1, R_SM, R_SU, R_SEM, R_SEU, R_SHAS, R_SZ, R_OF, R_IE, R_UNR,
+ R_ST, R_ED, R_EE, R_CODES, R_OWNCODE, R_NCH, R_CH0, R_CH1, R_DIG, R_TILE, R_DITER, R_DSTAT,
+ R_TM, R_DIG2, R_KIND, R_VAR, R_OWNER, R_FIRST) = range(34)
+N_ROWS = 34
+
+# Level results kept per sub-cluster tile: runtime, error record, empty record, flags.
+Q_RT, Q_ERR, Q_EMPTY, Q_FLAGS = 0, 1, 5, 9
+Q_WIDTH = 10
+
+DEV_OVERSIZED = dx.DEV_BIT["oversized-map-edge"]
+DEV_SUBTILE = dx.DEV_BIT["subtile-edges"]
+DEV_INIT_EMPTY = dx.DEV_BIT["init-case-empty"]
+DEV_PEAK = dx.DEV_BIT["pe-peak-bound"]
+
+
+# ------------------------------------------------------------------------------ small helpers
+@njit(cache=True, inline="always")
+def _is_edge(code):
+    return code == INIT_IE or code == EDGE
+
+
+@njit(cache=True, inline="always")
+def _less(a, b):
+    """Record ``a`` < record ``b`` (4 ints each, lexicographic)."""
+    for k in range(4):
+        if a[k] != b[k]:
+            return a[k] < b[k]
+    return False
+
+
+@njit(cache=True)
+def _take_smaller(dst, src):
+    """``dst`` becomes the smaller of the two error records (kind 0 = none, never smaller)."""
+    if src[0] != 0 and (dst[0] == 0 or _less(src, dst)):
+        for k in range(4):
+            dst[k] = src[k]
+
+
+@njit(cache=True)
+def _set(rec, kind, a, b, c):
+    rec[0], rec[1], rec[2], rec[3] = kind, a, b, c
+
+
+@njit(cache=True, inline="always")
+def _noc_delay(volume, bw, latency):
+    sends = -(-volume // bw)
+    return max(latency + sends - 1, 0)
+
+
+# ------------------------------------------------------------------------ register program
+@njit(cache=True)
+def _run_ops(P, base, holes, regs):
+    """Replay a structure's register program; returns (bad_size, bad_rs) of the design."""
+    ops = base + P[base + H_OPS]
+    bad_size = False
+    bad_rs = False
+    for k in range(P[base + H_NOPS]):
+        o = ops + OP_WIDTH * k
+        op, dst, a, b, c, d = P[o], P[o + 1], P[o + 2], P[o + 3], P[o + 4], P[o + 5]
+        if op == OP_CONST:
+            regs[dst] = a
+        elif op == OP_HOLE:
+            regs[dst] = holes[a]
+        elif op == OP_COPY:
+            regs[dst] = regs[a]
+        elif op == OP_WINDOW:
+            regs[dst] = regs[a] + regs[b] - 1
+        elif op == OP_MIN:
+            regs[dst] = min(regs[a], regs[b])
+        elif op == OP_POSITIVE:
+            if regs[dst] < 1 or regs[a] < 1:
+                bad_size = True
+                regs[dst] = max(regs[dst], 1)
+                regs[a] = max(regs[a], 1)
+        elif op == OP_SPAN:
+            if regs[dst] != b or regs[a] != b:
+                bad_rs = True
+        elif op == OP_STRIDE:
+            m = regs[b]
+            s = c
+            r = d >> 1
+            if m >= r:
+                out = (m + s - r) // s
+                regs[dst] = out * min(s, r) + max(r - s, 0)
+                regs[a] = out * (r if ((d & 1) == 0 and r < s) else s)
+    return bad_size, bad_rs
+
+
+# ------------------------------------------------------------------------------ one level
+@njit(cache=True)
+def _tables(sc, nent, nv, dmap, conv, vy, vx, vyp, vxp, vr, vs, exact, rm, ru, rem, reu, rhas):
+    """MAESTRO's per-dimension mapping tables (engine._mapping_tables) into rows ``rm``..``rhas``;
+    returns whether a map larger than its dimension gets a corrected edge size."""
+    wrong_any = False
+    for v in range(nv):
+        sc[rhas, v] = 0
+    for i in range(nent):
+        v = sc[R_VAR, i]
+        d = sc[dmap, v]
+        m = sc[R_SZ, i]
+        f = sc[R_OF, i]
+        t = max((d - m) // f, 0)
+        has_edge = (t * f + m < d) or (m > d)
+        uniq = min(m, f)
+        if sc[R_KIND, i] == TEMPORAL and d <= m:
+            uniq = 0
+        em = d - (t + 1) * f
+        wrong = m > d and em >= 0
+        wrong_any = wrong_any or wrong
+        if em < 0 or (wrong and not exact):
+            em = d
+        sc[rm, v] = m
+        sc[ru, v] = uniq
+        sc[rem, v] = em if has_edge else m
+        sc[reu, v] = max(f - (m - em), 0)
+        sc[rhas, v] = 1
+    if conv:
+        for i in range(nent):
+            v = sc[R_VAR, i]
+            if v != vy and v != vx:
+                continue
+            sl = vr if v == vy else vs
+            out = vyp if v == vy else vxp
+            m_sl = sc[rm, sl] if sc[rhas, sl] else 0
+            em_sl = sc[rem, sl] if sc[rhas, sl] else 0
+            sc[rm, out] = sc[rm, v] - m_sl + 1
+            sc[ru, out] = min(sc[R_OF, i], sc[R_SZ, i])
+            sc[rem, out] = sc[rem, v] - em_sl + 1
+            sc[reu, out] = min(sc[R_OF, i], sc[rem, out])
+            sc[rhas, out] = 1
+    return wrong_any
+
+
+@njit(cache=True)
+def _states(sc, nent, n):
+    """Iteration positions of the level's directives (engine._states) from the iteration dims."""
+    for i in range(nent):
+        d = sc[R_DITER, sc[R_VAR, i]]
+        m = sc[R_SZ, i]
+        f = sc[R_OF, i]
+        if sc[R_KIND, i] == SPATIAL:
+            cov = m + f * (n - 1)
+            ts = ((d - m) // f + 1) // n - 1 if d >= m else -1
+            fold = f * n
+            s_ie = d < cov
+            s_unrolled = d <= cov
+            s_edge = (not s_unrolled) and ((ts + 1) * fold + cov > d) and (ts * fold + cov != d)
+            rem = d - (ts + 1) * fold
+            active = 1 if rem < m else (rem - m) // f + 1
+            sc[R_IE, i] = s_ie
+            sc[R_UNR, i] = s_unrolled
+            sc[R_ST, i] = ts if (cov < d and ts > 0) else 0
+            sc[R_ED, i] = (not s_ie) and s_edge
+            sc[R_EE, i] = (active - 1) * f + m < rem
+        else:
+            t = (d - m) // f
+            ie = d < m
+            sc[R_IE, i] = ie
+            sc[R_UNR, i] = d <= m
+            sc[R_ST, i] = t if (m < d and t > 0) else 0
+            sc[R_ED, i] = (not ie) and (t * f + m < d)
+            sc[R_EE, i] = 0
+
+
+@njit(cache=True)
+def _edge_clusters(sc, sp, n):
+    """Sub-clusters active in a spatial edge fold (engine._edge_clusters), from the static dims."""
+    d = sc[R_DSTAT, sc[R_VAR, sp]]
+    m = sc[R_SZ, sp]
+    f = sc[R_OF, sp]
+    if d <= m:
+        return 1
+    full = f * (n - 1) + m
+    if d > full:
+        t = ((d - m) // f + 1) // n - 1 if d >= m else 0
+        rem = d - (t + 1) * f * n
+        return 1 if rem < m else (rem - m) // max(f, 1) + 1
+    within = (d - m) // f + 1
+    if f * (within - 1) + m < d:
+        within += 1
+    return within
+
+
+@njit(cache=True, inline="always")
+def _has_ee(sc, i):
+    """(edge-edge possible, value) for spatial directive ``i`` in the current class (engine.has_ee)."""
+    code = sc[R_CODES, i]
+    if code == INIT_IE:
+        return True, True
+    owner = sc[R_OWNER, i]
+    if code == EDGE and sc[R_KIND, owner] == SPATIAL:
+        return True, sc[R_EE, owner] != 0
+    return False, False
+
+
+@njit(cache=True)
+def _spatial_state(sc, P, state_at, spall):
+    """(spatially mapped, at an edge, edge-edge possible, edge-edge) of a tensor in this class.
+
+    ``state_at`` points at the tensor's state directive in its L_TENSOR block (followed by the list
+    of its dimensions' spatial first directives); ``spall`` >= 0 (the L_SPALL list) makes every
+    spatial map count, as MAESTRO does for partial sums."""
+    state = P[state_at]
+    at_edge = False
+    for k in range(P[state_at + 1]):
+        at_edge = at_edge or _is_edge(sc[R_CODES, P[state_at + 2 + k]])
+    if spall >= 0:
+        for k in range(P[spall]):
+            i = P[spall + 1 + k]
+            state = i
+            at_edge = at_edge or _is_edge(sc[R_CODES, i])
+    if state < 0:
+        return False, False, False, False
+    possible, value = _has_ee(sc, state)
+    return True, at_edge, possible, value
+
+
+# Per-PE volumes are products over a tensor's directives (engine.pe_ingress, pe_egress). Temporal
+# factors do not depend on which sub-cluster is meant (first or not, edge-edge or not), so each
+# product is split: temporal factors once per class, spatial factors (at most two maps) per variant.
+@njit(cache=True)
+def _in_temporal(sc, P, tl, c, inited):
+    prod = 1
+    for k in range(P[tl]):
+        i = P[tl + 1 + k]
+        v = sc[R_VAR, i]
+        code = sc[R_CODES, i]
+        if c == -1:
+            prod *= sc[R_EM, v] if _is_edge(code) else sc[R_M, v]
+        elif code == INIT_IE:
+            prod *= sc[R_EM, v]
+        elif code == INIT or i != c:
+            prod *= sc[R_M, v]
+        else:
+            prod *= sc[R_M, v] if inited else sc[R_UMAX1, v]
+    return prod
+
+
+@njit(cache=True)
+def _in_spatial(sc, P, sl, first, ee, c, inited, nact1):
+    prod = 1
+    for k in range(P[sl]):
+        i = P[sl + 1 + k]
+        v = sc[R_VAR, i]
+        code = sc[R_CODES, i]
+        if c == -1:
+            if _is_edge(code):
+                if nact1:
+                    f = sc[R_EM, v] if (first or ee) else 1
+                else:
+                    f = sc[R_EM, v] if ee else sc[R_M, v]
+            else:
+                f = sc[R_M, v]
+        else:
+            mapped = sc[R_EM, v] if ee else sc[R_M, v]
+            if first:
+                f = mapped
+            else:
+                uniq = sc[R_EU, v] if ee else sc[R_U, v]
+                if code == INIT or code == INIT_IE:
+                    f = mapped if i < c else uniq
+                elif i == c:
+                    f = mapped if inited else uniq
+                else:
+                    f = mapped
+        prod *= f
+    return prod
+
+
+@njit(cache=True)
+def _ingress(sc, P, block, bit, c, n, nedge, nact1):
+    """(volume, MAESTRO would stop here) of an input/weight tensor in this class (engine.ingress)."""
+    if c >= 0 and (sc[R_TM, c] & bit) == 0:
+        return 0, False                    # the changing map leaves this tensor where it is
+    tl = block
+    sl = tl + 1 + P[tl]
+    inited = False
+    if c >= 0:
+        for lst in (tl, sl):
+            for k in range(P[lst]):
+                j = P[lst + 1 + k]
+                if j > c and sc[R_CODES, j] == INIT and sc[R_UNR, sc[R_OWNER, j]] == 0:
+                    inited = True
+    term = c >= 0 and sc[R_KIND, c] == TEMPORAL and not inited and sc[R_U, sc[R_VAR, c]] == 0
+    temporal = _in_temporal(sc, P, tl, c, inited)
+    is_sp, at_edge, possible, hee = _spatial_state(sc, P, sl + 1 + P[sl], -1)
+    first = temporal * _in_spatial(sc, P, sl, True, False, c, inited, nact1)
+    if not is_sp:
+        return first, term
+    rest = temporal * _in_spatial(sc, P, sl, False, False, c, inited, nact1)
+    if not at_edge:
+        return first + (n - 1) * rest, term
+    edge_first = first
+    n_ee = 0
+    if possible:
+        if nact1 and hee:
+            edge_first = temporal * _in_spatial(sc, P, sl, True, True, c, inited, nact1)
+        n_ee = 1 if hee else 0
+    extra = max(nedge - n_ee - 1, 0) * rest
+    if possible:
+        extra += n_ee * temporal * _in_spatial(sc, P, sl, False, True, c, inited, nact1)
+    return edge_first + (extra if nedge > 1 else 0), term
+
+
+@njit(cache=True)
+def _out_temporal(sc, P, outf, psum_list):
+    """(output factors, partial-sum factors) of the temporal directives."""
+    out = 1
+    for k in range(P[outf]):
+        o = outf + 1 + 3 * k
+        i, a = P[o], P[o + 2]
+        if sc[R_HAS, a] == 0:
+            out = 0
+        elif _is_edge(sc[R_CODES, i]):
+            out *= sc[R_EM, a]
+        else:
+            out *= sc[R_M, a]
+    ps = 1
+    for k in range(P[psum_list]):
+        i = P[psum_list + 1 + k]
+        v = sc[R_VAR, i]
+        ps *= sc[R_EM, v] if _is_edge(sc[R_CODES, i]) else sc[R_M, v]
+    return out, ps
+
+
+@njit(cache=True)
+def _out_spatial(sc, P, outs, first, ee, reuse, nact1):
+    """Output factors of the spatial directives (``outs``: the L_OUTF spatial triples)."""
+    vol = 1
+    for k in range(P[outs]):
+        o = outs + 1 + 3 * k
+        i, v, a = P[o], P[o + 1], P[o + 2]
+        has_a = sc[R_HAS, a] != 0
+        code = sc[R_CODES, i]
+        if first:
+            plain = sc[R_M, a] if has_a else 0
+        else:
+            plain = sc[R_U1, a] if has_a else 1
+        if code == EDGE:
+            if nact1:
+                f = (sc[R_EM, v] if sc[R_HAS, v] else 0) if (first or ee) else 1
+            else:
+                f = (sc[R_EU, a] if has_a else 0) if ee else plain
+        elif code == INIT_IE and ee:
+            if nact1 or not reuse:
+                f = sc[R_EM, a] if has_a else 0
+            else:
+                f = sc[R_EU, a] if has_a else 0
+        else:
+            f = plain
+        vol *= f
+    return vol
+
+
+@njit(cache=True)
+def _psum_spatial(sc, P, pss, first, ee, nact1):
+    """Partial-sum factors of the spatial directives not coupled to the output."""
+    vol = 1
+    for k in range(P[pss]):
+        i = P[pss + 1 + k]
+        v = sc[R_VAR, i]
+        code = sc[R_CODES, i]
+        plain = sc[R_M, v] if first else sc[R_U1, v]
+        if code == EDGE:
+            if nact1:
+                f = sc[R_EM, v] if (first or ee) else 1
+            else:
+                f = sc[R_EU, v] if ee else plain
+        elif code == INIT_IE and ee:
+            f = sc[R_EM, v]
+        else:
+            f = plain
+        vol *= f
+    return vol
+
+
+@njit(cache=True)
+def _crit(sc, P, out_state, psum_list, outf, nact1):
+    """Critical-path MACs of one sub-cluster in this class (the discover pass needs only these)."""
+    out_t, ps_t = _out_temporal(sc, P, outf, psum_list)
+    outs = outf + 1 + 3 * P[outf]
+    pss = psum_list + 1 + P[psum_list]
+    is_sp, at_edge, possible, hee = _spatial_state(sc, P, out_state, -1)
+    ee = is_sp and at_edge and possible and nact1 and hee
+    return (ps_t * _psum_spatial(sc, P, pss, True, ee, nact1)
+            * out_t * _out_spatial(sc, P, outs, True, ee, True, nact1))
+
+
+@njit(cache=True)
+def _outputs(sc, P, out_state, psum_list, outf, spall, n, nedge, nact1):
+    """(egress, MACs, critical-path MACs, a sub-cluster has negative MACs) of this class
+    (engine.output_volumes)."""
+    out_t, ps_t = _out_temporal(sc, P, outf, psum_list)
+    outs = outf + 1 + 3 * P[outf]
+    pss = psum_list + 1 + P[psum_list]
+    # Egress: the output tile of every active sub-cluster.
+    is_sp, at_edge, possible, hee = _spatial_state(sc, P, out_state, -1)
+    first = out_t * _out_spatial(sc, P, outs, True, False, True, nact1)
+    crit_first = ps_t * _psum_spatial(sc, P, pss, True, False, nact1) * first
+    crit = crit_first
+    if not is_sp:
+        egress = first
+    else:
+        rest = out_t * _out_spatial(sc, P, outs, False, False, True, nact1)
+        if not at_edge:
+            egress = first + (n - 1) * rest
+        else:
+            edge_first = first
+            n_ee = 0
+            if possible:
+                if nact1 and hee:
+                    edge_first = out_t * _out_spatial(sc, P, outs, True, True, True, nact1)
+                    crit = ps_t * _psum_spatial(sc, P, pss, True, True, nact1) * edge_first
+                n_ee = 1 if hee else 0
+            extra = max(nedge - n_ee - 1, 0) * rest
+            if possible:
+                extra += n_ee * out_t * _out_spatial(sc, P, outs, False, True, True, nact1)
+            egress = edge_first + (extra if nedge > 1 else 0)
+    # MACs: partial sums of every sub-cluster (the spatial state of all spatial maps).
+    is_sp, at_edge, possible, hee = _spatial_state(sc, P, out_state, spall)
+    negative = crit_first < 0
+    if not is_sp or not at_edge:
+        macs = crit_first * n
+    else:
+        edge_first = crit_first
+        n_ee = 0
+        v_ft = 0
+        if possible:
+            v_tt = (ps_t * _psum_spatial(sc, P, pss, True, True, nact1)
+                    * out_t * _out_spatial(sc, P, outs, True, True, True, nact1))
+            v_ft = (ps_t * _psum_spatial(sc, P, pss, False, True, nact1)
+                    * out_t * _out_spatial(sc, P, outs, False, True, False, nact1))
+            negative = negative or v_tt < 0 or v_ft < 0
+            if nact1 and hee:
+                edge_first = v_tt
+            n_ee = 1 if hee else 0
+        extra = max(nedge - n_ee - 1, 0) * crit_first + n_ee * v_ft
+        macs = edge_first + (extra if nedge > 1 else 0)
+    return egress, macs, crit, negative
+
+
+@njit(cache=True)
+def _avg_bw_share(sc, nent, occ, traffic, comp):
+    """Sum over MAESTRO's cases in this class of floor(occurrences x traffic / compute)."""
+    if traffic % comp == 0:
+        return occ * traffic // comp
+    # Split the class back into cases: directives at NONEDGE were at Init or Steady; directives
+    # that do not own their dimension's tables multiply the count by their own positions.
+    piece = 1
+    nsplit = 0
+    for i in range(nent):
+        if sc[R_OWNER, i] == i:
+            code = sc[R_OWNCODE, i]
+            if code == NONEDGE:
+                nsplit += 1
+            else:
+                piece *= _variant_occ(sc, i, code)
+        else:
+            nsplit += 1
+    total = 0
+    # Mixed-radix walk over the options of every split directive (radix 2 or 3).
+    digits = sc[R_DIG2]
+    for k in range(nsplit):
+        digits[k] = 0
+    while True:
+        p = piece
+        k = 0
+        for i in range(nent):
+            if sc[R_OWNER, i] == i:
+                if sc[R_OWNCODE, i] != NONEDGE:
+                    continue
+                p *= (1 - sc[R_IE, i]) if digits[k] == 0 else sc[R_ST, i]
+            else:
+                p *= 1 if digits[k] == 0 else (sc[R_ST, i] if digits[k] == 1 else sc[R_ED, i])
+            k += 1
+        total += p * traffic // comp
+        k = 0
+        carry = True
+        for i in range(nent):
+            if not carry:
+                break
+            if sc[R_OWNER, i] == i and sc[R_OWNCODE, i] != NONEDGE:
+                continue
+            radix = 2 if sc[R_OWNER, i] == i else 3
+            digits[k] += 1
+            if digits[k] < radix:
+                carry = False
+            else:
+                digits[k] = 0
+            k += 1
+        if carry:
+            return total
+
+
+@njit(cache=True, inline="always")
+def _variant_occ(sc, o, code):
+    if code == INIT:
+        return 1 - sc[R_IE, o]
+    if code == INIT_IE:
+        return sc[R_IE, o]
+    if code == STEADY:
+        return sc[R_ST, o]
+    if code == EDGE:
+        return sc[R_ED, o]
+    return 1 - sc[R_IE, o] + sc[R_ST, o]
+
+
+@njit(cache=True)
+def _find_tile(inst_dims, count, tile, width):
+    for j in range(count):
+        same = True
+        for k in range(width):
+            if inst_dims[j, k] != tile[k]:
+                same = False
+                break
+        if same:
+            return j
+    return -1
+
+
+@njit(cache=True)
+def _subtile(sc, P, below, ee, nact1):
+    """The sub-cluster tile of this class (engine.subtile_dims) in ``sc[R_TILE]``: one size per
+    dimension of the level below, in L_BELOW order."""
+    for k in range(P[below]):
+        v = P[below + 1 + k]
+        i = sc[R_FIRST, v]
+        if _is_edge(sc[R_CODES, i]) and (sc[R_KIND, i] == TEMPORAL or ee or nact1):
+            sc[R_TILE, k] = sc[R_EM, v]
+        else:
+            sc[R_TILE, k] = sc[R_M, v]
+
+
+@njit(cache=True, inline="always")
+def _state_of(P, block):
+    """Where a tensor's state directive sits in its L_TENSOR block."""
+    sl = block + 1 + P[block]
+    return sl + 1 + P[sl]
+
+
+@njit(cache=True, inline="always")
+def _next_block(P, block):
+    state = _state_of(P, block)
+    return state + 2 + P[state + 1]
+
+
+@njit(cache=True)
+def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q, inst_act, top):
+    """Analyse instance ``j`` of level ``li``. DISCOVER: only register the sub-cluster tiles its
+    computing cases need (False if the tile table is full). EVALUATE: store its results (and, at the
+    top, the top-level figures in ``top``)."""
+    L = P[base + H_LEVELS]
+    nv = P[base + H_VARS]
+    conv = P[base + H_CONV] != 0
+    exact = P[base + H_EXACT] != 0
+    vy, vx, vyp, vxp, vr, vs = (P[base + H_VY], P[base + H_VX], P[base + H_VYP], P[base + H_VXP],
+                                P[base + H_VR], P[base + H_VS])
+    rec = base + P[base + H_LEVEL_TAB] + LEVEL_WIDTH * li
+    nent = P[rec + L_NENT]
+    ent = base + P[rec + L_ENT]
+    n = regs[P[rec + L_NUMSUB]]
+    innermost = li == L - 1
+    is_top = li == 0
+    in_block = base + P[rec + L_TENSOR]
+    w_block = _next_block(P, in_block)
+    out_state = _state_of(P, _next_block(P, w_block))
+    psum_list = base + P[rec + L_PSUM]
+    outf = base + P[rec + L_OUTF]
+    spall = base + P[rec + L_SPALL]
+    below = base + P[rec + L_BELOW]
+    lanes = hw[HW_LANES]
+    bw = hw[HW_NOC_BW]
+    lat = hw[HW_LATENCY]
+    off_bw = hw[HW_OFFCHIP_BW]
+
+    # Directives and dimensions.
+    for i in range(nent):
+        e = ent + ENTRY_WIDTH * i
+        sc[R_KIND, i] = P[e + E_KIND]
+        sc[R_VAR, i] = P[e + E_VAR]
+        sc[R_OWNER, i] = P[e + E_OWNER]
+        sc[R_SZ, i] = regs[P[e + E_SIZE]]
+        sc[R_OF, i] = regs[P[e + E_OFS]]
+        sc[R_TM, i] = P[e + E_TENSORS]
+    dims_off = base + P[rec + L_DIMS]
+    first_off = base + P[rec + L_FIRST]
+    for v in range(nv):
+        reg = P[dims_off + v]
+        sc[R_DSTAT, v] = regs[reg] if reg >= 0 else 0
+        sc[R_DITER, v] = sc[R_DSTAT, v]
+        sc[R_FIRST, v] = P[first_off + v]
+    # Below the top, the iteration dims are the sub-cluster tile (in the level above's L_BELOW order).
+    differ = False
+    if not is_top:
+        upper_below = base + P[rec - LEVEL_WIDTH + L_BELOW]
+        for k in range(P[upper_below]):
+            v = P[upper_below + 1 + k]
+            sc[R_DITER, v] = inst_dims[li, j, k]
+            differ = differ or sc[R_DITER, v] != sc[R_DSTAT, v]
+
+    # Tables from the tile itself (or the static dims, MAESTRO's way); states from the tile.
+    dmap = R_DSTAT if (exact or is_top) else R_DITER
+    flags = 0
+    if _tables(sc, nent, nv, dmap, conv, vy, vx, vyp, vxp, vr, vs, exact, R_M, R_U, R_EM, R_EU, R_HAS):
+        flags |= DEV_OVERSIZED
+    if mode == EVALUATE and dmap == R_DITER and differ:
+        _tables(sc, nent, nv, R_DSTAT, conv, vy, vx, vyp, vxp, vr, vs, exact, R_SM, R_SU, R_SEM, R_SEU,
+                R_SHAS)
+        for v in range(nv):
+            if sc[R_HAS, v] and (sc[R_U, v] != sc[R_SU, v] or sc[R_EM, v] != sc[R_SEM, v]
+                                 or sc[R_EU, v] != sc[R_SEU, v]):
+                flags |= DEV_SUBTILE
+                break
+    for v in range(nv):
+        u = sc[R_U, v]
+        sc[R_U1, v] = u if u != 0 else 1
+        sc[R_UMAX1, v] = max(u, 1)
+    _states(sc, nent, n)
+    sp = P[rec + L_SPFIRST]
+    nedge = _edge_clusters(sc, sp, n)
+    nact1 = nedge == 1
+
+    # Occurrence multiplier of directives that do not own their dimension's tables.
+    mult = 1
+    for i in range(nent):
+        if sc[R_OWNER, i] != i:
+            mult *= 1 + sc[R_ST, i] + sc[R_ED, i]
+
+    owners = base + P[rec + L_OWNERS]
+    n_owners = P[owners]
+
+    # Accumulators (records in ``acc``: sub-cluster error, idle reason, a scratch record, empty tile).
+    A_SUB, A_REASON, A_REC, A_EMPTY, A_DMIN, A_DMAX, A_DSUM = range(7)
+    for r in range(7):
+        for q in range(4):
+            acc[r, q] = 0
+    for q in range(3):
+        acc[A_DMIN, q] = BIG
+        acc[A_DMAX, q] = -BIG - 1
+    total = 0
+    runtime = 0
+    act_sum = 0.0
+    any_used = False
+    bad_out = False
+    neg_in = False
+    idle = False
+    term_any = False
+    init_empty = False
+    l2_in = 0
+    l2_w = 0
+    l2_out = 0
+    in_l2r = 0
+    w_l2r = 0
+    out_l2w = 0
+    out_l1 = 0
+    macs_sum = 0
+    peak = -BIG - 1
+    offchip = -BIG - 1
+    avg_bw_sum = 0
+
+    # Classes: for each changing directive c (-1 = all at Init), every combination of the variants
+    # that occur for this design, in the reference's order.
+    for ci in range(-1, n_owners):
+        c = -1 if ci < 0 else P[owners + 1 + ci]
+        empty_choice = False
+        for k in range(n_owners):
+            o = P[owners + 1 + k]
+            ie = sc[R_IE, o] != 0
+            cnt = 0
+            if c >= 0 and o < c:                   # outside the changing directive
+                sc[R_CH0, k] = INIT_IE if ie else NONEDGE
+                cnt = 1
+                if sc[R_ED, o]:
+                    sc[R_CH1, k] = EDGE
+                    cnt = 2
+            elif o == c:                           # the changing directive
+                if sc[R_ST, o] > 0:
+                    sc[R_CH0, k] = STEADY
+                    cnt = 1
+                if sc[R_ED, o]:
+                    if cnt == 0:
+                        sc[R_CH0, k] = EDGE
+                    else:
+                        sc[R_CH1, k] = EDGE
+                    cnt += 1
+            else:                                  # inside: at Init
+                sc[R_CH0, k] = INIT_IE if ie else INIT
+                cnt = 1
+            sc[R_NCH, k] = cnt
+            sc[R_DIG, k] = 0
+            if cnt == 0:
+                empty_choice = True
+        if empty_choice:
+            continue
+        while True:
+            # This class: variant per owner, then per directive (its owner's).
+            occ = mult
+            for k in range(n_owners):
+                o = P[owners + 1 + k]
+                code = sc[R_CH0, k] if sc[R_DIG, k] == 0 else sc[R_CH1, k]
+                sc[R_OWNCODE, o] = code
+                occ *= _variant_occ(sc, o, code)
+            for i in range(nent):
+                sc[R_CODES, i] = sc[R_OWNCODE, sc[R_OWNER, i]]
+            all_init = c == -1
+
+            if mode == DISCOVER:
+                # Register the sub-cluster tiles of the computing cases.
+                if _crit(sc, P, out_state, psum_list, outf, nact1) > 0:
+                    _subtile(sc, P, below, False, nact1)
+                    if not _register(inst_dims, inst_n, li + 1, sc[R_TILE], P[below]):
+                        return False
+                    if _is_edge(sc[R_CODES, sp]):
+                        possible, hee = _has_ee(sc, sp)
+                        if possible and hee:
+                            _subtile(sc, P, below, True, nact1)
+                            if not _register(inst_dims, inst_n, li + 1, sc[R_TILE], P[below]):
+                                return False
+                if not _next(sc, n_owners):
+                    break
+                continue
+
+            egress, macs, crit, negative = _outputs(sc, P, out_state, psum_list, outf, spall, n, nedge,
+                                                    nact1)
+            valid = crit > 0
+            w = occ if valid else 0
+            used = w > 0
+
+            if innermost:
+                compute = -(-crit // lanes)
+                active = float(nedge if _is_edge(sc[R_CODES, sp]) else n)
+            else:
+                compute = 0
+                active = 0.0
+                if used:
+                    at_edge = _is_edge(sc[R_CODES, sp])
+                    possible, hee = _has_ee(sc, sp) if at_edge else (False, False)
+                    _subtile(sc, P, below, False, nact1)
+                    kn = _find_tile(inst_dims[li + 1], inst_n[li + 1], sc[R_TILE], P[below])
+                    rt_n = inst_q[li + 1, kn, Q_RT]
+                    act_n = inst_act[li + 1, kn]
+                    for q in range(4):
+                        acc[A_REC, q] = inst_q[li + 1, kn, Q_ERR + q]
+                        acc[A_EMPTY, q] = inst_q[li + 1, kn, Q_EMPTY + q]
+                    flags |= inst_q[li + 1, kn, Q_FLAGS]
+                    if possible and hee:
+                        rest = nedge - 1
+                        _subtile(sc, P, below, True, nact1)
+                        ke = _find_tile(inst_dims[li + 1], inst_n[li + 1], sc[R_TILE], P[below])
+                        compute = max(inst_q[li + 1, ke, Q_RT], rt_n if rest > 0 else 0)
+                        active = inst_act[li + 1, ke] + (act_n * rest if rest > 0 else 0.0)
+                        _take_smaller(acc[A_REC], inst_q[li + 1, ke, Q_ERR:Q_ERR + 4])
+                        _take_smaller(acc[A_EMPTY], inst_q[li + 1, ke, Q_EMPTY:Q_EMPTY + 4])
+                        flags |= inst_q[li + 1, ke, Q_FLAGS]
+                    else:
+                        compute = rt_n
+                        active = act_n * (nedge if at_edge else n)
+                    if active == 0:
+                        active = float(nedge if at_edge else n)
+                    _take_smaller(acc[A_SUB], acc[A_REC])
+                    if compute == 0:
+                        idle = True
+                        _take_smaller(acc[A_REASON], acc[A_EMPTY])
+
+            vi, ti = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1)
+            vw, tw = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1)
+            term_any = term_any or ti or tw
+            if all_init and not valid:
+                init_empty = True
+            if (used or is_top) and egress < 0:
+                bad_out = True
+            if is_top and negative:
+                bad_out = True
+            if used and (vi < 0 or vw < 0):
+                neg_in = True
+
+            in_d = _noc_delay(vi + vw, bw, lat)
+            eg_d = _noc_delay(egress, bw, lat)
+            if all_init:
+                delay = compute + in_d
+            else:
+                delay = max(max(eg_d, compute), in_d)
+            if is_top:
+                if all_init:
+                    l2_in = 2 * occ * vi
+                    l2_w = 2 * occ * vw
+                    l2_out = 2 * occ * egress
+                delay = max(max((l2_in + l2_w) // off_bw // 2, delay), l2_out // off_bw // 2)
+                in_l2r += w * vi
+                w_l2r += w * vw
+                out_l2w += occ * egress
+                out_l1 += occ * macs
+                macs_sum += w * macs
+                comp_bw = max(compute, 1)
+                traffic = max(vi + vw, egress)
+                need = max(l2_out, l2_in + l2_w)
+                peak = max(peak, traffic // comp_bw if used else 0)
+                offchip = max(offchip, need // (2 * comp_bw) if used else 0)
+                if used:
+                    avg_bw_sum += _avg_bw_share(sc, nent, occ, traffic, comp_bw)
+                for q, dval in enumerate((in_d, eg_d, compute)):
+                    if used:
+                        acc[A_DMIN, q] = min(acc[A_DMIN, q], dval)
+                    acc[A_DMAX, q] = max(acc[A_DMAX, q], dval if used else 0)
+                    acc[A_DSUM, q] += w * dval
+            runtime += w * delay
+            total += w
+            act_sum += w * active
+            any_used = any_used or used
+            if not _next(sc, n_owners):
+                break
+
+    if mode == DISCOVER:
+        return True
+
+    # Errors of this level, the first that applies wins (engine._analyze_level).
+    err = inst_q[li, j, Q_ERR:Q_ERR + 4]
+    for q in range(4):
+        err[q] = acc[A_SUB, q]
+    if err[0] == 0 and (bad_out or neg_in):
+        _set(err, dx.NEGATIVE_VOLUMES, li, 0, 0)
+    empty = inst_q[li, j, Q_EMPTY:Q_EMPTY + 4]
+    _set(empty, 0, 0, 0, 0)
+    if not any_used:
+        _empty_record(sc, empty, li, conv, vx, vxp, vs, vy, vyp, vr)
+    if is_top and err[0] == 0:
+        for q in range(4):
+            err[q] = empty[q]
+    if idle:
+        if err[0] == 0:
+            _set(err, dx.SUBCLUSTERS_IDLE, li, 0, 0)
+        if acc[A_REASON, 0] != 0:
+            for q in range(4):
+                err[q] = acc[A_REASON, q]
+    if err[0] == 0 and term_any:
+        _set(err, dx.NO_NEW_ELEMENTS, li, 0, 0)
+    if init_empty:
+        flags |= DEV_INIT_EMPTY
+    safe_total = max(total, 1)
+    inst_q[li, j, Q_RT] = runtime
+    inst_q[li, j, Q_FLAGS] = flags
+    inst_act[li, j] = act_sum / safe_total
+    if is_top:
+        top[I_RUNTIME] = runtime
+        top[I_MACS] = macs_sum
+        top[I_L2_REQ] = l2_in + l2_w + l2_out
+        top[I_IN_L2R] = in_l2r
+        top[I_W_L2R] = w_l2r
+        top[I_OUT_L2W] = out_l2w
+        top[I_OUT_L1] = out_l1
+        top[I_PEAK_BW] = peak
+        top[I_OFFCHIP_BW] = offchip
+        for q in range(3):
+            top[I_IN_MIN + 3 * q] = acc[A_DMIN, q]
+            top[I_IN_MAX + 3 * q] = acc[A_DMAX, q]
+            top[I_IN_AVG + 3 * q] = acc[A_DSUM, q] // safe_total
+        top[I_ERR_KIND] = err[0]
+        top[I_ERR_A] = err[1]
+        top[I_ERR_B] = err[2]
+        top[I_ERR_C] = err[3]
+        top[I_DEV] = flags
+        top[N_INTS] = avg_bw_sum
+        top[N_INTS + 1] = safe_total
+    return True
+
+
+@njit(cache=True)
+def _empty_record(sc, rec, li, conv, vx, vxp, vs, vy, vyp, vr):
+    """Why no case of a level computes anything (engine._empty_codes)."""
+    if conv:
+        for var, out, filt, kind in ((vx, vxp, vs, dx.TILE_BELOW_FILTER_X),
+                                     (vy, vyp, vr, dx.TILE_BELOW_FILTER_Y)):
+            if out >= 0 and sc[R_HAS, out]:
+                if sc[R_M, out] < 1:
+                    _set(rec, kind, sc[R_M, var], sc[R_M, filt], li)
+                    return
+                if sc[R_EM, out] < 1:
+                    _set(rec, kind, sc[R_EM, var], sc[R_M, filt], li)
+                    return
+    _set(rec, dx.NOTHING_COMPUTES, li, 0, 0)
+
+
+@njit(cache=True)
+def _next(sc, n_owners):
+    """Advance the mixed-radix counter over the owners' variants (last owner fastest)."""
+    for k in range(n_owners - 1, -1, -1):
+        sc[R_DIG, k] += 1
+        if sc[R_DIG, k] < sc[R_NCH, k]:
+            return True
+        sc[R_DIG, k] = 0
+    return False
+
+
+@njit(cache=True)
+def _register(inst_dims, inst_n, level, tile, width):
+    """Add a sub-cluster tile to a level's table unless it is there; False if the table is full."""
+    if _find_tile(inst_dims[level], inst_n[level], tile, width) >= 0:
+        return True
+    k = inst_n[level]
+    if k >= inst_dims.shape[1]:
+        return False
+    for q in range(width):
+        inst_dims[level, k, q] = tile[q]
+    inst_n[level] = k + 1
+    return True
+
+
+# --------------------------------------------------------------------------------- a design
+@njit(cache=True)
+def _design(P, base, holes, hw, tech, regs, sc, acc, inst_dims, inst_n, inst_q, inst_act, top, ints,
+            floats):
+    """Every figure of one design into ``ints``/``floats``; False if the tile table overflowed."""
+    for k in range(top.shape[0]):
+        top[k] = 0
+    bad_size, bad_rs = _run_ops(P, base, holes, regs)
+    static = P[base + H_STATIC_ERR]
+    bad_size = bad_size or (static & STATIC_BAD_SIZE) != 0
+    bad_rs = bad_rs or (static & STATIC_BAD_RS) != 0
+    clusters = base + P[base + H_CLUSTERS]
+    product = 1
+    for k in range(P[clusters]):
+        product *= regs[P[clusters + 1 + k]]
+    num_pes = hw[HW_NUM_PES]
+    top_sub = num_pes // product
+    bad_cluster = top_sub < 1
+    top_sub = max(top_sub, 1)
+    regs[REG_TOP_SUB] = top_sub
+    used_pes = product * top_sub
+
+    L = P[base + H_LEVELS]
+    for li in range(L):
+        inst_n[li] = 0
+    inst_n[0] = 1                          # the top level: one instance, its static dims
+    for li in range(L - 1):
+        for j in range(inst_n[li]):
+            if not _analyze(P, base, li, DISCOVER, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
+                            inst_act, top):
+                return False
+    for li in range(L - 1, -1, -1):
+        for j in range(inst_n[li]):
+            _analyze(P, base, li, EVALUATE, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q, inst_act, top)
+    _assemble(P, base, hw, tech, regs, top, bad_size, bad_rs, bad_cluster, product, used_pes, ints,
+              floats)
+    return True
+
+
+@njit(cache=True)
+def _assemble(P, base, hw, tech, regs, top, bad_size, bad_rs, bad_cluster, product, used_pes, ints,
+              floats):
+    """The reported figures (cost._assemble) from the top level's results."""
+    exact = P[base + H_EXACT] != 0
+    lanes = hw[HW_LANES]
+    macs = top[I_MACS]
+    in_l2r = top[I_IN_L2R]
+    w_l2r = top[I_W_L2R]
+    out_l1 = top[I_OUT_L1]
+    size_in, size_w, size_out = P[base + H_SIZE_IN], P[base + H_SIZE_W], P[base + H_SIZE_OUT]
+    l2_total = in_l2r + size_in + w_l2r + size_w + size_out + top[I_OUT_L2W]
+    l1_total = macs + in_l2r + macs + w_l2r + out_l1 + out_l1
+    energy = tech[T_L2E] * l2_total + tech[T_L1E] * l1_total + macs
+    l1_off = base + P[base + H_L1]
+    l1_req = 0
+    k = l1_off
+    for _ in range(3):
+        count = P[k]
+        vol = 1
+        for q in range(count):
+            vol *= regs[P[k + 1 + q]]
+        l1_req += 2 * vol
+        k += 1 + count
+    l2_req = top[I_L2_REQ]
+    runtime = top[I_RUNTIME]
+    true_macs = P[base + H_TRUE_MACS]
+    peak = -(-true_macs // (used_pes * lanes))
+
+    err_kind, a, b, c = top[I_ERR_KIND], top[I_ERR_A], top[I_ERR_B], top[I_ERR_C]
+    if err_kind == 0:
+        if bad_size:
+            err_kind = dx.BAD_SIZE
+        elif bad_rs:
+            err_kind = dx.BAD_RS
+        elif bad_cluster:
+            err_kind, a, b = dx.CLUSTER_TOO_BIG, product, hw[HW_NUM_PES]
+        elif runtime < 1:
+            err_kind = dx.RUNTIME_ZERO
+        elif macs < 1:
+            err_kind = dx.MACS_ZERO
+    ok = err_kind == 0
+    dev = top[I_DEV] | P[base + H_DEV]
+    if not exact:
+        if ok and runtime < peak:
+            dev |= DEV_PEAK
+        runtime = max(runtime, peak if ok else 0)
+
+    peak_bw = top[I_PEAK_BW]
+    offchip_bw = top[I_OFFCHIP_BW]
+    violations = 0
+    if hw[HW_L1_CAP] >= 0 and l1_req > hw[HW_L1_CAP]:
+        violations |= VIOLATION_L1
+    if hw[HW_L2_CAP] >= 0 and l2_req > hw[HW_L2_CAP]:
+        violations |= VIOLATION_L2
+    if hw[HW_NOC_CAP] >= 0 and peak_bw > hw[HW_NOC_CAP]:
+        violations |= VIOLATION_NOC
+    if hw[HW_OFFCHIP_CAP] >= 0 and offchip_bw > hw[HW_OFFCHIP_CAP]:
+        violations |= VIOLATION_OFFCHIP
+
+    noc_bw = hw[HW_NOC_BW]
+    noc_for_area = max(peak_bw, 1) if noc_bw >= UNLIMITED else noc_bw
+    p = float(hw[HW_NUM_PES])
+    arb_factor = tech[T_ARB_A2] * p * p + tech[T_ARB_A1] * p + tech[T_ARB_A0]
+    bus_factor = tech[T_BUS_C1] * p + tech[T_BUS_C0]
+    area = (p * (tech[T_MAC_AREA] * lanes + tech[T_L1_AREA] * max(1, l1_req))
+            + tech[T_L2_AREA] * max(1, l2_req) + tech[T_BUS_AREA] * bus_factor * noc_for_area
+            + max(tech[T_ARB_AREA], tech[T_ARB_AREA] * arb_factor))
+    power = (p * tech[T_MAC_POWER] * lanes + p * tech[T_L1_POWER] * max(1, l1_req)
+             + (tech[T_L2_POWER] * max(1, l2_req) + 0.0 * p)
+             + (tech[T_BUS_POWER] * bus_factor / 1000.0 * noc_for_area
+                + max(tech[T_ARB_POWER], tech[T_ARB_POWER] * arb_factor / 1000.0)))
+    safe_rt = max(runtime, 1)
+
+    ints[I_RUNTIME] = runtime
+    ints[I_MACS] = macs
+    ints[I_L1_REQ] = l1_req
+    ints[I_L2_REQ] = l2_req
+    ints[I_IN_L2R] = in_l2r
+    ints[I_W_L2R] = w_l2r
+    ints[I_OUT_L2W] = top[I_OUT_L2W]
+    ints[I_OUT_L1] = out_l1
+    ints[I_PEAK_BW] = peak_bw
+    ints[I_OFFCHIP_BW] = offchip_bw
+    ints[I_USED_PES] = used_pes
+    ints[I_PE_PEAK] = peak
+    for q in range(I_IN_MIN, I_CO_AVG + 1):
+        ints[q] = top[q]
+    floats[F_THROUGHPUT] = macs / safe_rt
+    floats[F_ENERGY] = energy
+    floats[F_ENERGY_NJ] = energy * tech[T_MAC_NJ]
+    floats[F_AVG_BW] = top[N_INTS] / top[N_INTS + 1]
+    floats[F_AVG_ACTIVE] = 0.0
+    floats[F_AREA] = area
+    floats[F_POWER] = power
+    floats[F_UTILIZATION] = true_macs / (safe_rt * used_pes * lanes)
+    floats[F_INTENSITY] = macs / max(in_l2r + w_l2r, 1)
+    if not ok:
+        for q in range(I_ERR_KIND):
+            ints[q] = 0
+        for q in range(N_FLOATS):
+            floats[q] = 0.0
+    ints[I_ERR_KIND] = err_kind
+    ints[I_ERR_A] = a if not ok else 0
+    ints[I_ERR_B] = b if not ok else 0
+    ints[I_ERR_C] = c if not ok else 0
+    ints[I_DEV] = dev
+    ints[I_VIOLATIONS] = violations
+    ints[I_OK] = ok
+
+
+# --------------------------------------------------------------------------------- batches
+@njit(cache=True, nogil=True)
+def _designs(P, starts, structure, holes, hw, tech, lo, hi, max_regs, max_w, ints, floats):
+    """Designs ``lo``..``hi`` of a batch (one worker's share), with one scratch for all of them."""
+    cap = 16
+    regs = np.zeros(max_regs, dtype=np.int64)
+    sc = np.zeros((N_ROWS, max_w), dtype=np.int64)
+    acc = np.zeros((7, 4), dtype=np.int64)
+    inst_dims = np.zeros((4, cap, max_w), dtype=np.int64)
+    inst_n = np.zeros(4, dtype=np.int64)
+    inst_q = np.zeros((4, cap, Q_WIDTH), dtype=np.int64)
+    inst_act = np.zeros((4, cap))
+    top = np.zeros(N_INTS + 2, dtype=np.int64)
+    for d in range(lo, hi):
+        base = starts[structure[d]]
+        while not _design(P, base, holes[d], hw[d], tech, regs, sc, acc, inst_dims, inst_n, inst_q,
+                          inst_act, top, ints[d], floats[d]):
+            cap *= 2                       # more distinct sub-cluster tiles than room: grow, redo
+            inst_dims = np.zeros((4, cap, max_w), dtype=np.int64)
+            inst_q = np.zeros((4, cap, Q_WIDTH), dtype=np.int64)
+            inst_act = np.zeros((4, cap))
+        floats[d, F_AVG_ACTIVE] = inst_act[0, 0] if ints[d, I_OK] else 0.0
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def run(code: np.ndarray, starts: np.ndarray, structure: np.ndarray, holes: np.ndarray, hw: np.ndarray,
+        tech: np.ndarray, *, max_regs: int, max_width: int,
+        threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Evaluate a batch: ``structure[d]`` indexes ``starts`` (programs concatenated in ``code``),
+    ``holes`` (B, H) and ``hw`` (B, N_HW) give each design's hole values and hardware. With
+    ``threads`` > 1 contiguous shares run on worker threads (the kernel releases the GIL); every
+    design is computed alone, so the result does not depend on the split."""
+    global _pool
+    B = len(structure)
+    ints = np.empty((B, N_INTS), dtype=np.int64)
+    floats = np.empty((B, N_FLOATS), dtype=np.float64)
+    if threads <= 1 or 2 * threads > B:
+        _designs(code, starts, structure, holes, hw, tech, 0, B, max_regs, max_width, ints, floats)
+        return ints, floats
+    if _pool is None or _pool._max_workers < threads:
+        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dse-kernel")
+    bounds = np.linspace(0, B, threads + 1).astype(np.int64)
+    futures = [_pool.submit(_designs, code, starts, structure, holes, hw, tech, int(lo), int(hi), max_regs,
+                            max_width, ints, floats) for lo, hi in itertools.pairwise(bounds)]
+    for f in futures:
+        f.result()
+    return ints, floats
