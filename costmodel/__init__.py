@@ -1,10 +1,11 @@
-"""dataflow-dse cost model: MAESTRO's analytical model of DNN dataflows, vectorised and fixed.
+"""dataflow-dse cost model: MAESTRO's analytical model of DNN dataflows, compiled and fixed.
 
-Pure numpy (pandas for tables); nothing here imports the search or study packages.
+numpy, and Numba for the compiled kernel (imported on first evaluation); pandas only for tables.
+Nothing here imports the search or study packages.
 """
 
 from .accelerator import UNLIMITED, Accelerator
-from .cost import FIGURES, LayerCost, evaluate, evaluate_batch
+from .cost import FIGURES, LayerCost, evaluate, evaluate_batch, evaluate_mixed, set_jobs
 from .dataflow import Dataflow, DimSize, Directive, DirectiveKind, Hole
 from .errors import DseError, InfeasibleError, MappingError, ParseError, SpecError
 from .layer import Layer, LayerType
@@ -27,6 +28,6 @@ __all__ = [
     "DEFAULT_TECH", "FIGURES", "UNLIMITED", "Accelerator", "Dataflow", "DimSize", "Directive",
     "DirectiveKind", "DseError", "Hole", "InfeasibleError", "Layer", "LayerCost", "LayerType",
     "MappedLayer", "MappingError", "NetworkFile", "ParseError", "SpecError", "Tech", "evaluate",
-    "evaluate_batch", "format_dataflow_template", "format_hw", "format_network", "parse_dataflow",
-    "parse_hw", "parse_network", "read_dataflow", "read_hw", "read_network",
+    "evaluate_batch", "evaluate_mixed", "format_dataflow_template", "format_hw", "format_network",
+    "parse_dataflow", "parse_hw", "parse_network", "read_dataflow", "read_hw", "read_network", "set_jobs",
 ]

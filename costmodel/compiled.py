@@ -5,7 +5,6 @@ Imported lazily by ``cost.py`` (it imports Numba, which costs a few tenths of a 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import fields
 from functools import lru_cache
@@ -22,22 +21,14 @@ from .layer import Layer
 from .program import ProgramSet, compile_structure
 from .tech import Tech
 
+
+def cost_jobs() -> int:
+    from .cost import jobs
+
+    return jobs()
+
 # Batches at least this large are split over worker threads (smaller ones are not worth waking them).
 PARALLEL_MIN = 4096
-_jobs = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-
-
-def set_jobs(n: int | None) -> int:
-    """Worker threads for large batches (None = every core this process may use); returns the number.
-    Results never depend on it."""
-    global _jobs
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    _jobs = cores if n is None else max(1, int(n))
-    return _jobs
-
-
-def jobs() -> int:
-    return _jobs
 
 
 @lru_cache(maxsize=64)
@@ -125,7 +116,7 @@ def evaluate(layer: Layer, dataflows: Sequence[Dataflow], structure: np.ndarray,
                                   ngconv_output_with_c=ngconv_output_with_c) for df in dataflows]
     pset = _single_set(programs[0]) if len(programs) == 1 else ProgramSet(programs)
     B = len(structure)
-    n = _jobs if threads is None else max(1, threads)
+    n = cost_jobs() if threads is None else max(1, threads)
     n = n if B >= PARALLEL_MIN else 1
     ints, floats = _run(pset.code, pset.starts, structure, hole_values, hw, _tech_vector(tech),
                          max_regs=pset.max_regs, max_width=pset.width, threads=n)

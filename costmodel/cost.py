@@ -154,6 +154,23 @@ def evaluate(layer: Layer, dataflow: Dataflow, accelerator: Accelerator, *,
 CHUNK = 2048
 _HW_FIELDS = tuple(f.name for f in fields(Accelerator) if f.name != "tech")
 ENGINES = ("compiled", "reference")
+_jobs: int | None = None
+
+
+def set_jobs(n: int | None) -> int:
+    """Worker threads the compiled engine may use for a large batch (None = every core this process
+    may run on); returns the number. Results never depend on it."""
+    global _jobs
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise SpecError(f"must be a positive integer, got {n!r}", key="jobs")
+    _jobs = n
+    return jobs()
+
+
+def jobs() -> int:
+    if _jobs is not None:
+        return _jobs
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def default_engine() -> str:
@@ -229,19 +246,26 @@ def evaluate_mixed(layer: Layer, dataflows: Sequence[Dataflow], structure, hole_
     """
     acc = accelerator or Accelerator()
     tech = tech or acc.tech
-    structure = np.ascontiguousarray(structure, dtype=np.int64)
+    structure = np.asarray(structure, dtype=np.int64)
     values = np.ascontiguousarray(np.asarray(hole_values, dtype=np.int64).reshape(len(structure), -1))
     hw, _, batch = _normalise(acc, hardware, {"": structure})
+    # Only the structures the batch uses (a space may hold thousands), renumbered 0..n-1.
+    used, local = np.unique(structure, return_inverse=True)
+    flows = [dataflows[int(s)] for s in used]
+    local = np.ascontiguousarray(local.ravel(), dtype=np.int64)
     if _engine(engine) == "compiled":
         from . import compiled
 
-        return compiled.evaluate(layer, dataflows, structure, values, compiled.hardware_matrix(hw, batch),
-                                 tech, maestro_exact=maestro_exact,
-                                 ngconv_output_with_c=ngconv_output_with_c)
+        for df in flows:
+            width = len(df.holes)
+            if width > values.shape[1]:
+                raise MappingError(f"{width} hole values needed, {values.shape[1]} given",
+                                   directive=str(df))
+        return compiled.evaluate(layer, flows, local, values, compiled.hardware_matrix(hw, batch), tech,
+                                 maestro_exact=maestro_exact, ngconv_output_with_c=ngconv_output_with_c)
     parts, order = [], []
-    for s in np.unique(structure):
-        idx = np.nonzero(structure == s)[0]
-        df = dataflows[int(s)]
+    for s, df in enumerate(flows):
+        idx = np.nonzero(local == s)[0]
         holes = {h: values[idx, i] for i, h in enumerate(df.holes)}
         parts.append(evaluate_batch(layer, df, accelerator=acc, holes=holes, tech=tech,
                                     maestro_exact=maestro_exact, ngconv_output_with_c=ngconv_output_with_c,

@@ -7,6 +7,7 @@ from ._base import (
     Searcher,
     SearchResult,
     evaluate_chunk,
+    evaluate_mixed_chunk,
     evaluate_points,
     objective_values,
     parse_objectives,
@@ -15,5 +16,5 @@ from .exhaustive import ExhaustiveSearcher
 from .pareto import hypervolume_2d, pareto_mask
 
 __all__ = ["OBJECTIVES", "ExhaustiveSearcher", "Found", "Problem", "SearchResult", "Searcher",
-           "evaluate_chunk", "evaluate_points", "hypervolume_2d", "objective_values", "pareto_mask",
-           "parse_objectives"]
+           "evaluate_chunk", "evaluate_mixed_chunk", "evaluate_points", "hypervolume_2d",
+           "objective_values", "pareto_mask", "parse_objectives"]

@@ -2,8 +2,9 @@
 
 Life cycle: a :class:`Searcher` is configured once (seed, time limit, engine options), then
 ``search(problem)`` explores ``problem.space`` and returns a :class:`SearchResult`. Searchers never
-score a mapping themselves: every figure comes from the cost model through :func:`evaluate_points`
-or :func:`evaluate_chunk`, so every engine ranks designs by exactly the same numbers.
+score a mapping themselves: every figure comes from the cost model through :func:`evaluate_points`,
+:func:`evaluate_chunk` or :func:`evaluate_mixed_chunk`, so every engine ranks designs by exactly the
+same numbers.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import math
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from costmodel import Accelerator, Dataflow, LayerCost, evaluate_batch
+from costmodel import Accelerator, Dataflow, LayerCost, evaluate_batch, evaluate_mixed
 from costmodel.errors import SpecError
 from spaces.constraints import Constraints
 from spaces.mapping import MappingSpace, Point
@@ -74,6 +75,18 @@ def evaluate_chunk(problem: Problem, structure: int, holes: dict[str, np.ndarray
     """Cost, objective values (inf where infeasible) and feasibility of a batch of one structure."""
     cost = evaluate_batch(problem.space.layer, problem.space.structures[structure],
                           accelerator=problem.accelerator, holes=holes)
+    return _scored(problem, cost)
+
+
+def evaluate_mixed_chunk(problem: Problem, structures: np.ndarray,
+                         values: np.ndarray) -> tuple[LayerCost, np.ndarray, np.ndarray]:
+    """The same for points of many structures (``MappingSpace.mixed_chunks``): one cost-model call."""
+    cost = evaluate_mixed(problem.space.layer, problem.space.structures, structures, values,
+                          accelerator=problem.accelerator)
+    return _scored(problem, cost)
+
+
+def _scored(problem: Problem, cost: LayerCost) -> tuple[LayerCost, np.ndarray, np.ndarray]:
     feasible = problem.constraints.feasible(cost)
     values = objective_values(cost, problem.objectives)
     values[~feasible] = np.inf
@@ -81,33 +94,16 @@ def evaluate_chunk(problem: Problem, structure: int, holes: dict[str, np.ndarray
 
 
 def evaluate_points(problem: Problem, points: Sequence[Point]) -> Scored:
-    """Evaluate points of any structures (grouped by structure, one cost-model batch each)."""
-    by_structure: dict[int, list[int]] = {}
+    """Evaluate points of any structures in one cost-model call."""
+    structures = problem.space.structures
+    width = max((len(structures[p.structure].holes) for p in points), default=0)
+    values = np.zeros((len(points), width), dtype=np.int64)
     for i, p in enumerate(points):
-        by_structure.setdefault(p.structure, []).append(i)
-    parts, order = [], []
-    for s, idx in by_structure.items():
-        names = problem.space.structures[s].holes
-        maps = [points[i].value_map() for i in idx]
-        holes = {h: np.fromiter((m[h] for m in maps), dtype=np.int64, count=len(idx)) for h in names}
-        parts.append(evaluate_chunk(problem, s, holes))
-        order += idx
-    inverse = np.empty(len(points), dtype=np.int64)
-    inverse[np.array(order, dtype=np.int64)] = np.arange(len(points))
-    cost = _concat([c for c, _, _ in parts], inverse)
-    values = np.concatenate([v for _, v, _ in parts])[inverse]
-    feasible = np.concatenate([f for _, _, f in parts])[inverse]
-    return Scored(list(points), cost, values, feasible)
-
-
-def _concat(costs: list[LayerCost], index: np.ndarray) -> LayerCost:
-    """Batches of one layer joined, rows taken in ``index`` order."""
-    data = {}
-    for f in fields(LayerCost):
-        first = getattr(costs[0], f.name)
-        data[f.name] = (np.concatenate([getattr(c, f.name) for c in costs])[index]
-                        if isinstance(first, np.ndarray) else first)
-    return LayerCost(**data)
+        m = p.value_map()
+        values[i, :len(m)] = [m[h] for h in structures[p.structure].holes]
+    index = np.fromiter((p.structure for p in points), dtype=np.int64, count=len(points))
+    cost, scores, feasible = evaluate_mixed_chunk(problem, index, values)
+    return Scored(list(points), cost, scores, feasible)
 
 
 @dataclass

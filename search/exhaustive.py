@@ -10,7 +10,16 @@ import numpy as np
 
 from spaces.mapping import Point
 
-from ._base import Found, InfeasibilityTally, Problem, Scored, Searcher, SearchResult, evaluate_chunk, found
+from ._base import (
+    Found,
+    InfeasibilityTally,
+    Problem,
+    Scored,
+    Searcher,
+    SearchResult,
+    evaluate_mixed_chunk,
+    found,
+)
 from .pareto import pareto_mask
 
 
@@ -37,8 +46,8 @@ class ExhaustiveSearcher(Searcher):
         evaluations = 0
         complete = True
         tally = InfeasibilityTally(problem)
-        for structure, holes in space.chunks(self.chunk):
-            cost, values, feasible = evaluate_chunk(problem, structure, holes)
+        for structures, holes in space.mixed_chunks(self.chunk):
+            cost, values, feasible = evaluate_mixed_chunk(problem, structures, holes)
             if not kept_points and not feasible.any():
                 tally.add(cost)             # only needed while nothing fits
             n = len(values)
@@ -49,9 +58,10 @@ class ExhaustiveSearcher(Searcher):
                 finite = np.nonzero(np.isfinite(values[:, 0]))[0]
                 cand = finite[np.argsort(values[finite, 0], kind="stable")[:self.top_k]]
             if len(cand):
-                names = list(holes)
                 for i in cand:
-                    kept_points.append(Point(structure, tuple((h, int(holes[h][i])) for h in names)))
+                    s = int(structures[i])
+                    names = space.structures[s].holes
+                    kept_points.append(Point(s, tuple((h, int(holes[i, k])) for k, h in enumerate(names))))
                     kept_costs.append(cost.row(int(i)))
                 kept_values = np.vstack([kept_values, values[cand]])
                 keep = (pareto_mask(kept_values) if problem.multi else

@@ -106,6 +106,24 @@ class MappingSpace:
         """Every point once, as (structure index, hole name -> values) batches of at most ``size``."""
         raise NotImplementedError
 
+    def mixed_chunks(self, size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every point once, in the order of :meth:`chunks`, as batches of about ``size`` points of any
+        structures: (structure index per point, hole values per point in the order of that
+        structure's ``Dataflow.holes``, zero-padded to the widest). One cost-model call scores one."""
+        pending: list[tuple[int, np.ndarray]] = []
+        count = 0
+        for structure, holes in self.chunks(size):
+            names = self.structures[structure].holes
+            n = len(holes[names[0]]) if names else 1
+            pending.append((structure, np.stack([holes[h] for h in names], axis=1) if names
+                            else np.zeros((n, 0), dtype=np.int64)))
+            count += n
+            if count >= size:
+                yield _mixed(pending)
+                pending, count = [], 0
+        if pending:
+            yield _mixed(pending)
+
     def sample(self, rng: np.random.Generator, n: int) -> list[Point]:
         raise NotImplementedError
 
@@ -136,6 +154,18 @@ class ConfigBatch:
     def take(self, index: np.ndarray) -> ConfigBatch:
         return ConfigBatch(self.spatial[index], {d: c[index] for d, c in self.chain.items()},
                            self.cluster[index])
+
+
+def _mixed(parts: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    width = max(v.shape[1] for _, v in parts)
+    values = np.zeros((sum(len(v) for _, v in parts), width), dtype=np.int64)
+    structures = np.empty(len(values), dtype=np.int64)
+    start = 0
+    for s, v in parts:
+        values[start:start + len(v), :v.shape[1]] = v
+        structures[start:start + len(v)] = s
+        start += len(v)
+    return structures, values
 
 
 def _join(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

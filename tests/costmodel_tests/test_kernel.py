@@ -29,10 +29,11 @@ from costmodel import (
     compiled,
     evaluate,
     evaluate_batch,
+    evaluate_mixed,
     jit,
     parse_network,
+    set_jobs,
 )
-from costmodel.cost import evaluate_mixed
 from tests.costmodel_tests import fidelity
 from tests.costmodel_tests.test_properties import (
     SETTINGS,
@@ -196,14 +197,13 @@ def test_results_do_not_depend_on_worker_threads():
     rng = np.random.default_rng(3)
     hw = {"num_pes": rng.integers(1, 1024, n), "noc_bw": rng.integers(1, 512, n),
           "l2_size": rng.integers(1, 1 << 18, n)}
-    previous = compiled.jobs()
     try:
         runs = []
         for jobs in (1, 2, 3):
-            compiled.set_jobs(jobs)
+            set_jobs(jobs)
             runs.append(evaluate_batch(mapped.layer, mapped.dataflow, **hw))
     finally:
-        compiled.set_jobs(previous)
+        set_jobs(None)
     assert _column_diff(runs[0], runs[1]) == {} and _column_diff(runs[0], runs[2]) == {}
     assert len(set(runs[0].runtime_cycles.tolist())) > 10
 
