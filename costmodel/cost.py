@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
-import pandas as pd
 
 from . import diagnostics as dx
 from .accelerator import UNLIMITED, Accelerator
@@ -115,8 +114,10 @@ class LayerCost:
     def __len__(self) -> int:
         return len(self.runtime_cycles) if self.is_batch else 1
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per design, one column per field."""
+    def to_frame(self):
+        """One row per design, one column per field (a pandas DataFrame)."""
+        import pandas as pd                # only tables need pandas (it costs 0.3 s to import)
+
         data = {}
         for f in fields(self):
             v = getattr(self, f.name)
