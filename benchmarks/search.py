@@ -21,6 +21,7 @@ import argparse
 import math
 import statistics
 import sys
+import time
 
 import numpy as np
 import optuna
@@ -28,6 +29,7 @@ import optuna
 from costmodel import Accelerator, Layer
 from costmodel.networks import builtin
 from search import ExhaustiveSearcher, Problem
+from search._base import COST_MODEL
 from search.cpsat import CpSatSearcher
 from search.optuna_search import OptunaSearcher
 from spaces import FreeSpace
@@ -76,24 +78,26 @@ def main() -> None:
         layers, trials, cp_limit, front_layer, front_trials = LAYERS, 1000, 10.0, FRONT, 2000
     rows = []
     header = (f"{'layer':<22} {'points':>9} {'optimum':>12} {'exh s':>6} {'cpsat gap':>10} {'cp s':>6} "
-              f"{'cp status':>9} {'tpe gap':>8} {'tpe s':>6}")
+              f"{'cp status':>9} {'tpe gap':>8} {'tpe s':>6} {'cm% exh':>7} {'cm% cp':>6} {'cm% tpe':>7}")
     print(header)
     print("-" * len(header))
     for net, name, label in layers:
         layer = _layer(net, name)
         problem = Problem(benchmark_space(layer), ACC)
-        exact = ExhaustiveSearcher(chunk=8192).search(problem)
+        exact, exh_share = _with_cost_share(ExhaustiveSearcher(chunk=8192), problem)
         optimum = exact.best[0].values[0]
-        cp = CpSatSearcher(time_limit=cp_limit).search(Problem(benchmark_space(layer), ACC))
-        tpe = OptunaSearcher(sampler="tpe", trials=trials, seed=0).search(Problem(benchmark_space(layer),
-                                                                                ACC))
+        cp, cp_share = _with_cost_share(CpSatSearcher(time_limit=cp_limit),
+                                        Problem(benchmark_space(layer), ACC))
+        tpe, tpe_share = _with_cost_share(OptunaSearcher(sampler="tpe", trials=trials, seed=0),
+                                          Problem(benchmark_space(layer), ACC))
         cp_gap = _gap(cp.best[0].values[0] if cp.best else math.inf, optimum)
         tpe_gap = _gap(tpe.best[0].values[0] if tpe.best else math.inf, optimum)
         rows.append((label, exact.evaluations, optimum, exact.seconds, cp_gap, cp.seconds, cp.status,
-                     tpe_gap, tpe.seconds))
+                     tpe_gap, tpe.seconds, exh_share, cp_share, tpe_share))
         print(f"{label:<22} {exact.evaluations:>9,} {optimum:>12,.0f} {exact.seconds:>6.1f} "
               f"{100 * cp_gap:>9.3f}% {cp.seconds:>6.1f} {cp.status:>9} {100 * tpe_gap:>7.2f}% "
-              f"{tpe.seconds:>6.1f}", flush=True)
+              f"{tpe.seconds:>6.1f} {100 * exh_share:>6.1f}% {100 * cp_share:>5.1f}% "
+              f"{100 * tpe_share:>6.1f}%", flush=True)
     cp_ok = sum(r[4] <= 0.01 for r in rows)
     tpe_ok = sum(r[7] <= 0.05 for r in rows)
     summary = {
@@ -110,6 +114,10 @@ def main() -> None:
         "tpe_median_gap_pct": 100 * statistics.median(r[7] for r in rows),
         "exhaustive_median_s": statistics.median(r[3] for r in rows),
         "exhaustive_median_points": statistics.median(r[1] for r in rows),
+        # The cost model's share of each search's CPU time (target <= 30 % for mapping search).
+        "cost_model_share_exhaustive_median": statistics.median(r[9] for r in rows),
+        "cost_model_share_cpsat_median": statistics.median(r[10] for r in rows),
+        "cost_model_share_tpe_median": statistics.median(r[11] for r in rows),
     }
     summary.update(pareto_recovery(front_layer, trials=front_trials, cp_limit=cp_limit))
     if not args.smoke:
@@ -118,6 +126,14 @@ def main() -> None:
     for k, v in summary.items():
         print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
     sys.stdout.flush()
+
+
+def _with_cost_share(searcher, problem):
+    """(search result, the fraction of its CPU seconds spent in the cost model)."""
+    before, start = COST_MODEL.cpu_s, time.process_time()
+    result = searcher.search(problem)
+    spent = time.process_time() - start
+    return result, (COST_MODEL.cpu_s - before) / spent if spent > 0 else 0.0
 
 
 def anchor(time_limit: float = 10.0) -> dict:

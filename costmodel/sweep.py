@@ -53,7 +53,7 @@ class SweepResult:
 
 def sweep_hardware(layer: Layer, dataflow: Dataflow, *, num_pes, noc_bw, l1_size, l2_size,
                    accelerator: Accelerator | None = None, tech: Tech | None = None,
-                   holes: dict | None = None) -> SweepResult:
+                   holes: dict | None = None, engine: str | None = None) -> SweepResult:
     """Evaluate one mapping on every combination of the given PE counts, NoC bandwidths, L1 and L2
     capacities (1-d sequences); other accelerator parameters come from ``accelerator``."""
     acc = accelerator or Accelerator()
@@ -64,7 +64,7 @@ def sweep_hardware(layer: Layer, dataflow: Dataflow, *, num_pes, noc_bw, l1_size
     l2 = np.asarray(l2_size, dtype=np.int64).ravel()
     pe_grid, bw_grid = (g.ravel() for g in np.meshgrid(pes, bws, indexing="ij"))
     cost = evaluate_batch(layer, dataflow, accelerator=acc, tech=tech, holes=holes, num_pes=pe_grid,
-                          noc_bw=bw_grid, l1_size=None, l2_size=None)
+                          noc_bw=bw_grid, l1_size=None, l2_size=None, engine=engine)
     shape2 = (len(pes), len(bws))
 
     def grid(values):

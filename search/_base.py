@@ -69,20 +69,42 @@ class Scored:
     feasible: np.ndarray                   # (n,)
 
 
+@dataclass
+class CostModelClock:
+    """CPU seconds, calls and designs spent in the cost model by every search of this process (the
+    search benchmark reads it to report the cost model's share of search time)."""
+
+    cpu_s: float = 0.0
+    calls: int = 0
+    designs: int = 0
+
+
+COST_MODEL = CostModelClock()
+
+
+def _timed_cost(call) -> LayerCost:
+    start = time.process_time()
+    cost = call()
+    COST_MODEL.cpu_s += time.process_time() - start
+    COST_MODEL.calls += 1
+    COST_MODEL.designs += len(cost)
+    return cost
+
+
 def evaluate_chunk(problem: Problem, structure: int, holes: dict[str, np.ndarray]) -> tuple[LayerCost,
                                                                                           np.ndarray,
                                                                                           np.ndarray]:
     """Cost, objective values (inf where infeasible) and feasibility of a batch of one structure."""
-    cost = evaluate_batch(problem.space.layer, problem.space.structures[structure],
-                          accelerator=problem.accelerator, holes=holes)
+    cost = _timed_cost(lambda: evaluate_batch(problem.space.layer, problem.space.structures[structure],
+                                              accelerator=problem.accelerator, holes=holes))
     return _scored(problem, cost)
 
 
 def evaluate_mixed_chunk(problem: Problem, structures: np.ndarray,
                          values: np.ndarray) -> tuple[LayerCost, np.ndarray, np.ndarray]:
     """The same for points of many structures (``MappingSpace.mixed_chunks``): one cost-model call."""
-    cost = evaluate_mixed(problem.space.layer, problem.space.structures, structures, values,
-                          accelerator=problem.accelerator)
+    cost = _timed_cost(lambda: evaluate_mixed(problem.space.layer, problem.space.structures, structures,
+                                              values, accelerator=problem.accelerator))
     return _scored(problem, cost)
 
 
