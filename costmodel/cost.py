@@ -116,7 +116,7 @@ class LayerCost:
 
     def to_frame(self):
         """One row per design, one column per field (a pandas DataFrame)."""
-        import pandas as pd                # only tables need pandas (it costs 0.3 s to import)
+        import pandas as pd  # only tables need pandas (it costs 0.3 s to import)
 
         data = {}
         for f in fields(self):
