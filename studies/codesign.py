@@ -558,11 +558,21 @@ def requeue_interrupted(study: optuna.Study, trial_id: int | None) -> None:
     """Queue a copy of a trial a Ctrl-C interrupted (same hardware), as a dead worker's would be."""
     if trial_id is None:
         return
+    with processes.uninterrupted():
+        _requeue(study, trial_id)
+
+
+def _requeue(study: optuna.Study, trial_id: int) -> None:
     trial = study._storage.get_trial(trial_id)
-    if trial.state in (TrialState.FAIL, TrialState.RUNNING) and trial.params:
-        if trial.state == TrialState.RUNNING:
+    if trial.state == TrialState.RUNNING:
+        try:
             study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
-            trial = study._storage.get_trial(trial_id)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return                  # another worker failed (and re-queued) it first
+        trial = study._storage.get_trial(trial_id)
+    elif trial.state != TrialState.FAIL:
+        return
+    if trial.params:                # a trial stopped before it drew its design has nothing to re-run
         retry_trial(study, trial)
 
 

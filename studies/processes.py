@@ -32,9 +32,10 @@ def _proc_stat(pid: int) -> tuple[str, int] | None:
 
 
 def identity() -> dict:
-    """This process, as a trial records its worker."""
+    """This process (and thread), as a trial records its worker."""
     stat = _proc_stat(os.getpid())
-    return {"host": socket.gethostname(), "pid": os.getpid(), "start": stat[1] if stat else None}
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": stat[1] if stat else None,
+            "thread": threading.get_ident()}
 
 
 def is_dead(worker: dict, *, idle: bool = False) -> bool:
@@ -46,7 +47,7 @@ def is_dead(worker: dict, *, idle: bool = False) -> bool:
     pid = worker.get("pid")
     if not isinstance(pid, int) or pid <= 0:
         return False
-    if pid == os.getpid():
+    if pid == os.getpid():          # left behind by this very thread (another thread may be busy)
         return idle and worker == identity()
     if os.path.isdir("/proc"):
         stat = _proc_stat(pid)
@@ -82,8 +83,31 @@ def die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+_held = {"depth": 0, "pending": False}
+
+
+@contextlib.contextmanager
+def uninterrupted():
+    """Hold a SIGTERM stop until the block ends (failing and re-queueing a trial is two writes that
+    belong together)."""
+    _held["depth"] += 1
+    try:
+        yield
+    finally:
+        _held["depth"] -= 1
+        if not _held["depth"] and _held["pending"]:
+            _held["pending"] = False
+            raise KeyboardInterrupt
+
+
 def _interrupt(signum, frame) -> None:
+    # Once: the kernel's signal and the watching thread may both send one, and a second interrupt
+    # would cut short the re-queueing of the running trial.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if _held["depth"]:
+        _held["pending"] = True
+        return
     raise KeyboardInterrupt
 
 
-__all__ = ["die_with_parent", "identity", "is_dead"]
+__all__ = ["die_with_parent", "identity", "is_dead", "uninterrupted"]
