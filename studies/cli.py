@@ -7,6 +7,7 @@ per problem on stderr; 1 a failure of the tool itself.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import traceback
 
@@ -18,6 +19,10 @@ from .commands import map as map_cmd
 from .storage import password_warning, storage_url
 
 COMMANDS = (eval_cmd, map_cmd, codesign, worker, study, query, sweep, networks, import_onnx)
+
+
+_PATH_ERRORS = {errno.ENAMETOOLONG, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM,
+                errno.ELOOP, errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EEXIST}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,12 +62,22 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        if exc.filename is None or exc.errno not in _PATH_ERRORS:
+            return _internal(args, exc)
+        # A path the user named that the system refuses (too long, a loop, no permission, full disk).
+        print(f"dse {args.command}: {str(exc.filename)[:100]}: {exc.strerror}", file=sys.stderr)
+        return 2
     except Exception as exc:  # a bug of ours: say so plainly
-        if args.debug:
-            traceback.print_exc()
-        print(f"dse {args.command}: internal error: {type(exc).__name__}: {exc} "
-              "(run with --debug for the traceback, and please report it)", file=sys.stderr)
-        return 1
+        return _internal(args, exc)
+
+
+def _internal(args: argparse.Namespace, exc: BaseException) -> int:
+    if args.debug:
+        traceback.print_exception(exc)
+    print(f"dse {args.command}: internal error: {type(exc).__name__}: {exc} "
+          "(run with --debug for the traceback, and please report it)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -33,9 +33,9 @@ def _pyplot():
 
 def plot_study(study: optuna.Study, spec: CodesignSpec, directory: Path) -> list[Path]:
     plt = _pyplot()
+    check_output_dir(directory)
     if not directory.is_dir():
         raise SpecError(f"directory {directory} does not exist", key="--output-dir")
-    check_output_dir(directory)
     frame = trials_frame(study, spec)
     feasible = frame[frame.feasible.astype(bool)]
     if feasible.empty:

@@ -160,7 +160,7 @@ def read_network_file(path: str, *, prog: str) -> NetworkFile:
 def resolve_dataflow(spec: str, *, prog: str) -> Dataflow:
     """A dataflow file, or the name of a dataflow shipped with the package."""
     shipped = bundled_dataflow(spec)
-    if not spec.lower().endswith(".m") and "/" not in spec and shipped.is_file():
+    if not spec.lower().endswith(".m") and "/" not in spec and len(spec) < 100 and shipped.is_file():
         dataflow = read_dataflow(shipped)
     else:
         dataflow = read_dataflow(spec)

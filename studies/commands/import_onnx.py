@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
-from costmodel import Dataflow, LayerType, format_network, read_dataflow
+from costmodel import Dataflow, LayerType, format_network, limits, read_dataflow
 from costmodel.networks import bundled_dataflow
 from costmodel.onnx_import import import_onnx
 
@@ -40,10 +41,14 @@ def _template(text: str | None, flag: str) -> Dataflow | None:
     if text is None:
         return None
     path = Path(text)
-    if not path.exists() and bundled_dataflow(text).exists():
-        path = bundled_dataflow(text)
-    if not path.exists():
-        raise UsageError(f"{flag}: no file {text} (and no shipped template of that name)")
+    try:
+        if not path.exists() and bundled_dataflow(text).exists():
+            path = bundled_dataflow(text)
+        found = path.exists()
+    except OSError as exc:                   # a name too long
+        raise UsageError(f"{flag}: {text[:60]}: {exc.strerror}") from None
+    if not found:
+        raise UsageError(f"{flag}: no file {text[:100]} (and no shipped template of that name)")
     return read_dataflow(path)
 
 
@@ -51,8 +56,11 @@ def _dims(items: list[str]) -> dict[str, int]:
     out = {}
     for item in items:
         name, sep, value = item.partition("=")
-        if not sep or not name or not value.isdigit() or int(value) < 1:
-            raise UsageError(f"--dim: expected NAME=N with a positive integer N, got '{item}'")
+        shown = item if len(item) <= 40 else item[:37] + "..."
+        if not sep or not name or not re.fullmatch(r"[0-9]{1,30}", value) or int(value) < 1:
+            raise UsageError(f"--dim: expected NAME=N with a positive integer N, got '{shown}'")
+        if int(value) > limits.MAX_DIM:
+            raise UsageError(f"--dim: {name} = {int(value):,} is above the limit of {limits.MAX_DIM:,}")
         out[name] = int(value)
     return out
 

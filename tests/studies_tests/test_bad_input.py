@@ -173,3 +173,18 @@ def test_enumerations_that_cannot_finish_are_refused_before_they_start(capsys, t
     code, _, err = run(capsys, "sweep", big, "--dataflow", "gemm_mnk", "--num-pes", "1:1000000:1", "--noc-bw",
                        "1:20:1", "--l1-size", "1:100000:1", "--l2-size", "1:1000:1")
     assert code == 2 and "above the limit of 100,000,000,000" in err
+
+
+def test_names_and_numbers_too_long_are_one_line_errors(capsys, network, tmp_path):
+    long = "x" * 300                                       # longer than a file name may be
+    cases = [["eval", network, "--dataflow", long],
+             ["eval", network, "--dataflow", "kcp_ws", "--output", f"{long}.csv"],
+             ["eval", network, "--dataflow", "kcp_ws", "--hw-file", long], ["eval", f"{long}.m"],
+             ["study", "list", "--storage", f"sqlite:///{long}.db"],
+             ["study", "list", "--storage", f"journal:///{long}"],
+             ["import", "model.onnx", "--dataflow", long],
+             ["import", "model.onnx", "--dim", "N=" + "9" * 5000],
+             ["eval", network, "--num-pes", "9" * 5000]]
+    for argv in cases:
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and "internal error" not in err and len(err.strip().splitlines()) >= 1, (argv, err)

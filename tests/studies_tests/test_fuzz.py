@@ -321,43 +321,49 @@ def _flag_cases(rng: random.Random, workdir: Path) -> list[tuple[str, list]]:
                       "--inner-time-limit", "--num-pes", "--l1-size", "--noc-hop-latency", "--noc-hops",
                       "--storage", "--output-dir", "--heartbeat", "--grace-period", "--trial-timeout",
                       "--network", "--study", "--storage-file", "--tech"]
-    for _ in range(90):
-        flag, value = rng.choice(eval_flags), rng.choice(HOSTILE)
-        cases.append((f"eval {flag}", ["eval", tiny, "--dataflow", "kcp_ws", "--num-pes", "64", flag, value]))
-    for _ in range(60):
-        flag, value = rng.choice(map_flags), rng.choice(HOSTILE)
+    # Every hostile value with every flag of the cheap commands; with a flag drawn at random per value
+    # (twice over) where each case runs a search or a study.
+    for flag in eval_flags:
+        for value in HOSTILE:
+            cases.append((f"eval {flag}", ["eval", tiny, "--dataflow", "kcp_ws", "--num-pes", "64", flag,
+                                           value]))
+    for flag in sweep_flags:
+        for value in HOSTILE:
+            cases.append((f"sweep {flag}", ["sweep", tiny, "--dataflow", "gemm_mnk", "--layer", "fc",
+                                            "--num-pes", "16,64", "--noc-bw", "64", "--l1-size", "64",
+                                            "--l2-size", "4096", flag, value]))
+    for i, value in enumerate(HOSTILE * 2):
+        flag = rng.choice(map_flags)
         cases.append((f"map {flag}", ["map", tiny, "--layer", "fc", "--num-pes", "16", "--time-limit", "2",
                                       flag, value]))
-    for _ in range(50):
-        flag, value = rng.choice(sweep_flags), rng.choice(HOSTILE)
-        cases.append((f"sweep {flag}", ["sweep", tiny, "--dataflow", "gemm_mnk", "--layer", "fc", "--num-pes",
-                                        "16,64", "--noc-bw", "64", "--l1-size", "64", "--l2-size", "4096",
-                                        flag, value]))
-    for i in range(50):
-        flag, value = rng.choice(codesign_flags), rng.choice(HOSTILE)
+        flag = rng.choice(codesign_flags)
         cases.append((f"codesign {flag}", ["codesign", "--network", tiny, "--study", f"s{i}", "--storage",
                                            journal, "--output-dir", workdir / "best", *CODESIGN_BASE, flag,
                                            value]))
-    for _ in range(50):
-        value = rng.choice(HOSTILE)
-        cases.append(rng.choice([
+    for value in HOSTILE:
+        cases += [
             ("study show", ["study", "show", value, "--storage", journal]),
             ("study show --storage", ["study", "show", "s0", "--storage", value]),
+            ("study show --top", ["study", "show", "base", "--storage", journal, "--top", value]),
             ("study export", ["study", "export", "base", "--storage", journal, "--output", value]),
             ("study export csv", ["study", "export", "base", "--storage", journal, "--output",
                                   f"{value}.csv"]),
             ("study plot", ["study", "plot", "base", "--storage", journal, "--output-dir", value]),
             ("study resume", ["study", "resume", "base", "--storage", journal, "--trials", value]),
+            ("study resume --timeout", ["study", "resume", "base", "--storage", journal, "--timeout", value]),
             ("study list", ["study", "list", "--storage", value]),
+            ("study list --storage-file", ["study", "list", "--storage-file", value]),
             ("query", ["query", "--study", "base", "--storage", journal, "--max-area-mm2", value]),
+            ("query --objective", ["query", "--study", "base", "--storage", journal, "--objective", value]),
             ("query --write", ["query", "--study", "base", "--storage", journal, "--write", value]),
             ("worker", ["worker", "--study", value, "--storage", journal]),
             ("worker --index", ["worker", "--study", "base", "--storage", journal, "--index", value]),
             ("import --dim", ["import", workdir / "none.onnx", "--dim", f"N={value}"]),
+            ("import --dataflow", ["import", workdir / "none.onnx", "--dataflow", value]),
             ("networks", ["networks", "--format", value]),
             ("argv", [value]),
             ("argv", ["--debug", value, value]),
-        ]))
+        ]
     return cases
 
 
