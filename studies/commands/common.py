@@ -78,10 +78,6 @@ def positive_int(text: str) -> int:
     return _int_in(text, 1, None)
 
 
-def non_negative_int(text: str) -> int:
-    return _int_in(text, 0, None)
-
-
 def hardware_int(field: str):
     """argparse type of a hardware flag: the field's limits (:data:`costmodel.limits.ACCELERATOR_LIMITS`)."""
     return int_in(*limits.ACCELERATOR_LIMITS[field])
