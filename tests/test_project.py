@@ -41,13 +41,17 @@ def test_cost_model_does_not_import_upward():
                 assert not re.search(rf"^\s*(from|import)\s+{name}\b", text, re.M), (path, name)
 
 
-def test_cost_model_benchmark_prints_its_keys():
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.costmodel", "--quick"], cwd=ROOT,
+def test_cost_model_benchmark_prints_both_engines_side_by_side():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.costmodel", "--smoke"], cwd=ROOT,
                           capture_output=True, text=True, check=True)
-    keys = dict(line.split(": ", 1) for line in proc.stdout.strip().splitlines())
-    for key in ("single_eval_us", "batched_evals_per_s", "sweep_designs_per_s"):
-        assert float(keys[key]) > 0
-    assert int(keys["sweep_designs"]) >= 1_000_000
+    rows = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines()
+            if line and not line.startswith(("#", "figure"))}
+    for key in ("single_eval_us", "batched_evals_per_s", "mixed_evals_per_s", "sweep_designs_per_s",
+                "batched_evals_per_s_all_cores"):
+        reference, compiled, ratio = (float(v.rstrip("x").replace(",", "")) for v in rows[key][:3])
+        assert reference > 0 and compiled > 0 and ratio > 0, (key, rows[key])
+    assert int(rows["sweep_designs"][1].replace(",", "")) >= 1_000_000
+    assert float(rows["jit_load_s"][0]) > 0 and float(rows["cli_eval_one_layer_s"][0]) > 0
 
 
 def test_search_benchmark_prints_its_keys():
