@@ -195,7 +195,7 @@ def _engine(engine: str | None) -> str:
 def evaluate_batch(layer: Layer, dataflow: Dataflow, *, accelerator: Accelerator | None = None,
                    holes: Mapping[str, object] | None = None, tech: Tech | None = None,
                    maestro_exact: bool = False, ngconv_output_with_c: bool = True,
-                   engine: str | None = None, **hardware: object) -> LayerCost:
+                   engine: str | None = None, jobs: int | None = None, **hardware: object) -> LayerCost:
     """Evaluate a batch of designs sharing one dataflow structure.
 
     ``holes`` maps hole names of the dataflow (``?name``) to integers or arrays; ``hardware`` overrides
@@ -206,7 +206,8 @@ def evaluate_batch(layer: Layer, dataflow: Dataflow, *, accelerator: Accelerator
     ``ngconv_output_with_c=False`` analyses NGCONV layers with their true output tensor (G, K, Y, X)
     instead of MAESTRO's (which also couples the output to C); see docs/maestro-deviations.md.
     ``engine``: ``"compiled"`` (the default, see :func:`default_engine`) or ``"reference"`` (the numpy
-    engine the kernel is tested against); both give the same figures.
+    engine the kernel is tested against); both give the same figures. ``jobs``: worker threads for a
+    large batch (default :func:`jobs`); the figures never depend on it.
     """
     acc = accelerator or Accelerator()
     tech = tech or acc.tech
@@ -222,7 +223,7 @@ def evaluate_batch(layer: Layer, dataflow: Dataflow, *, accelerator: Accelerator
             values[:, i] = holes[name]
         return compiled.evaluate(layer, [dataflow], np.zeros(batch, dtype=np.int64), values,
                                  compiled.hardware_matrix(hw, batch), tech, maestro_exact=maestro_exact,
-                                 ngconv_output_with_c=ngconv_output_with_c)
+                                 ngconv_output_with_c=ngconv_output_with_c, threads=jobs)
     tensors = layer.tensor_dims(ngconv_output_with_c=ngconv_output_with_c)
     if batch <= CHUNK:
         return _evaluate_chunk(layer, dataflow, holes, hw, tech, tensors, maestro_exact)
@@ -238,7 +239,7 @@ def evaluate_batch(layer: Layer, dataflow: Dataflow, *, accelerator: Accelerator
 def evaluate_mixed(layer: Layer, dataflows: Sequence[Dataflow], structure, hole_values, *,
                    accelerator: Accelerator | None = None, tech: Tech | None = None,
                    maestro_exact: bool = False, ngconv_output_with_c: bool = True,
-                   engine: str | None = None, **hardware: object) -> LayerCost:
+                   engine: str | None = None, jobs: int | None = None, **hardware: object) -> LayerCost:
     """Evaluate designs of many structures of one layer in one call (the searchers' pattern).
 
     Design ``d`` is ``dataflows[structure[d]]`` with its holes filled from row ``d`` of the integer
@@ -263,7 +264,8 @@ def evaluate_mixed(layer: Layer, dataflows: Sequence[Dataflow], structure, hole_
                 raise MappingError(f"{width} hole values needed, {values.shape[1]} given",
                                    directive=str(df))
         return compiled.evaluate(layer, flows, local, values, compiled.hardware_matrix(hw, batch), tech,
-                                 maestro_exact=maestro_exact, ngconv_output_with_c=ngconv_output_with_c)
+                                 maestro_exact=maestro_exact, ngconv_output_with_c=ngconv_output_with_c,
+                                 threads=jobs)
     parts, order = [], []
     for s, df in enumerate(flows):
         idx = np.nonzero(local == s)[0]

@@ -2,6 +2,7 @@
 
 from ._base import (
     OBJECTIVES,
+    SEARCHERS,
     Found,
     Problem,
     Searcher,
@@ -15,6 +16,6 @@ from ._base import (
 from .exhaustive import ExhaustiveSearcher
 from .pareto import hypervolume_2d, pareto_mask
 
-__all__ = ["OBJECTIVES", "ExhaustiveSearcher", "Found", "Problem", "SearchResult", "Searcher",
+__all__ = ["OBJECTIVES", "SEARCHERS", "ExhaustiveSearcher", "Found", "Problem", "SearchResult", "Searcher",
            "evaluate_chunk", "evaluate_mixed_chunk", "evaluate_points", "hypervolume_2d",
            "objective_values", "pareto_mask", "parse_objectives"]

@@ -23,6 +23,8 @@ from spaces.constraints import Constraints
 from spaces.mapping import MappingSpace, Point
 
 OBJECTIVES = ("latency", "energy", "edp")
+# The engines, as the command line names them; "auto" picks one for the space (commands decide).
+SEARCHERS = ("auto", "cpsat", "exhaustive", "optuna")
 
 
 def parse_objectives(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -100,11 +102,12 @@ def evaluate_chunk(problem: Problem, structure: int, holes: dict[str, np.ndarray
     return _scored(problem, cost)
 
 
-def evaluate_mixed_chunk(problem: Problem, structures: np.ndarray,
-                         values: np.ndarray) -> tuple[LayerCost, np.ndarray, np.ndarray]:
-    """The same for points of many structures (``MappingSpace.mixed_chunks``): one cost-model call."""
+def evaluate_mixed_chunk(problem: Problem, structures: np.ndarray, values: np.ndarray, *,
+                         jobs: int | None = None) -> tuple[LayerCost, np.ndarray, np.ndarray]:
+    """The same for points of many structures (``MappingSpace.mixed_chunks``): one cost-model call
+    (``jobs`` worker threads for it; the figures never depend on them)."""
     cost = _timed_cost(lambda: evaluate_mixed(problem.space.layer, problem.space.structures, structures,
-                                              values, accelerator=problem.accelerator))
+                                              values, accelerator=problem.accelerator, jobs=jobs))
     return _scored(problem, cost)
 
 

@@ -30,9 +30,10 @@ class ExhaustiveSearcher(Searcher):
     name = "exhaustive"
 
     def __init__(self, *, top_k: int = 10, chunk: int = 16384, time_limit: float | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+                 progress: Callable[[int, int], None] | None = None, jobs: int | None = None) -> None:
         self.top_k = top_k
         self.chunk = chunk
+        self.jobs = jobs                  # cost-model threads (None: costmodel.set_jobs' choice)
         self.time_limit = time_limit
         self.progress = progress
 
@@ -47,7 +48,7 @@ class ExhaustiveSearcher(Searcher):
         complete = True
         tally = InfeasibilityTally(problem)
         for structures, holes in space.mixed_chunks(self.chunk):
-            cost, values, feasible = evaluate_mixed_chunk(problem, structures, holes)
+            cost, values, feasible = evaluate_mixed_chunk(problem, structures, holes, jobs=self.jobs)
             if not kept_points and not feasible.any():
                 tally.add(cost)             # only needed while nothing fits
             n = len(values)

@@ -15,9 +15,12 @@ import importlib.util
 import time
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import optuna
+
+if TYPE_CHECKING:              # Optuna is imported where it is used (start-up)
+    import optuna
 
 from costmodel.errors import SpecError
 
@@ -42,6 +45,7 @@ def make_sampler(name: str, seed: int, multi: bool, *,
                  population: int | None = None) -> optuna.samplers.BaseSampler:
     """A seeded sampler. ``population`` sets CMA-ES's population size (best: the batch size, since
     CMA-ES learns from only ``popsize`` trials per generation); NSGA-II keeps its default of 50."""
+    import optuna
     if name not in SAMPLERS:
         raise SpecError(f"unknown sampler '{name}' (choose from {', '.join(SAMPLERS)})", key="sampler")
     missing = [m for m in _NEEDS.get(name, ()) if importlib.util.find_spec(m) is None]
@@ -93,6 +97,7 @@ class OptunaSearcher(Searcher):
         self.progress = progress
 
     def _make_study(self, problem: Problem) -> optuna.Study:
+        import optuna
         if self.study is None:
             sampler = make_sampler(self.sampler, self.seed, problem.multi, population=self.batch)
             return optuna.create_study(sampler=sampler, directions=["minimize"] * len(problem.objectives))
@@ -152,6 +157,7 @@ class OptunaSearcher(Searcher):
     def _earlier(study: optuna.Study, problem: Problem) -> list[Scored]:
         """The complete trials a continued study already holds (those of this space's encoding),
         decoded and evaluated again: every design is ranked by the cost model's current numbers."""
+        import optuna
         names = problem.space.parameters()
         params = [t.params for t in study.get_trials(deepcopy=False,
                                                      states=(optuna.trial.TrialState.COMPLETE,))

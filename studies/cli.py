@@ -41,12 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    import optuna
+# Commands that may run Optuna: its per-trial log lines are silenced (our own progress lines say what
+# happens). The others never import it.
+_OPTUNA_COMMANDS = {"map", "codesign", "worker", "study", "query"}
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)   # our own progress lines say what happens
+
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in _OPTUNA_COMMANDS:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         if hasattr(args, "storage"):      # --storage, --storage-file, $DSE_STORAGE or the default
             args.storage = storage_url(args.storage, args.storage_file)

@@ -45,7 +45,7 @@ from optuna.trial import TrialState
 from costmodel import Accelerator, DseError, Layer, SpecError, Tech, limits
 from costmodel.mfile import format_network, parse_dataflow, parse_network
 from costmodel.workloads import load_network
-from search import ExhaustiveSearcher, Problem, SearchResult, parse_objectives
+from search import SEARCHERS, ExhaustiveSearcher, Problem, SearchResult, parse_objectives
 from search.cpsat import CpSatSearcher
 from search.optuna_search import OptunaSearcher, make_sampler
 from spaces.hardware import Budget, HardwareSpace
@@ -54,11 +54,11 @@ from spaces.union import mapping_space
 
 from . import processes
 from .storage import GRACE_S, is_journal, is_relational, open_storage, quiet, retry_trial
-from .watchdog import DeadlineExceeded, call_with_deadline
+from .watchdog import TRIAL_TIMEOUT_S, DeadlineExceeded, call_with_deadline
 
 SPEC_ATTR = "dse_spec"
 CACHE_PREFIX = "map:"
-INNER_SEARCHERS = ("auto", "cpsat", "exhaustive", "optuna")
+INNER_SEARCHERS = SEARCHERS
 # The inner objective each study objective implies: network latency and energy are sums over
 # layers, so per-layer optima add up to the network optimum; EDP and a latency-energy front are not
 # separable, and each layer is mapped for its own EDP, a balanced compromise.
@@ -67,7 +67,6 @@ INNER_OBJECTIVE = {("latency",): "latency", ("energy",): "energy", ("edp",): "ed
 _NOT_COPIED = ("cache_hits", "cache_misses", "seconds", "duplicate_of", "surplus", "failed")
 # Spec keys that may differ when a study is run again (the rest must match the stored study).
 RUN_KEYS = ("trials", "timeout", "seed")
-TRIAL_TIMEOUT_S = 3600.0        # the watchdog's default: a generous cap for hung trials, not a budget
 WORKER_ATTR = "dse_worker"      # system attribute: the process running a trial (processes.identity)
 
 

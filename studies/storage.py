@@ -27,13 +27,13 @@ import re
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
-import optuna
+if TYPE_CHECKING:              # Optuna is imported where it is used (start-up)
+    import optuna
 
 from costmodel import SpecError, limits
-
-from .journal import SafeJournalBackend, repair
 
 DEFAULT_STORAGE = "sqlite:///dse-studies.db"
 STORAGE_ENV = "DSE_STORAGE"
@@ -44,6 +44,7 @@ GRACE_S = 60                # a trial silent this long belongs to a dead worker
 @contextlib.contextmanager
 def quiet():
     """Optuna marks heartbeats and trial retries experimental; we rely on them knowingly."""
+    import optuna
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         yield
@@ -154,6 +155,7 @@ def open_storage(url: str | None = None, *, heartbeat: int = HEARTBEAT_S, grace:
 def close_all() -> None:
     """Forget every storage this process opened, closing database connections (the next
     :func:`open_storage` opens afresh, as a new process would)."""
+    import optuna
     for opened in _OPEN.values():
         if isinstance(opened, optuna.storages.RDBStorage):
             opened.scoped_session.remove()
@@ -167,7 +169,11 @@ def journal_path(url: str) -> Path:
 
 
 def _open(url: str, heartbeat: int, grace: int, create: bool) -> optuna.storages.BaseStorage:
+    import optuna
+
     if is_journal(url):
+        from .journal import SafeJournalBackend, repair
+
         path = journal_path(url)
         _check_file(path, url, create)
         if path.exists():
@@ -209,6 +215,7 @@ def retry_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     times. Like Optuna's ``RetryHeartbeatStaleTrialCallback`` (same ``failed_trial`` and
     ``retry_history`` attributes), but the copy starts without the constraint values and results the
     failed run had set: the retry computes its own."""
+    import optuna
     history = [*trial.system_attrs.get("retry_history", []), trial.number]
     if len(history) > MAX_RETRIES:
         return

@@ -19,6 +19,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+TRIAL_TIMEOUT_S = 3600.0        # a study's default: a generous cap for hung trials, not a budget
+
 
 class Deadline(BaseException):
     """Raised inside the watched call when its time is up."""

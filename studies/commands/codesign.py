@@ -7,15 +7,15 @@ import sys
 import time
 
 from costmodel import Tech
+from search import SEARCHERS
 from search.optuna_search import SAMPLERS
 from spaces.hardware import DEFAULT_SPECS, HW_PARAMS
 from spaces.union import SPACE_KINDS
 
-from .. import codesign as cd
+from ..lazy import lazy
 from ..outputs import check_output_dir
-from ..results import best_rows, describe_row, pareto_rows, pruned_summary, trials_frame
 from ..storage import DEFAULT_STORAGE, GRACE_S, HEARTBEAT_S, STORAGE_ENV, redact
-from ..winner import format_layers, layer_rows, write_design
+from ..watchdog import TRIAL_TIMEOUT_S
 from .common import (
     add_budget_arguments,
     budget_of,
@@ -27,6 +27,10 @@ from .common import (
     whole_seconds,
     workers_arg,
 )
+
+cd = lazy("studies.codesign")
+results = lazy("studies.results")
+winner = lazy("studies.winner")
 
 
 def add_parser(subparsers) -> None:
@@ -48,7 +52,7 @@ def add_parser(subparsers) -> None:
                    help="hardware sampler (default tpe; nsga2 for latency,energy)")
     p.add_argument("--seed", type=seed_arg, default=0)
     g = p.add_argument_group("inner mapping search (per distinct layer shape and accelerator)")
-    g.add_argument("--inner", choices=cd.INNER_SEARCHERS, default="auto",
+    g.add_argument("--inner", choices=SEARCHERS, default="auto",
                    help="auto (default): exhaustive on template spaces, cpsat on free ones")
     g.add_argument("--inner-space", default="templates", metavar="|".join(SPACE_KINDS) + "|TEMPLATE",
                    help="templates (default: every shipped dataflow template, tile sizes tuned), coarse, "
@@ -90,9 +94,9 @@ def add_heartbeat_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"seconds between a running trial's heartbeats (default {HEARTBEAT_S})")
     g.add_argument("--grace-period", type=whole_seconds, default=GRACE_S, metavar="S",
                    help=f"a trial silent for S seconds is failed and queued again (default {GRACE_S})")
-    g.add_argument("--trial-timeout", type=seconds, default=cd.TRIAL_TIMEOUT_S, metavar="S",
+    g.add_argument("--trial-timeout", type=seconds, default=TRIAL_TIMEOUT_S, metavar="S",
                    help=f"a trial running longer is stopped and recorded as failed, not retried (default "
-                        f"{cd.TRIAL_TIMEOUT_S:g}): a cap for hangs, not a budget")
+                        f"{TRIAL_TIMEOUT_S:g}): a cap for hangs, not a budget")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
 
 def execute(study, spec: cd.CodesignSpec, name: str, url: str, *, workers: int, trials: int,
             timeout: float | None, output_dir: str | None, heartbeat: int = HEARTBEAT_S,
-            grace: int = GRACE_S, trial_timeout: float | None = cd.TRIAL_TIMEOUT_S) -> int:
+            grace: int = GRACE_S, trial_timeout: float | None = TRIAL_TIMEOUT_S) -> int:
     """Run (or resume) a study to ``trials`` complete trials, then report and write its best design."""
     output_dir = check_output_dir(output_dir or f"{name}-best")
     before = cd.counts(study)["COMPLETE"]
@@ -165,30 +169,30 @@ def _progress_counts(trials: int):
 
 
 def report(study, spec: cd.CodesignSpec, name: str, output_dir: str | None, *, seconds: float) -> int:
-    frame = trials_frame(study, spec)
+    frame = results.trials_frame(study, spec)
     c = cd.counts(study)
     print(f"study {name}: {c['COMPLETE']} complete trials ({int(frame.feasible.sum())} feasible), "
-          f"{c['FAIL']} failed, {pruned_summary(frame)}; {seconds:.1f} s this run")
+          f"{c['FAIL']} failed, {results.pruned_summary(frame)}; {seconds:.1f} s this run")
     if len(spec.objectives) > 1:
-        front = pareto_rows(frame, spec.objectives)
+        front = results.pareto_rows(frame, spec.objectives)
         if front.empty:
             print("no feasible design yet")
             return 0
         print(f"Pareto front ({len(front)} designs):")
         for _, row in front.iterrows():
-            print("  " + describe_row(row))
+            print("  " + results.describe_row(row))
         best = front.iloc[0]
     else:
-        rows = best_rows(frame, spec.objectives)
+        rows = results.best_rows(frame, spec.objectives)
         if rows.empty:
             print("no feasible design yet: every trial broke the budget or left a layer unmapped "
                   "(dse study show lists why)")
             return 0
         best = rows.iloc[0]
-        print("best design: " + describe_row(best))
+        print("best design: " + results.describe_row(best))
     trial = study.trials[int(best.trial)]
-    sys.stdout.write(format_layers(layer_rows(study, spec, trial)))
-    hw_path, map_path = write_design(study, spec, trial, output_dir or f"{name}-best")
+    sys.stdout.write(winner.format_layers(winner.layer_rows(study, spec, trial)))
+    hw_path, map_path = winner.write_design(study, spec, trial, output_dir or f"{name}-best")
     print(f"wrote {hw_path} and {map_path}")
     return 0
 

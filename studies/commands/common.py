@@ -90,6 +90,14 @@ levels_arg = int_in(1, limits.MAX_LEVELS)
 whole_seconds = int_in(1, limits.MAX_SECONDS)        # --heartbeat, --grace-period
 
 
+def add_jobs_argument(p: argparse.ArgumentParser) -> None:
+    from costmodel.cost import jobs
+
+    p.add_argument("--jobs", type=workers_arg, default=None, metavar="N",
+                   help=f"cores to use (default: every core this process may run on, {jobs()} here); "
+                        "results are the same for any N")
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)

@@ -48,18 +48,23 @@ def add_parser(subparsers) -> None:
     p.add_argument("--maestro-exact", action="store_true",
                    help="reproduce MAESTRO's analysis of edge tiles exactly (for validation: can report "
                         "runtimes below the PE-peak bound)")
+    p.add_argument("--engine", choices=("auto", "compiled", "reference"), default="auto",
+                   help=f"cost-model engine; both give the same figures (default auto: the numpy reference "
+                        f"for up to {AUTO_REFERENCE_LAYERS} layers, where loading the compiled kernel "
+                        "would take longer than evaluating, else the compiled kernel)")
     p.set_defaults(run=run)
 
 
-def _layer_rows(path: str, args, acc, template) -> tuple[list[dict], list[str]]:
+# Below this many layers the reference engine (~3 ms a layer) finishes before the compiled kernel
+# would have loaded (~0.8 s: Numba's import and the cached machine code).
+AUTO_REFERENCE_LAYERS = 100
+
+
+def _layer_rows(path: str, net, args, acc, template, engine: str) -> tuple[list[dict], list[str]]:
     rows, problems = [], []
-    try:
-        net = read_network_file(path, prog="dse eval")
-    except DseError as exc:
-        return [], [str(exc)]
     for mapped in net.layers:
         row = {"file": path, "network": net.name, "layer": mapped.name}
-        error = _evaluate(mapped, acc, template, args, row)
+        error = _evaluate(mapped, acc, template, args, row, engine)
         if error:
             row["error"] = error
             problems.append(f"{path}: layer {mapped.name}: {error}")
@@ -67,7 +72,7 @@ def _layer_rows(path: str, args, acc, template) -> tuple[list[dict], list[str]]:
     return rows, problems
 
 
-def _evaluate(mapped: MappedLayer, acc, template, args, row: dict) -> str | None:
+def _evaluate(mapped: MappedLayer, acc, template, args, row: dict, engine: str) -> str | None:
     if mapped.error is not None:
         return str(mapped.error)
     row["layer_type"] = mapped.layer.layer_type.value
@@ -77,8 +82,8 @@ def _evaluate(mapped: MappedLayer, acc, template, args, row: dict) -> str | None
         return "no Dataflow block in this layer or an earlier one (give one with --dataflow)"
     try:
         limits.check_mapping(mapped.layer, dataflow)        # a --dataflow meets the layer only here
-        cost = evaluate_batch(mapped.layer, dataflow, accelerator=acc,
-                              maestro_exact=args.maestro_exact).row(0)
+        cost = evaluate_batch(mapped.layer, dataflow, accelerator=acc, maestro_exact=args.maestro_exact,
+                              engine=engine).row(0)
     except DseError as exc:
         return exc.reason if hasattr(exc, "reason") else str(exc)
     if cost.error:
@@ -97,8 +102,18 @@ def run(args: argparse.Namespace) -> int:
     template = resolve_dataflow(args.dataflow, prog="dse eval") if args.dataflow else None
     rows: list[dict] = []
     problems: list[str] = []
+    networks = []
     for path in args.files:
-        file_rows, file_problems = _layer_rows(path, args, acc, template)
+        try:
+            networks.append((path, read_network_file(path, prog="dse eval")))
+        except DseError as exc:
+            problems.append(str(exc))
+    engine = args.engine
+    if engine == "auto":
+        layers = sum(len(net.layers) for _, net in networks)
+        engine = "reference" if layers <= AUTO_REFERENCE_LAYERS else "compiled"
+    for path, net in networks:
+        file_rows, file_problems = _layer_rows(path, net, args, acc, template, engine)
         rows += file_rows
         problems += file_problems
     with open_output(args.output) as out:

@@ -6,13 +6,12 @@ import argparse
 import sys
 import time
 
-from costmodel import Layer, format_network, limits
+from costmodel import Layer, format_network, limits, set_jobs
 from costmodel.errors import InfeasibleError, SpecError
 from costmodel.workloads import LoadedNetwork, load_network
 from search import ExhaustiveSearcher, Problem, SearchResult, parse_objectives
-from search.cpsat import CpSatSearcher
 from search.exhaustive import text_progress
-from search.optuna_search import OptunaSearcher
+from search.optuna_search import SAMPLERS, OptunaSearcher
 from spaces import Constraints, FreeSpace
 from spaces.union import mapping_space
 
@@ -21,6 +20,7 @@ from ..tables import write_rows
 from .common import (
     accelerator_from_args,
     add_hardware_arguments,
+    add_jobs_argument,
     count_arg,
     levels_arg,
     seconds_or_zero,
@@ -46,6 +46,7 @@ def add_parser(subparsers) -> None:
                         "or a built-in network name (dse networks)")
     p.add_argument("--layer", action="append", metavar="NAME", help="only these layers (repeatable)")
     add_hardware_arguments(p)
+    add_jobs_argument(p)
     p.add_argument("--searcher", choices=("auto", "cpsat", "optuna", "exhaustive"), default="auto",
                    help="auto (default): cpsat on free spaces with dividing tiles, exhaustive on templates "
                         f"of up to {AUTO_EXHAUSTIVE_LIMIT:,} points, optuna otherwise")
@@ -65,7 +66,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--time-limit", type=seconds_or_zero, default=10.0, metavar="S",
                    help="seconds per layer shape (0: none, for exhaustive and optuna)")
     p.add_argument("--trials", type=count_arg, default=1000, help="Optuna trials per layer shape")
-    p.add_argument("--sampler", choices=("tpe", "nsga2", "cmaes", "gp", "random"), default=None,
+    p.add_argument("--sampler", choices=SAMPLERS, default=None,
                    help="Optuna sampler (default tpe; nsga2 for several objectives)")
     p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--cpsat-params", metavar="TEXT",
@@ -106,6 +107,8 @@ def _searcher(args, name: str, objectives):
         sampler = args.sampler or ("nsga2" if len(objectives) > 1 else "tpe")
         return OptunaSearcher(sampler=sampler, trials=args.trials, seed=args.seed,
                               time_limit=args.time_limit if args.time_limit > 0 else None)
+    from search.cpsat import CpSatSearcher  # OR-Tools: only for the searches that use it
+
     return CpSatSearcher(time_limit=args.time_limit, params=args.cpsat_params, seed=args.seed)
 
 
@@ -133,6 +136,7 @@ def _check_cpsat_params(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    set_jobs(args.jobs)
     for flag, path in (("--output", args.output), ("--report", args.report)):
         if path:
             check_output_file(path, flag)      # before searching, not after

@@ -8,12 +8,14 @@ import sys
 from search import parse_objectives
 from spaces.hardware import Budget
 
-from .. import codesign as cd
+from ..lazy import lazy
 from ..outputs import check_output_dir
-from ..results import describe_row, query, trials_frame
-from ..winner import format_layers, layer_rows, write_design
 from .codesign import add_study_arguments
 from .common import add_budget_arguments, budget_of
+
+cd = lazy("studies.codesign")
+results = lazy("studies.results")
+winner = lazy("studies.winner")
 
 NO_DESIGN = 1        # like grep: the question was fine, the answer is "none"
 
@@ -38,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
     spec = cd.stored_spec(study)
     objectives = parse_objectives(args.objective) if args.objective else tuple(spec.objectives)
     budget = Budget(**budget_of(args))
-    frame = trials_frame(study, spec)
-    answer = query(frame, budget, objectives)
+    frame = results.trials_frame(study, spec)
+    answer = results.query(frame, budget, objectives)
     limits = ", ".join(f"{k} {v:g}" for k, v in budget_of(args).items()) or "the study's budget"
     if answer.empty:
         stored = int(frame.feasible.sum())
@@ -51,11 +53,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"best stored design for {objectives[0]} under {limits}:")
     for _, row in answer.iterrows():
-        print("  " + describe_row(row))
+        print("  " + results.describe_row(row))
     trial = study.trials[int(answer.iloc[0].trial)]
-    sys.stdout.write(format_layers(layer_rows(study, spec, trial)))
+    sys.stdout.write(winner.format_layers(winner.layer_rows(study, spec, trial)))
     if args.write:
-        hw, mapping = write_design(study, spec, trial, args.write)
+        hw, mapping = winner.write_design(study, spec, trial, args.write)
         print(f"wrote {hw} and {mapping}")
     return 0
 

@@ -5,17 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import optuna
+if TYPE_CHECKING:                  # imported where used: start-up time
+    import optuna
 
-from .. import codesign as cd
+from ..lazy import lazy
 from ..outputs import check_output_dir, output_path
-from ..results import best_rows, describe_row, pareto_rows, pruned_summary, trials_frame
 from ..storage import open_storage, redact
 from ..tables import format_table
-from ..winner import format_layers, layer_rows, write_design
 from .codesign import add_heartbeat_arguments, add_storage_arguments, execute
 from .common import UsageError, count_arg, seconds, workers_arg
+
+cd = lazy("studies.codesign")
+results = lazy("studies.results")
+winner = lazy("studies.winner")
 
 
 def add_parser(subparsers) -> None:
@@ -64,6 +68,7 @@ def add_parser(subparsers) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    import optuna
     storage = open_storage(args.storage, create=False)
     rows = []
     for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
@@ -95,7 +100,7 @@ def run_show(args: argparse.Namespace) -> int:
     if args.write:
         check_output_dir(args.write, "--write")
     study, spec = _open(args)
-    frame = trials_frame(study, spec)
+    frame = results.trials_frame(study, spec)
     c = cd.counts(study)
     budget = ", ".join(f"{k} {v:g}" for k, v in spec.budget.items()) or "none"
     print(f"study {args.name}: network {spec.network_name}, objective {', '.join(spec.objectives)}, "
@@ -104,7 +109,7 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"inner search: {spec.inner} on {spec.inner_space} space ({spec.inner_objective} per layer); "
           f"sampler {spec.sampler}, seed {spec.seed}")
     print(f"trials: {c['COMPLETE']} complete of {spec.trials} ({int(frame.feasible.sum())} feasible), "
-          f"{c['RUNNING']} running, {c['FAIL']} failed, {pruned_summary(frame)}")
+          f"{c['RUNNING']} running, {c['FAIL']} failed, {results.pruned_summary(frame)}")
     reasons = frame[(frame.state == "COMPLETE") & ~frame.feasible.astype(bool)].infeasible
     if len(reasons):
         kinds = reasons.str.split(":").str[0].value_counts()
@@ -113,18 +118,18 @@ def run_show(args: argparse.Namespace) -> int:
         print("no feasible design yet")
         return 0
     if len(spec.objectives) > 1:
-        chosen = pareto_rows(frame, spec.objectives)
+        chosen = results.pareto_rows(frame, spec.objectives)
         print(f"Pareto front ({len(chosen)} designs):")
     else:
-        chosen = best_rows(frame, spec.objectives, n=args.top)
+        chosen = results.best_rows(frame, spec.objectives, n=args.top)
         print(f"best {len(chosen)} design(s):")
     for _, row in chosen.iterrows():
-        print("  " + describe_row(row))
+        print("  " + results.describe_row(row))
     trial = study.trials[int(chosen.iloc[0].trial)]
     print(f"layers of trial {trial.number}:")
-    sys.stdout.write(format_layers(layer_rows(study, spec, trial)))
+    sys.stdout.write(winner.format_layers(winner.layer_rows(study, spec, trial)))
     if args.write:
-        hw, mapping = write_design(study, spec, trial, args.write)
+        hw, mapping = winner.write_design(study, spec, trial, args.write)
         print(f"wrote {hw} and {mapping}")
     return 0
 
@@ -139,7 +144,7 @@ def run_export(args: argparse.Namespace) -> int:
         except ImportError:
             raise UsageError("Parquet output needs pyarrow (pip install 'dataflow-dse[parquet]')") from None
     study, spec = _open(args)
-    frame = trials_frame(study, spec)
+    frame = results.trials_frame(study, spec)
     with output_path(path) as tmp:
         if path.suffix == ".parquet":
             frame.to_parquet(tmp, index=False)

@@ -44,11 +44,14 @@ import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from costmodel import Accelerator, Dataflow, DseError, Layer, SpecError, evaluate_batch, limits
+if TYPE_CHECKING:                  # imported where used: start-up time
+    import pandas as pd
+
+from costmodel import Accelerator, Dataflow, DseError, Layer, SpecError, evaluate_batch, limits, set_jobs
 from costmodel.workloads import merge_repeats
 from search.exhaustive import text_progress
 from search.pareto import pareto_mask
@@ -61,6 +64,7 @@ from .common import (
     UsageError,
     accelerator_from_args,
     add_budget_arguments,
+    add_jobs_argument,
     budget_of,
     hardware_int,
     positive_int,
@@ -276,6 +280,7 @@ def sweep_network(pairs: Sequence[tuple[Layer, Dataflow]], acc: Accelerator, axe
 def _frame(figures: _PairFigures, ps: slice, total_macs: int, mac_energy_nj: float, l1, l2, area, power,
            status) -> pd.DataFrame:
     """Rows with :data:`COLUMNS` for a block (pair figures broadcast over its L1 x L2 designs)."""
+    import pandas as pd
     shape = status.shape
 
     def per_pair(values):
@@ -305,6 +310,7 @@ def _frame(figures: _PairFigures, ps: slice, total_macs: int, mac_energy_nj: flo
 def _pareto(figures: _PairFigures, total_macs: int, mac_energy_nj: float, l1, l2, best_area, best_l1,
             best_l2, best_power) -> pd.DataFrame:
     """The non-dominated designs among the per-pair candidates, fastest first."""
+    import pandas as pd
     cand = np.flatnonzero(np.isfinite(best_area))
     throughput = total_macs / figures.runtime[cand]
     energy = figures.energy[cand]
@@ -409,6 +415,7 @@ def add_parser(subparsers) -> None:
             fixed.add_argument(flag, type=hardware_int(field), metavar="N", help=text)
     fixed.add_argument("--tech", metavar="FILE", help="technology table overrides (.json or .toml)")
     add_budget_arguments(p, "budget (as dse codesign's; designs over budget are not valid)")
+    add_jobs_argument(p)
     out = p.add_argument_group("output")
     out.add_argument("--format", choices=("table", "csv", "parquet"), default="table",
                      help="table (default): summary and Pareto set; csv or parquet: the rows (columns below)")
@@ -477,6 +484,7 @@ def _network(args: argparse.Namespace, acc: Accelerator, axes: dict[str, np.ndar
 
 
 def run(args: argparse.Namespace) -> int:
+    set_jobs(args.jobs)
     if args.all and args.format == "table":
         raise UsageError("--all writes rows: use it with --format csv or parquet")
     if args.format == "parquet":

@@ -7,10 +7,12 @@ import sys
 
 from costmodel import limits
 
-from .. import codesign as cd
+from ..lazy import lazy
 from ..storage import redact
 from .codesign import add_heartbeat_arguments, add_study_arguments
 from .common import count_arg, int_in, seconds
+
+cd = lazy("studies.codesign")
 
 
 def add_parser(subparsers) -> None:
