@@ -402,7 +402,8 @@ def _assemble(layer, stack, res, log, batch, tech, hw, lanes, noc_bw, t, maestro
     ok = err == 0
 
     below_peak = ok & (runtime < peak)
-    deviations = list(res.flags.items())
+    # In the order of diagnostics.DEVIATIONS (the compiled engine reports bits in that order).
+    deviations = sorted(res.flags.items(), key=lambda item: dx.DEVIATIONS.index(item[0]))
     if layer.layer_type.is_conv_family and any(layer.stride(d) != 1 for d in ("Y", "X", "Y'", "X'")):
         deviations.append((DEV_STRIDE_OUTPUT, True))
     if stack.skipped_inheritance:

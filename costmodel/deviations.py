@@ -37,6 +37,10 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
     Deviation("init-case-empty", "Q12",
               "the all-Init case of some level, or some sub-cluster tile, computes nothing",
               frozenset({"runtime_cycles", "l1_size_req", "l2_size_req"})),
+    Deviation("whole-last-tile", "4.5",
+              "an under-filled spatial fold (fewer tiles than sub-clusters) whose last busy "
+              "sub-cluster holds a whole tile of the spatially mapped dimension",
+              _ALL_COUNTS),
     Deviation("stride-output-reads", "Q6",
               "a CONV-family layer with a stride other than 1",
               frozenset({"energy_mac_units"})),

@@ -371,6 +371,17 @@ class _LevelAnalysis:
         self.umax1 = {v: np.maximum(u, 1) for v, u in t.U.items()}
         self.sp_first = next(i for i, e in enumerate(self.entries) if e.kind == SPATIAL)
         self.terminate = False          # set by pe_ingress for the signature being computed
+        # An under-filled spatial fold ("init-edge") whose last busy sub-cluster holds a whole tile:
+        # MAESTRO still takes that sub-cluster as a partial one and counts only its edge-unique share
+        # of the data (0 when the tiles divide the dimension), so data it needs is never delivered.
+        # We count it whole (deviation ``whole-last-tile``).
+        self.exact = ctx.maestro_exact
+        self.whole_last = {i: t.EM[e.var] == t.M[e.var] for i, e in enumerate(self.entries)
+                           if e.kind == SPATIAL}
+        if not self.exact:
+            ie = self.states.init_edge
+            self.flags["whole-last-tile"] = np.logical_or.reduce(
+                [ie[self.cls.owner_of[i]] & whole for i, whole in self.whole_last.items()])
 
     # --------------------------------------------------------------------------- look-ups
     def _get(self, table: str, var: str):
@@ -381,7 +392,7 @@ class _LevelAnalysis:
         """Whether the spatial edge fold of directive ``i`` ends in a partial sub-cluster."""
         code = codes[i]
         if code == INIT_IE:
-            return True
+            return True if self.exact else ~self.whole_last[i]
         if code == EDGE and self.entries[self.cls.owner_of[i]].kind == SPATIAL:
             return self.states.sp_edge_edge[self.cls.owner_of[i]]
         return False

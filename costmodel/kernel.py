@@ -115,8 +115,8 @@ N_HW = 9
 # Rows of the per-design integer scratch (each row is one value per variable or per directive).
 (R_M, R_U, R_EM, R_EU, R_HAS, R_U1, R_UMAX1, R_SM, R_SU, R_SEM, R_SEU, R_SHAS, R_SZ, R_OF, R_IE, R_UNR,
  R_ST, R_ED, R_EE, R_CODES, R_OWNCODE, R_NCH, R_CH0, R_CH1, R_DIG, R_TILE, R_DITER, R_DSTAT,
- R_TM, R_DIG2, R_KIND, R_VAR, R_OWNER, R_FIRST) = range(34)
-N_ROWS = 34
+ R_TM, R_DIG2, R_KIND, R_VAR, R_OWNER, R_FIRST, R_IE_PARTIAL) = range(35)
+N_ROWS = 35
 
 # Level results kept per sub-cluster tile: runtime, error record, empty record, flags.
 Q_RT, Q_ERR, Q_EMPTY, Q_FLAGS = 0, 1, 5, 9
@@ -125,6 +125,7 @@ Q_WIDTH = 10
 DEV_OVERSIZED = dx.DEV_BIT["oversized-map-edge"]
 DEV_SUBTILE = dx.DEV_BIT["subtile-edges"]
 DEV_INIT_EMPTY = dx.DEV_BIT["init-case-empty"]
+DEV_WHOLE_LAST = dx.DEV_BIT["whole-last-tile"]
 DEV_PEAK = dx.DEV_BIT["pe-peak-bound"]
 
 
@@ -301,7 +302,7 @@ def _has_ee(sc, i):
     """(edge-edge possible, value) for spatial directive ``i`` in the current class (engine.has_ee)."""
     code = sc[R_CODES, i]
     if code == INIT_IE:
-        return True, True
+        return True, sc[R_IE_PARTIAL, i] != 0
     owner = sc[R_OWNER, i]
     if code == EDGE and sc[R_KIND, owner] == SPATIAL:
         return True, sc[R_EE, owner] != 0
@@ -731,6 +732,15 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
         sc[R_U1, v] = u if u != 0 else 1
         sc[R_UMAX1, v] = max(u, 1)
     _states(sc, nent, n)
+    # An under-filled spatial fold's last busy sub-cluster is partial only if its tile is (MAESTRO
+    # takes it as partial always: deviation whole-last-tile, engine._LevelAnalysis).
+    for i in range(nent):
+        if sc[R_KIND, i] == SPATIAL:
+            v = sc[R_VAR, i]
+            whole = sc[R_EM, v] == sc[R_M, v]
+            sc[R_IE_PARTIAL, i] = exact or not whole
+            if not exact and whole and sc[R_IE, sc[R_OWNER, i]]:
+                flags |= DEV_WHOLE_LAST
     sp = P[rec + L_SPFIRST]
     nedge = _edge_clusters(sc, sp, n)
     nact1 = nedge == 1

@@ -41,6 +41,7 @@ class Tally:
     crash_evaluated_by_rule: int = 0           # MAESTRO fails, a deviation rule says we evaluate
     ok_rows_with_error: list[str] = field(default_factory=list)
     rejected_garbage: int = 0                  # MAESTRO 'ok' rows whose own figures are meaningless
+    differing_by_rule: dict[str, int] = field(default_factory=dict)   # rows that differ, per rule named
 
     def report(self, title: str) -> str:
         lines = [f"{title}: {self.equal_exact}/{self.rows_ok} ok rows equal on all of "
@@ -54,6 +55,8 @@ class Tally:
                      f" (evaluated because a deviation rule says so: {self.crash_evaluated_by_rule})")
         lines.append(f"  MAESTRO ok rows rejected as garbage (negative or empty figures): "
                      f"{self.rejected_garbage}; rejected otherwise: {len(self.ok_rows_with_error)}")
+        rules = ", ".join(f"{k} {v}" for k, v in sorted(self.differing_by_rule.items())) or "none"
+        lines.append(f"  rows that differ on an exact figure, per deviation rule they name: {rules}")
         return "\n".join(lines)
 
 
@@ -118,6 +121,9 @@ def compare(rows: pd.DataFrame, texts, names: dict[str, str], *, maestro_exact: 
                 tally.unexplained.append(f"{label}: {ours} {mine} vs MAESTRO {ref} "
                                          f"(deviations: {cost.deviations or 'none'})")
         tally.equal_exact += all_equal
+        if not all_equal:
+            for rule in filter(None, cost.deviations.split(",")):
+                tally.differing_by_rule[rule] = tally.differing_by_rule.get(rule, 0) + 1
     return tally
 
 

@@ -6,7 +6,8 @@ layer's dimensions, tile sizes that do or do not divide, sliding windows) and ra
 checked for properties that must hold whatever the mapping:
 
 1. ``evaluate`` raises nothing but :class:`costmodel.DseError` subclasses;
-2. a successful evaluation has no negative or NaN figure and respects the PE-peak bound;
+2. a successful evaluation has no negative or NaN figure, respects the PE-peak bound, and delivers
+   every weight and every input element a MAC reads at least once;
 3. ``evaluate`` and ``evaluate_batch`` (tile sizes as holes) agree exactly, errors included; copies and
    split batches give the same rows;
 4. hardware given as arrays to ``evaluate_batch`` equals single evaluations per accelerator;
@@ -353,6 +354,26 @@ def _check_figures(layer: Layer, df: Dataflow, acc: Accelerator) -> None:
     assert cost.runtime_cycles >= cost.pe_peak_cycles, (cost.runtime_cycles, cost.pe_peak_cycles, where)
     assert cost.runtime_cycles >= 1, where
     assert cost.energy_mac_units > 0 and cost.energy_nj > 0, (cost.energy_mac_units, cost.energy_nj, where)
+    # Every weight, and every input element some MAC reads, crosses the NoC at least once (unless the
+    # mapping computes fewer MACs than the layer has: MAESTRO's count for some strided maps, Q5).
+    if cost.num_macs >= cost.true_macs:
+        assert cost.weight_l2_reads >= layer.tensor_sizes()["weight"], (cost.weight_l2_reads, where)
+        assert cost.input_l2_reads >= _touched_inputs(layer), (cost.input_l2_reads, _touched_inputs(layer),
+                                                               where)
+
+
+def _touched_inputs(layer: Layer) -> int:
+    """Input elements some MAC reads: with stride s and filter R, windows of R rows every s rows."""
+    d = layer.dim_map
+    if layer.layer_type is LayerType.GEMM:
+        return d["M"] * d["K"]
+
+    def extent(plain: str, filt: str) -> int:
+        out, s, r = layer.output_size(plain), layer.stride(plain), d.get(filt, 1)
+        return (out - 1) * s + r if s <= r else out * r
+
+    channels = d.get("C", 1) * (d.get("G", 1) if layer.layer_type is LayerType.NGCONV else 1)
+    return d.get("N", 1) * channels * extent("Y", "R") * extent("X", "S")
 
 
 def _check_holes(layer: Layer, holed: Dataflow, acc: Accelerator, value_sets: list[dict[str, int]]) -> None:
