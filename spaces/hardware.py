@@ -6,24 +6,31 @@ A :class:`HardwareSpace` gives every accelerator parameter a discrete set of val
 - ``start:stop:*f``    a geometric range, each value f times the last (``16:4096:*2``),
 - ``a,b,c``            a list (``1,2,4``), or a single value (``256``).
 
-Samplers see a *fixed* encoding: an arithmetic range is an integer parameter with that step (named
-like the hardware parameter); a geometric range or a list is an ordinal index (``<name>_index``), so
-a sampler still knows that neighbouring values are close. :meth:`HardwareSpace.decode` turns
-parameters back into an :class:`~costmodel.Accelerator`.
+Samplers see every parameter that has more than one value under its own name and in its own units
+(:meth:`HwParam.distribution`): an arithmetic range is an integer with that step; a geometric range or
+a list is an integer between its smallest and largest value, on a log scale when all are positive, and
+a proposal is snapped to the nearest value of the list (:meth:`HwParam.snap`). So what a study stores
+(and Optuna Dashboard plots) is the hardware itself: ``num_pes`` 256, not an index.
 
 A :class:`Budget` caps area (mm^2), power (mW), PEs and total buffer (PEs x L1 + L2, elements), with
 area and power from the cost model's ``Tech`` table for the accelerator as provisioned.
+:class:`BudgetRegion` is the part of a space within a budget. Area, power, PEs and buffer never fall
+when a parameter grows (every ``Tech`` coefficient is non-negative, the arbiter's constant aside), so
+the region is closed downwards: a design fits if it fits with every later parameter at its smallest
+value. That makes the region cheap to test, to sample and to project a proposal into, parameter by
+parameter, without listing it.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from costmodel import Accelerator, SpecError, Tech, limits
+from costmodel import Accelerator, InfeasibleError, SpecError, Tech, limits
 from costmodel.tech import DEFAULT_TECH
 
 # Every parameter a hardware space may vary, in Accelerator's field names.
@@ -50,25 +57,73 @@ class HwParam:
     name: str
     spec: str
     values: tuple[int, ...]
-    step: int | None = None           # arithmetic ranges: the step; otherwise an ordinal index
+    step: int | None = None           # arithmetic ranges: the step; lists and geometric ranges: None
 
     @property
     def key(self) -> str:
-        """The sampler's parameter name."""
-        return self.name if self.step is not None else f"{self.name}_index"
+        """The sampler's parameter name: the hardware parameter's own."""
+        return self.name
+
+    @property
+    def varies(self) -> bool:
+        return len(self.values) > 1
+
+    @property
+    def log(self) -> bool:
+        """Whether samplers see the values on a log scale (lists and geometric ranges of positive values)."""
+        return self.step is None and self.values[0] >= 1
+
+    def distribution(self) -> dict:
+        """Keyword arguments of ``trial.suggest_int`` (and of Optuna's ``IntDistribution``)."""
+        if self.step is not None:
+            return {"low": self.values[0], "high": self.values[-1], "step": self.step}
+        return {"low": self.values[0], "high": self.values[-1], "log": self.log}
+
+    def snap(self, value: float) -> int:
+        """The value of this parameter nearest to ``value`` (in log terms on a log scale; ties: the lower)."""
+        return self.values[self.nearest_index(value)]
+
+    def nearest_index(self, value: float) -> int:
+        values = self.values
+        if self.step is not None:
+            clipped = min(max(value, values[0]), values[-1])
+            return int(math.floor((clipped - values[0]) / self.step + 0.5 - 1e-9))
+        i = bisect.bisect_left(values, value)
+        if i == 0:
+            return 0
+        if i == len(values):
+            return len(values) - 1
+        lo, hi = values[i - 1], values[i]
+        if self.log and value > 0:
+            below = math.log(value) - math.log(lo) <= math.log(hi) - math.log(value)
+        else:
+            below = value - lo <= hi - value
+        return i - 1 if below else i
+
+    def index(self, value: int) -> int:
+        """The position of one of this parameter's values."""
+        i = bisect.bisect_left(self.values, value)
+        if i == len(self.values) or self.values[i] != value:
+            shown = ", ".join(map(str, self.values[:8])) + (", ..." if len(self.values) > 8 else "")
+            raise SpecError(f"{value} is not a value of the hardware space ({shown})", key=self.name)
+        return i
 
     def suggest(self, trial) -> int:
-        if len(self.values) == 1:
+        """This parameter's value for a trial. Under a study's own sampler (``studies.sampling``) the
+        proposal is already one of the values; any other value is refused, since the trial would then
+        store a design other than the one it evaluates."""
+        if not self.varies:
             return self.values[0]
-        if self.step is not None:
-            return trial.suggest_int(self.key, self.values[0], self.values[-1], step=self.step)
-        return self.values[trial.suggest_int(self.key, 0, len(self.values) - 1)]
+        value = trial.suggest_int(self.key, **self.distribution())
+        self.index(value)
+        return int(value)
 
     def value_of(self, params: Mapping[str, int]) -> int:
-        if len(self.values) == 1:
+        if not self.varies:
             return self.values[0]
-        raw = int(params[self.key])
-        return raw if self.step is not None else self.values[raw]
+        value = int(params[self.key])
+        self.index(value)
+        return value
 
 
 def parse_spec(name: str, spec: str | int) -> HwParam:
@@ -157,6 +212,19 @@ class HardwareSpace:
     def size(self) -> int:
         return math.prod(len(p.values) for p in self.params)
 
+    def varying(self) -> tuple[HwParam, ...]:
+        """The parameters with more than one value: what a sampler chooses."""
+        return tuple(p for p in self.params if p.varies)
+
+    def smallest(self) -> Accelerator:
+        """The design with every parameter at its smallest value."""
+        return self._accelerator({p.name: p.values[0] for p in self.params})
+
+    def within(self, budget: Budget) -> BudgetRegion:
+        """The designs within ``budget``; :class:`~costmodel.InfeasibleError` if there are none,
+        naming the smallest area and power the space allows."""
+        return BudgetRegion(self, budget)
+
     def suggest(self, trial) -> Accelerator:
         return self._accelerator({p.name: p.suggest(trial) for p in self.params})
 
@@ -174,6 +242,10 @@ class HardwareSpace:
     def describe(self) -> str:
         return ", ".join(f"{p.name} {p.spec} ({len(p.values)})" for p in self.params) + \
             f"; {self.size():,} designs"
+
+    def key(self, values: Mapping[str, int]) -> tuple[int, ...]:
+        """A design as a tuple of its varying parameters' values (to tell designs apart)."""
+        return tuple(int(values[p.name]) for p in self.varying())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -230,5 +302,107 @@ class Budget:
         """Whether stored figures (the keys of :meth:`figures`) are within every limit."""
         return all(getattr(self, n) is None or figures[n] <= getattr(self, n) for n in self.names())
 
+    def fits(self, acc: Accelerator) -> bool:
+        return all(v <= 0 for v in self.violations(acc).values())
 
-__all__ = ["DEFAULT_SPECS", "HW_PARAMS", "Budget", "HardwareSpace", "HwParam", "parse_spec"]
+    def fits_grid(self, grid: Mapping[str, np.ndarray], tech: Tech) -> np.ndarray:
+        """:meth:`fits` for designs given as arrays (the keys of :data:`HW_PARAMS`)."""
+        g = {k: np.asarray(v, dtype=float) for k, v in grid.items()}
+        args = (g["num_pes"], g["simd_lanes"], g["noc_bw"], g["l1_size"], g["l2_size"])
+        figures = {"max_area_mm2": tech.area_um2(*args) / 1e6, "max_power_mw": tech.power_mw(*args),
+                   "max_pes": g["num_pes"], "max_buffer": g["num_pes"] * g["l1_size"] + g["l2_size"]}
+        ok = np.ones(len(g["num_pes"]), dtype=bool)
+        for name in self.names():
+            limit = getattr(self, name)
+            if limit is not None:
+                # The same test as violations(): (figure - limit) / limit <= 0.
+                ok &= (figures[name] - limit) / limit <= 0
+        return ok
+
+
+# A hardware space up to this many designs is listed whole to find a design a study has not tried.
+ENUMERATE_DESIGNS = 200_000
+RANDOM_TRIES = 256
+
+
+@dataclass(frozen=True)
+class BudgetRegion:
+    """The designs of a hardware space within a budget (closed downwards: module docstring).
+
+    Designs are mappings from parameter names to values (the varying parameters; the others keep their
+    only value)."""
+
+    space: HardwareSpace
+    budget: Budget
+
+    def __post_init__(self) -> None:
+        smallest = self.space.smallest()
+        if self.budget.fits(smallest):
+            return
+        figures = Budget.figures(smallest)
+        binding = next(n for n, v in self.budget.violations(smallest).items() if v > 0)
+        flag = "--" + binding.replace("_", "-")
+        raise InfeasibleError(
+            f"{flag} {getattr(self.budget, binding):g}: no design of the hardware space fits the budget: "
+            f"the smallest area it allows is {figures['max_area_mm2']:.3g} mm^2 and the smallest power "
+            f"{figures['max_power_mw']:.3g} mW, with {smallest.num_pes} PEs and {figures['max_buffer']:,} "
+            "elements of buffer; raise the budget or lower the space's smallest values",
+            constraint=binding)
+
+    def fits(self, values: Mapping[str, int]) -> bool:
+        """Whether a design is within the budget; parameters not given take their smallest value."""
+        return self.budget.fits(self.space._accelerator(
+            {p.name: int(values.get(p.name, p.values[0])) for p in self.space.params}))
+
+    def top(self, chosen: Mapping[str, int], param: HwParam) -> int:
+        """The largest index of ``param``'s values that fits with the values ``chosen`` so far and the
+        smallest of the others (-1 if none does)."""
+        lo, hi = -1, len(param.values) - 1          # invariant: values[lo] fits (lo = -1: none known)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.fits({**chosen, param.name: param.values[mid]}):
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def project(self, proposal: Mapping[str, float]) -> dict[str, int]:
+        """A sampler's proposal as a design of the region: each varying parameter, in order, snapped
+        to its nearest value and lowered, if need be, to the largest that still fits with the ones
+        before it. A proposal within the region is returned unchanged."""
+        chosen: dict[str, int] = {}
+        for p in self.space.varying():
+            want = p.nearest_index(proposal[p.name])
+            chosen[p.name] = p.values[min(want, self.top(chosen, p))]
+        return chosen
+
+    def random(self, rng: np.random.Generator) -> dict[str, int]:
+        """A design of the region: each parameter in order uniform over the values that still fit."""
+        chosen: dict[str, int] = {}
+        for p in self.space.varying():
+            chosen[p.name] = p.values[int(rng.integers(0, self.top(chosen, p) + 1))]
+        return chosen
+
+    def designs(self) -> Iterator[dict[str, int]]:
+        """Every design of the region (spaces up to :data:`ENUMERATE_DESIGNS` designs), in grid order."""
+        grid = self.space.grid()
+        ok = self.budget.fits_grid(grid, self.space.tech)
+        names = [p.name for p in self.space.varying()]
+        for i in np.flatnonzero(ok):
+            yield {n: int(grid[n][i]) for n in names}
+
+    def unseen(self, seen: set[tuple[int, ...]], rng: np.random.Generator) -> dict[str, int] | None:
+        """A design of the region whose :meth:`HardwareSpace.key` is not in ``seen``, chosen at random;
+        ``None`` if every design was seen (or, in a space too large to list, none was found in
+        :data:`RANDOM_TRIES` random draws)."""
+        if self.space.size() <= ENUMERATE_DESIGNS:
+            fresh = [d for d in self.designs() if self.space.key(d) not in seen]
+            return fresh[int(rng.integers(0, len(fresh)))] if fresh else None
+        for _ in range(RANDOM_TRIES):
+            design = self.random(rng)
+            if self.space.key(design) not in seen:
+                return design
+        return None
+
+
+__all__ = ["DEFAULT_SPECS", "HW_PARAMS", "Budget", "BudgetRegion", "HardwareSpace", "HwParam", "parse_spec"]

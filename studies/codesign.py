@@ -6,19 +6,24 @@ design never wins) and nothing is searched. Otherwise every distinct layer shape
 mapped by the inner searcher, and the trial reports the network's latency (cycles, repeated layers
 counted), energy (nJ) or EDP, with its area and power.
 
-Per-layer best mappings are cached in the study's own storage (study attributes ``map:<hash>``) under a
-content hash of (layer shape, accelerator, mapping space, inner objective, inner searcher settings):
-resumed runs and parallel workers reuse them, and a layer finished before a crash is not searched
-again. Everything a study needs to run is stored with it (attribute ``dse_spec``: the network's layers,
-objectives, budget, hardware space, inner search), so a worker on another machine needs only the study
-name and the storage URL.
+The hardware sampler (:mod:`studies.sampling`) proposes only designs within the budget (area and power
+are analytic) that the study has not tried yet; a budget no design of the space meets is refused before
+the study starts. Parameters are stored in their own units (``num_pes`` 256), objectives under their
+names (Optuna's metric names), so the study reads well in Optuna Dashboard.
+
+Per-layer best mappings are cached in the study's storage, beside the study (:mod:`studies.mapcache`),
+under a content hash of (layer shape, accelerator, mapping space, inner objective, inner searcher
+settings): resumed runs and parallel workers reuse them, and a layer finished before a crash is not
+searched again. Everything a study needs to run is stored with it (system attribute ``dse_spec``: the
+network's layers, objectives, budget, hardware space, inner search), so a worker on another machine
+needs only the study name and the storage URL; its user attributes hold a short summary for people.
 
 Exactly ``trials`` trials complete: a trial starts only while fewer are complete or running, and a
 trial that finds the quota already filled by others ends as PRUNED ("surplus") without work. A design
-already complete in the study is answered from storage: the trial copies the stored values,
+already complete in the study (once every design within the budget has been tried, or when two workers
+drew the same one at the same moment) is answered from storage: the trial copies the stored values,
 constraints and figures, with ``duplicate_of`` naming the trial it repeats, and nothing is searched
-(a design the watchdog stopped is failed again without running); the next design is then drawn at
-random, so that a sampler set on a known design cannot spend the study on copies. A resumed worker
+(a design the watchdog stopped is failed again without running). A resumed worker
 seeds its sampler with the study's trial count, so it does not replay the random start of the first
 run. A trial interrupted by Ctrl-C or SIGTERM, or whose worker died (heartbeat on SQLite and
 PostgreSQL; the recorded worker process on journal files), is queued again with the same hardware. A
@@ -28,7 +33,6 @@ stopped by a watchdog and recorded as failed with that reason; its design is not
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -48,16 +52,22 @@ from costmodel.workloads import load_network
 from search import SEARCHERS, ExhaustiveSearcher, Problem, SearchResult, parse_objectives
 from search.cpsat import CpSatSearcher
 from search.optuna_search import OptunaSearcher, make_sampler
-from spaces.hardware import Budget, HardwareSpace
+from spaces.hardware import Budget, BudgetRegion, HardwareSpace
 from spaces.mapping import FreeSpace
 from spaces.union import mapping_space
 
-from . import processes
+from . import mapcache, processes
+from .sampling import HardwareSampler
 from .storage import GRACE_S, is_journal, is_relational, open_storage, quiet, retry_trial
 from .watchdog import TRIAL_TIMEOUT_S, DeadlineExceeded, call_with_deadline
 
-SPEC_ATTR = "dse_spec"
-CACHE_PREFIX = "map:"
+SPEC_ATTR = "dse_spec"           # system attribute: the CodesignSpec as JSON
+FORMAT_ATTR = "dse_format"       # system attribute: how the study is stored (FORMAT)
+# 2: parameters in their own units, spec in system attributes, mapping cache beside the study.
+# (1, unmarked: parameters as indices, spec and mapping cache in the user attributes.)
+FORMAT = 2
+CACHE_PREFIX = mapcache.CACHE_PREFIX
+METRIC_NAMES = {"latency": "latency (cycles)", "energy": "energy (nJ)", "edp": "EDP (cycles x nJ)"}
 INNER_SEARCHERS = SEARCHERS
 # The inner objective each study objective implies: network latency and energy are sums over
 # layers, so per-layer optima add up to the network optimum; EDP and a latency-energy front are not
@@ -119,7 +129,7 @@ class CodesignSpec:
                 raise SpecError(f"must be a positive number of seconds up to {limits.MAX_SECONDS:,}, got "
                                 f"{value}", key=key)
         self.hardware = self.hardware_space().specs()       # defaults filled in, values checked
-        Budget(**self.budget)
+        self.region()                                       # some design fits the budget
         if self.inner == "cpsat" and self.inner_space not in ("free", "coarse"):
             raise SpecError(f"the CP-SAT inner searcher works on the free and coarse spaces, not "
                             f"'{self.inner_space}' (use --inner exhaustive or optuna)", key="--inner")
@@ -138,6 +148,10 @@ class CodesignSpec:
 
     def hardware_space(self) -> HardwareSpace:
         return HardwareSpace.from_specs(self.hardware, tech=self.tech_obj(), noc_hops=self.noc_hops)
+
+    def region(self) -> BudgetRegion:
+        """The designs of the hardware space within the budget (InfeasibleError if none)."""
+        return self.hardware_space().within(self.budget_obj())
 
     def layers(self) -> list[Layer]:
         net = parse_network(self.network_text, file=f"<network {self.network_name}>")
@@ -193,14 +207,39 @@ def create_or_load(spec: CodesignSpec, name: str, url: str) -> optuna.Study:
     study = optuna.create_study(study_name=name, storage=storage, directions=directions,
                                 load_if_exists=True)
     if name not in existing:
-        study.set_user_attr(SPEC_ATTR, spec.to_json())
+        store_spec(study, spec)
+        with quiet():
+            study.set_metric_names([METRIC_NAMES[o] for o in spec.objectives])
     return study
 
 
+def store_spec(study: optuna.Study, spec: CodesignSpec) -> None:
+    """The spec (for workers) as system attributes, a summary (for people, and Optuna Dashboard) as
+    user attributes."""
+    study._storage.set_study_system_attr(study._study_id, FORMAT_ATTR, FORMAT)
+    study._storage.set_study_system_attr(study._study_id, SPEC_ATTR, spec.to_json())
+    budget = ", ".join(f"{k} {v:g}" for k, v in spec.budget.items()) or "none"
+    summary = {"network": spec.network_name, "objectives": ", ".join(spec.objectives), "budget": budget,
+               "hardware space": spec.hardware_space().describe(), "trials requested": spec.trials,
+               "inner search": f"{spec.inner} on {spec.inner_space} ({spec.inner_objective} per layer)"}
+    for key, value in summary.items():
+        study.set_user_attr(key, value)
+
+
 def stored_spec(study: optuna.Study) -> CodesignSpec:
-    text = study.user_attrs.get(SPEC_ATTR)
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    text = attrs.get(SPEC_ATTR)
     if text is None:
+        if SPEC_ATTR in study.user_attrs:
+            raise SpecError(f"study '{study.study_name}' was stored by an earlier version of dataflow-dse "
+                            "(hardware parameters as indices, its mapping cache in its attributes), which "
+                            "this version does not read: run it again under a new --study name or in "
+                            "another storage", key="--study")
         raise SpecError(f"study '{study.study_name}' was not created by dse codesign", key="--study")
+    if attrs.get(FORMAT_ATTR, 0) > FORMAT:
+        raise SpecError(f"study '{study.study_name}' was stored by a newer version of dataflow-dse (format "
+                        f"{attrs[FORMAT_ATTR]}; this one reads format {FORMAT}): upgrade to read it",
+                        key="--study")
     return CodesignSpec.from_json(text)
 
 
@@ -241,18 +280,17 @@ class Codesign:
         self.spec = spec
         self.hw = spec.hardware_space()
         self.budget = spec.budget_obj()
+        self.region = spec.region()
         self.shapes = spec.shapes()
         self.trial_timeout = trial_timeout
         self.started = time.monotonic()          # of the trial in progress (watchdog)
         self.current: int | None = None          # trial id in progress (for Ctrl-C recovery)
-        self.duplicate = False                   # the last trial was a design already answered
-        self.cache: dict[str, dict] = {}
+        self.cache = mapcache.for_study(study)
         self.worker = processes.identity()
 
     # The objective Optuna calls.
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...] | float:
         self.current = trial._trial_id
-        self.duplicate = False
         self.started = time.monotonic()
         # Who runs it, so that another worker can tell when this process is gone (journal files).
         trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, self.worker)
@@ -292,7 +330,7 @@ class Codesign:
             trial.set_user_attr("infeasible", "budget: " + "; ".join(broken))
             return self._values(math.inf, math.inf)
         stats = TrialStats()
-        self._refresh_cache()
+        self.cache.refresh()
         layers, missing = {}, []
         for group in self.shapes.values():
             entry = self._mapping(group[0], acc, stats)
@@ -332,12 +370,10 @@ class Codesign:
             if t.state == TrialState.FAIL:
                 if not str(t.user_attrs.get("failed", "")).startswith("watchdog"):
                     continue                    # a crashed trial: its retry must run
-                self.duplicate = True
                 trial.set_user_attr("duplicate_of", t.number)
                 reason = f"watchdog: the same design as trial {t.number}, which the watchdog stopped"
                 trial.set_user_attr("failed", reason)
                 raise TrialTimedOut(reason)
-            self.duplicate = True
             for name, value in t.constraints.items():
                 trial.set_constraint(name, value)
             for name, value in t.user_attrs.items():
@@ -359,10 +395,6 @@ class Codesign:
             raise optuna.TrialPruned("the study already has its requested number of trials")
 
     # -------------------------------------------------------------------------- mapping cache
-    def _refresh_cache(self) -> None:
-        attrs = self.study.user_attrs
-        self.cache.update({k: v for k, v in attrs.items() if k.startswith(CACHE_PREFIX)})
-
     def cache_key(self, layer: Layer, acc: Accelerator) -> str:
         s = self.spec
         content = {"shape": repr(layer.shape_key), "acc": hardware_attrs(acc, figures=False),
@@ -374,15 +406,13 @@ class Codesign:
 
     def _mapping(self, layer: Layer, acc: Accelerator, stats: TrialStats) -> dict:
         key = self.cache_key(layer, acc)
-        if key in self.cache:
+        entry = self.cache.entries.get(key)
+        if entry is not None:
             stats.cache_hits += 1
-            return self.cache[key]
+            return entry
         stats.cache_misses += 1
         entry = {"key": key, **self._search(layer, acc)}
-        self.cache[key] = entry
-        # Concurrent workers may write the same key: same content, either write may win.
-        with contextlib.suppress(Exception):
-            self.study.set_user_attr(key, entry)
+        self.cache.put(key, entry)
         return entry
 
 
@@ -432,11 +462,11 @@ def accelerator_of(trial: optuna.trial.FrozenTrial, spec: CodesignSpec) -> Accel
 
 def mapping_of(study: optuna.Study, trial: optuna.trial.FrozenTrial, spec: CodesignSpec) -> list:
     """The network's layers with the dataflows a trial chose (from the mapping cache)."""
-    attrs = study.user_attrs
+    cache = mapcache.for_study(study)
     chosen = trial.user_attrs.get("layers", {})
     out = []
     for layer in spec.layers():
-        entry = attrs.get(chosen.get(layer.name, {}).get("key", ""), {})
+        entry = cache.get(chosen.get(layer.name, {}).get("key", "")) or {}
         text = entry.get("dataflow")
         out.append((layer, parse_dataflow("Dataflow {\n" + text + "\n}") if text else None))
     return out
@@ -457,8 +487,8 @@ def run_worker(name: str, url: str, *, worker: int = 0, trials: int | None = Non
     if trials is not None:
         spec = replace(spec, trials=trials)
     seed = sampler_seed(spec.seed, worker, len(study.get_trials(deepcopy=False)))
-    sampler = make_sampler(spec.sampler, seed, len(spec.objectives) > 1)
     runner = Codesign(study, spec, trial_timeout=trial_timeout)
+    study.sampler = hardware_sampler(spec, seed, region=runner.region)
     size = runner.hw.size()
     deadline = time.monotonic() + timeout if timeout else math.inf
     done = 0
@@ -491,10 +521,6 @@ def run_worker(name: str, url: str, *, worker: int = 0, trials: int | None = Non
             break
         waiting_since = None
         runner.current = None
-        # After a design the study already had, draw the next one at random: a sampler that keeps
-        # proposing known designs would otherwise stall the study.
-        study.sampler = sampler if not runner.duplicate else optuna.samplers.RandomSampler(
-            seed=sampler_seed(seed, 1, len(study.get_trials(deepcopy=False))))
         try:
             study.optimize(runner, n_trials=1, catch=(TrialTimedOut,))
         except KeyboardInterrupt:
@@ -514,6 +540,13 @@ def run_worker(name: str, url: str, *, worker: int = 0, trials: int | None = Non
             if on_trial and t.state in (TrialState.COMPLETE, TrialState.FAIL):
                 on_trial(t)
     return done
+
+
+def hardware_sampler(spec: CodesignSpec, seed: int, *, region: BudgetRegion | None = None
+                     ) -> HardwareSampler:
+    """The study's sampler (``spec.sampler``, seeded) held to the budget and to untried designs."""
+    return HardwareSampler(make_sampler(spec.sampler, seed, len(spec.objectives) > 1),
+                           region or spec.region(), seed=seed)
 
 
 def sampler_seed(seed: int, worker: int, trials_before: int) -> int:

@@ -76,18 +76,25 @@ def objective_values(frame: pd.DataFrame, objectives) -> np.ndarray:
     return frame[[OBJECTIVE_COLUMN[o] for o in objectives]].to_numpy(dtype=float)
 
 
+def designs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Feasible trials, one per design (the first trial that evaluated it): a design answered again
+    from storage, or evaluated twice by workers racing for it, is listed once."""
+    ok = frame[frame.feasible.astype(bool)].sort_values("trial")
+    return ok.drop_duplicates(subset=list(HW_PARAMS), keep="first")
+
+
 def best_rows(frame: pd.DataFrame, objectives, *, n: int = 1) -> pd.DataFrame:
-    """The ``n`` best feasible trials on one objective (ties: the earlier trial)."""
-    ok = frame[frame.feasible.astype(bool)]
-    return ok.sort_values([OBJECTIVE_COLUMN[objectives[0]], "trial"]).head(n)
+    """The ``n`` best feasible designs on one objective (ties: the earlier trial)."""
+    return designs(frame).sort_values([OBJECTIVE_COLUMN[objectives[0]], "trial"]).head(n)
 
 
 def pareto_rows(frame: pd.DataFrame, objectives) -> pd.DataFrame:
-    ok = frame[frame.feasible.astype(bool)]
+    """The feasible designs on the Pareto front, by the first objective."""
+    ok = designs(frame)
     if ok.empty:
         return ok
     mask = pareto_mask(objective_values(ok, objectives))
-    return ok[mask].sort_values([OBJECTIVE_COLUMN[o] for o in objectives])
+    return ok[mask].sort_values([OBJECTIVE_COLUMN[o] for o in objectives] + ["trial"])
 
 
 def within(frame: pd.DataFrame, budget: Budget) -> pd.DataFrame:
@@ -118,5 +125,5 @@ def describe_row(row: pd.Series) -> str:
     return out
 
 
-__all__ = ["BASE_COLUMNS", "best_rows", "describe_row", "pareto_rows", "pruned_summary", "query",
+__all__ = ["BASE_COLUMNS", "best_rows", "designs", "describe_row", "pareto_rows", "pruned_summary", "query",
            "trials_frame", "within"]

@@ -149,18 +149,34 @@ def open_storage(url: str | None = None, *, heartbeat: int = HEARTBEAT_S, grace:
     key = (url, heartbeat, grace)
     if key not in _OPEN:
         _OPEN[key] = _open(url, heartbeat, grace, create)
+        _URLS[id(_OPEN[key])] = url
     return _OPEN[key]
+
+
+_URLS: dict[int, str] = {}
+
+
+def url_of(storage: optuna.storages.BaseStorage) -> str:
+    """The URL :func:`open_storage` opened a storage from (also through Optuna's caching wrapper)."""
+    url = _URLS.get(id(storage)) or _URLS.get(id(getattr(storage, "_backend", None)))
+    if url is None:
+        raise ValueError("the storage was not opened with studies.storage.open_storage")
+    return url
 
 
 def close_all() -> None:
     """Forget every storage this process opened, closing database connections (the next
     :func:`open_storage` opens afresh, as a new process would)."""
     import optuna
+
+    from . import mapcache
+    mapcache.forget()
     for opened in _OPEN.values():
         if isinstance(opened, optuna.storages.RDBStorage):
             opened.scoped_session.remove()
             opened.engine.dispose()
     _OPEN.clear()
+    _URLS.clear()
 
 
 def journal_path(url: str) -> Path:
@@ -255,4 +271,4 @@ def _check_path(path: Path, url: str, create: bool) -> None:
 
 __all__ = ["DEFAULT_STORAGE", "STORAGE_ENV", "close_all", "is_journal", "is_relational", "is_sqlite",
            "journal_path", "normalise", "open_storage", "password_warning", "quiet", "redact", "redact_text",
-           "retry_trial", "storage_url"]
+           "retry_trial", "storage_url", "url_of"]

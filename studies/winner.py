@@ -8,6 +8,7 @@ import optuna
 
 from costmodel import SpecError, format_hw, format_network
 
+from . import mapcache
 from .codesign import CodesignSpec, accelerator_of, mapping_of
 from .outputs import check_output_dir, write_text
 from .tables import format_table
@@ -15,12 +16,12 @@ from .tables import format_table
 
 def layer_rows(study: optuna.Study, spec: CodesignSpec, trial: optuna.trial.FrozenTrial) -> list[dict]:
     """Per layer of the network: its count, figures and the dataflow the trial chose."""
-    attrs = study.user_attrs
+    cache = mapcache.for_study(study)
     chosen = trial.user_attrs.get("layers", {})
     rows = []
     for layer in spec.layers():
         info = chosen.get(layer.name, {})
-        entry = attrs.get(info.get("key", ""), {})
+        entry = cache.get(info.get("key", "")) or {}
         rows.append({"layer": layer.name, "count": layer.count, "type": layer.layer_type.value,
                      "runtime_cycles": entry.get("runtime_cycles"), "energy_nj": entry.get("energy_nj"),
                      "utilization": entry.get("utilization"), "l1_size_req": entry.get("l1_size_req"),

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:                  # imported where used: start-up time
     import optuna
 
+from costmodel import DseError
+
 from ..lazy import lazy
 from ..outputs import check_output_dir, output_path
 from ..storage import open_storage, redact
@@ -74,8 +76,10 @@ def run_list(args: argparse.Namespace) -> int:
     for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
         study = optuna.load_study(study_name=s.study_name, storage=storage)
         c = cd.counts(study)
-        spec_text = study.user_attrs.get(cd.SPEC_ATTR)
-        spec = cd.CodesignSpec.from_json(spec_text) if spec_text else None
+        try:
+            spec = cd.stored_spec(study)
+        except DseError:                    # another tool's study, or an older format: listed all the same
+            spec = None
         rows.append({"study": s.study_name, "network": spec.network_name if spec else "-",
                      "objective": ",".join(spec.objectives) if spec else "-",
                      "complete": c["COMPLETE"], "requested": spec.trials if spec else None,
@@ -172,7 +176,7 @@ def run_resume(args: argparse.Namespace) -> int:
     trials = args.trials or spec.trials
     if args.trials and args.trials != spec.trials:
         spec.trials = args.trials
-        study.set_user_attr(cd.SPEC_ATTR, spec.to_json())
+        cd.store_spec(study, spec)
     return execute(study, spec, args.name, args.storage, workers=args.workers, trials=trials,
                    timeout=args.timeout, output_dir=args.output_dir, heartbeat=args.heartbeat,
                    grace=args.grace_period, trial_timeout=args.trial_timeout)

@@ -236,6 +236,7 @@ def test_retry_running_requeues_a_dead_workers_trial_on_a_journal(capsys, networ
     assert run(capsys, *codesign_args(network, url, trials=2))[0] == 0
     study = load(url)
     spec = cd.stored_spec(study)
+    study.sampler = cd.hardware_sampler(spec, seed=1)
     orphan = study.ask()                       # a trial whose worker "died": it stays RUNNING
     spec.hardware_space().suggest(orphan)
     code, _, err = run(capsys, "study", "resume", "tiny", "--storage", url, "--trials", "4",

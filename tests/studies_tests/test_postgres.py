@@ -80,8 +80,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_nothing_is_lost_or_duplicated(
         victim = None
         while victim is None and time.monotonic() < deadline:
             time.sleep(0.05)
-            cached = sum(k.startswith(cd.CACHE_PREFIX) for k in study._storage.get_study_user_attrs(
-                study._study_id))
+            cached = len(cd.mapcache.for_study(study))
             running = [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"]
             if running and cached >= 2:
                 victim = running[0]
