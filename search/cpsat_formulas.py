@@ -132,7 +132,7 @@ def l2_requirement(alg, space: FreeSpace, tab: Tables, sym: Symbols):
     """Cost model's L2 requirement: double-buffered all-Init traffic of the top level."""
     layer, t = space.layer, space.layer.tensors
     sp = sym.spatial[0]
-    n, tiles, act = active(alg, space, tab, sym, 0)
+    _, _, act = active(alg, space, tab, sym, 0)
     total = []
     for dims in (t.input, t.weight):
         vol = _product(alg, [_factor(alg, layer, tab, sym, v, 0) for v in dims])
@@ -147,34 +147,25 @@ def l2_requirement(alg, space: FreeSpace, tab: Tables, sym: Symbols):
     else:
         m = _out_factor(alg, layer, tab, sym, coupled_var, "M")
         u = _out_factor(alg, layer, tab, sym, coupled_var, "U")
-        eu = _out_factor(alg, layer, tab, sym, coupled_var, "EU")
-        # All sub-clusters busy: first + (n-1) unique slices. Fewer tiles than sub-clusters (an
-        # "init-edge" fold): MAESTRO counts the last busy sub-cluster's edge-unique share instead.
-        full = alg.add(m, alg.mul(alg.add(n, -1), u))
-        edge = alg.choose(alg.at_least(1, act), m, alg.add(m, alg.mul(alg.add(act, -2), u), eu))
-        total.append(alg.mul(vol, alg.choose(alg.at_least(tiles, n), full, edge)))
+        # The first busy sub-cluster's tile and a unique slice for each other busy one. Dividing tiles
+        # are whole, so the last busy sub-cluster of an under-filled fold counts its whole slice too
+        # (deviation whole-last-tile; MAESTRO would count its edge-unique share, 0 here).
+        total.append(alg.mul(vol, alg.add(m, alg.mul(alg.add(act, -1), u))))
     return alg.mul(2, alg.add(*total))
 
 
 def _out_factor(alg, layer: Layer, tab: Tables, sym: Symbols, var: str, which: str):
-    """Output-tensor size of ``var`` at the top: mapped (M), unique (U) or edge-unique (EU) share."""
+    """Output-tensor size of ``var`` at the top: mapped (M) or unique (U) share."""
     if var in ("R", "S"):
         return layer.dim_map.get(var, 1)
     loop = _LOOP_OF.get(var, var)
     if loop not in (ROW, COL):
-        tile = alg.lookup(sym.chain[loop], tab.tile[loop][:, 0])
-        return 0 if which == "EU" else tile
+        return alg.lookup(sym.chain[loop], tab.tile[loop][:, 0])
     r = layer.dim_map.get("R" if loop == ROW else "S", 1)
-    # Output rows of an input map of m rows: m - R + 1; unique share: min(offset, m) (U) or
-    # min(offset, rows) (EU).
+    # Output rows of an input map of m rows: m - R + 1; unique share: min(offset, m).
     m = alg.lookup(sym.chain[loop], tab.mapped[loop][:, 0])
     f = alg.lookup(sym.chain[loop], tab.offset[loop][:, 0])
-    rows = alg.add(m, 1 - r)
-    if which == "U":
-        return alg.minimum(f, m)
-    if which == "EU":
-        return alg.minimum(f, rows)
-    return rows
+    return alg.minimum(f, m) if which == "U" else alg.add(m, 1 - r)
 
 
 def latency_lower_bound(alg, space: FreeSpace, tab: Tables, sym: Symbols, lanes: int):
