@@ -197,6 +197,23 @@ class Layer:
         g = d.get("G", 1) if self.layer_type is LayerType.NGCONV else 1
         return n * g * d.get("K", 1) * d.get("C", 1) * rs * spatial
 
+    @property
+    def touched_inputs(self) -> int:
+        """Input elements some MAC reads: with stride s and filter R, windows of R rows every s rows
+        (strides as the analysis reads them: under Y'/X' when the layer gives output sizes)."""
+        d = self.dim_map
+        if self.layer_type is LayerType.GEMM:
+            return d["M"] * d["K"]
+        full = self.full_dims()
+
+        def extent(plain: str, filt: str) -> int:
+            s = self.stride(plain if plain in d else OUTPUT_NAME[plain])
+            out, r = self.output_size(plain), d.get(filt, 1)
+            return min((out - 1) * s + r if s <= r else out * r, full[plain])
+
+        channels = d.get("C", 1) * (d.get("G", 1) if self.layer_type is LayerType.NGCONV else 1)
+        return d.get("N", 1) * channels * extent("Y", "R") * extent("X", "S")
+
     def tensor_sizes(self) -> dict[str, int]:
         """True tensor sizes in elements (input incl. halo as given, weights, outputs with stride)."""
         return dict(_tensor_sizes(self))

@@ -358,22 +358,8 @@ def _check_figures(layer: Layer, df: Dataflow, acc: Accelerator) -> None:
     # mapping computes fewer MACs than the layer has: MAESTRO's count for some strided maps, Q5).
     if cost.num_macs >= cost.true_macs:
         assert cost.weight_l2_reads >= layer.tensor_sizes()["weight"], (cost.weight_l2_reads, where)
-        assert cost.input_l2_reads >= _touched_inputs(layer), (cost.input_l2_reads, _touched_inputs(layer),
+        assert cost.input_l2_reads >= layer.touched_inputs, (cost.input_l2_reads, layer.touched_inputs,
                                                                where)
-
-
-def _touched_inputs(layer: Layer) -> int:
-    """Input elements some MAC reads: with stride s and filter R, windows of R rows every s rows."""
-    d = layer.dim_map
-    if layer.layer_type is LayerType.GEMM:
-        return d["M"] * d["K"]
-
-    def extent(plain: str, filt: str) -> int:
-        out, s, r = layer.output_size(plain), layer.stride(plain), d.get(filt, 1)
-        return (out - 1) * s + r if s <= r else out * r
-
-    channels = d.get("C", 1) * (d.get("G", 1) if layer.layer_type is LayerType.NGCONV else 1)
-    return d.get("N", 1) * channels * extent("Y", "R") * extent("X", "S")
 
 
 def _check_holes(layer: Layer, holed: Dataflow, acc: Accelerator, value_sets: list[dict[str, int]]) -> None:
