@@ -1,5 +1,6 @@
 """How to search: one module per engine behind one small protocol (``_base.Searcher``)."""
 
+from . import bounds
 from ._base import (
     OBJECTIVES,
     SEARCHERS,
@@ -13,10 +14,23 @@ from ._base import (
     objective_values,
     parse_objectives,
 )
-from . import bounds
 from .exhaustive import ExhaustiveSearcher
 from .pareto import hypervolume_2d, pareto_mask
 
-__all__ = ["OBJECTIVES", "SEARCHERS", "bounds", "ExhaustiveSearcher", "Found", "Problem", "SearchResult", "Searcher",
-           "evaluate_chunk", "evaluate_mixed_chunk", "evaluate_points", "hypervolume_2d",
-           "objective_values", "pareto_mask", "parse_objectives"]
+__all__ = [
+    "OBJECTIVES",
+    "SEARCHERS",
+    "ExhaustiveSearcher",
+    "Found",
+    "Problem",
+    "SearchResult",
+    "Searcher",
+    "bounds",
+    "evaluate_chunk",
+    "evaluate_mixed_chunk",
+    "evaluate_points",
+    "hypervolume_2d",
+    "objective_values",
+    "pareto_mask",
+    "parse_objectives",
+]
