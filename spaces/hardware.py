@@ -126,6 +126,19 @@ class HwParam:
         return value
 
 
+def format_value(value: float) -> str:
+    """A figure for people: a whole number with thousands separators, otherwise about four
+    significant digits; never in exponent notation (``1,022,480``, ``8,758``, ``12.35``, ``0.04615``)."""
+    v = float(value)
+    if not math.isfinite(v):
+        return str(v)
+    if v == int(v):
+        return f"{int(v):,}"
+    digits = max(0, 3 - math.floor(math.log10(abs(v))))
+    text = f"{v:,.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def parse_spec(name: str, spec: str | int) -> HwParam:
     """A parameter from its text (module docstring); errors name the parameter."""
     text = str(spec).strip().replace(" ", "")
@@ -287,7 +300,7 @@ class Budget:
         out = []
         for n, v in self.violations(acc).items():
             if v > 0:
-                out.append(f"{n} {getattr(self, n):g} (design: {figures[n]:,.4g})")
+                out.append(f"{n} {format_value(getattr(self, n))} (design: {format_value(figures[n])})")
         return out
 
     def tighter(self, other: Budget) -> Budget:
@@ -343,7 +356,7 @@ class BudgetRegion:
         binding = next(n for n, v in self.budget.violations(smallest).items() if v > 0)
         flag = "--" + binding.replace("_", "-")
         raise InfeasibleError(
-            f"{flag} {getattr(self.budget, binding):g}: no design of the hardware space fits the budget: "
+            f"{flag} {format_value(getattr(self.budget, binding))}: no design of the hardware space fits the budget: "
             f"the smallest area it allows is {figures['max_area_mm2']:.3g} mm^2 and the smallest power "
             f"{figures['max_power_mw']:.3g} mW, with {smallest.num_pes} PEs and {figures['max_buffer']:,} "
             "elements of buffer; raise the budget or lower the space's smallest values",
@@ -405,4 +418,5 @@ class BudgetRegion:
         return None
 
 
-__all__ = ["DEFAULT_SPECS", "HW_PARAMS", "Budget", "BudgetRegion", "HardwareSpace", "HwParam", "parse_spec"]
+__all__ = ["DEFAULT_SPECS", "HW_PARAMS", "Budget", "BudgetRegion", "HardwareSpace", "HwParam", "format_value",
+           "parse_spec"]

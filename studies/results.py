@@ -125,5 +125,14 @@ def describe_row(row: pd.Series) -> str:
     return out
 
 
-__all__ = ["BASE_COLUMNS", "best_rows", "designs", "describe_row", "pareto_rows", "pruned_summary", "query",
-           "trials_frame", "within"]
+__all__ = [
+    "BASE_COLUMNS",
+    "best_rows",
+    "describe_row",
+    "designs",
+    "pareto_rows",
+    "pruned_summary",
+    "query",
+    "trials_frame",
+    "within",
+]

@@ -29,6 +29,7 @@ from .common import (
 )
 
 cd = lazy("studies.codesign")
+progress = lazy("studies.progress")
 results = lazy("studies.results")
 winner = lazy("studies.winner")
 
@@ -136,36 +137,22 @@ def execute(study, spec: cd.CodesignSpec, name: str, url: str, *, workers: int, 
     if before < trials:
         options = {"trials": trials, "timeout": timeout, "heartbeat": heartbeat, "grace": grace,
                    "trial_timeout": trial_timeout}
+        shown = progress.TrialProgress(study, spec, trials)
         if workers > 1:
-            cd.run_workers(name, url, workers, progress=_progress_counts(trials), **options)
+            last = [-1]
+
+            def show_counts(c: dict) -> None:
+                if c["COMPLETE"] != last[0]:
+                    last[0] = c["COMPLETE"]
+                    print(shown.counts_line(c, study), file=sys.stderr)
+
+            cd.run_workers(name, url, workers, progress=show_counts, **options)
         else:
-            cd.run_worker(name, url, on_trial=_progress_trial(trials, start), **options)
+            def show_trial(t) -> None:
+                print(shown.trial_line(t, cd.counts(study)["COMPLETE"]), file=sys.stderr)
+
+            cd.run_worker(name, url, on_trial=show_trial, **options)
     return report(study, spec, name, output_dir, seconds=time.perf_counter() - start)
-
-
-def _progress_trial(trials: int, start: float):
-    def show(t) -> None:
-        a = t.user_attrs
-        if "num_pes" not in a or t.state.name != "COMPLETE":
-            print(f"  trial {t.number} ({time.perf_counter() - start:.0f} s): {t.state.name.lower()}: "
-                  f"{a.get('failed', '')}", file=sys.stderr)
-            return
-        what = a.get("infeasible") or (f"latency {a['latency_cycles']:,} cycles, energy "
-                                      f"{a['energy_nj']:,.0f} nJ")
-        print(f"  trial {t.number} ({time.perf_counter() - start:.0f} s): {a['num_pes']} PEs, L1 "
-              f"{a['l1_size']}, L2 {a['l2_size']}, NoC {a['noc_bw']}, {a['area_mm2']:.2f} mm^2: {what}",
-              file=sys.stderr)
-    return show
-
-
-def _progress_counts(trials: int):
-    last = [-1]
-
-    def show(c: dict) -> None:
-        if c["COMPLETE"] != last[0]:
-            last[0] = c["COMPLETE"]
-            print(f"  {c['COMPLETE']}/{trials} trials complete, {c['RUNNING']} running", file=sys.stderr)
-    return show
 
 
 def report(study, spec: cd.CodesignSpec, name: str, output_dir: str | None, *, seconds: float) -> int:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from costmodel import Accelerator, evaluate, read_hw, read_network
-from spaces.hardware import Budget, HardwareSpace, parse_spec
+from spaces.hardware import Budget, HardwareSpace, format_value, parse_spec
 from studies import codesign as cd
 from studies.results import BASE_COLUMNS
 from studies.storage import open_storage, redact
@@ -59,7 +59,13 @@ def test_budget_violations_are_relative_and_named():
     v = budget.violations(acc)
     assert v["max_area_mm2"] == pytest.approx(1.0) and v["max_pes"] == pytest.approx(-0.5)
     assert v["max_power_mw"] == 0.0
-    assert budget.violated(acc) == [f"max_area_mm2 {area / 2:g} (design: {area:,.4g})"]
+    assert budget.violated(acc) == [f"max_area_mm2 {format_value(area / 2)} (design: {format_value(area)})"]
+    # Figures are written out, never in exponent notation.
+    assert Budget(max_buffer=1_000_000).violated(Accelerator(num_pes=1024, l1_size=4096, l2_size=1,
+                                                             noc_bw=1)) == [
+        "max_buffer 1,000,000 (design: 4,194,305)"]
+    assert [format_value(v) for v in (1022480.0, 8758.3, 12.3456, 0.001, 0.046153)] == [
+        "1,022,480", "8,758", "12.35", "0.001", "0.04615"]
     assert Budget(max_area_mm2=1).tighter(Budget(max_area_mm2=2, max_pes=8)) == Budget(max_area_mm2=1,
                                                                                           max_pes=8)
 
