@@ -87,7 +87,7 @@ class HwParam:
         values = self.values
         if self.step is not None:
             clipped = min(max(value, values[0]), values[-1])
-            return int(math.floor((clipped - values[0]) / self.step + 0.5 - 1e-9))
+            return math.floor((clipped - values[0]) / self.step + 0.5 - 1e-9)
         i = bisect.bisect_left(values, value)
         if i == 0:
             return 0
@@ -356,7 +356,8 @@ class BudgetRegion:
         binding = next(n for n, v in self.budget.violations(smallest).items() if v > 0)
         flag = "--" + binding.replace("_", "-")
         raise InfeasibleError(
-            f"{flag} {format_value(getattr(self.budget, binding))}: no design of the hardware space fits the budget: "
+            f"{flag} {format_value(getattr(self.budget, binding))}: no design of the hardware space fits "
+            "the budget: "
             f"the smallest area it allows is {figures['max_area_mm2']:.3g} mm^2 and the smallest power "
             f"{figures['max_power_mw']:.3g} mW, with {smallest.num_pes} PEs and {figures['max_buffer']:,} "
             "elements of buffer; raise the budget or lower the space's smallest values",
