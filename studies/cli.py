@@ -13,12 +13,12 @@ import traceback
 
 from costmodel import DseError
 
-from .commands import codesign, common, import_onnx, networks, query, study, sweep, worker
+from .commands import codesign, common, dashboard, import_onnx, networks, query, study, sweep, worker
 from .commands import eval as eval_cmd
 from .commands import map as map_cmd
 from .storage import password_warning, storage_url
 
-COMMANDS = (eval_cmd, map_cmd, codesign, worker, study, query, sweep, networks, import_onnx)
+COMMANDS = (eval_cmd, map_cmd, codesign, worker, study, query, dashboard, sweep, networks, import_onnx)
 
 
 _PATH_ERRORS = {errno.ENAMETOOLONG, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM,
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands that may run Optuna: its per-trial log lines are silenced (our own progress lines say what
 # happens). The others never import it.
-_OPTUNA_COMMANDS = {"map", "codesign", "worker", "study", "query"}
+_OPTUNA_COMMANDS = {"map", "codesign", "worker", "study", "query", "dashboard"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -220,7 +220,7 @@ def store_spec(study: optuna.Study, spec: CodesignSpec) -> None:
     study._storage.set_study_system_attr(study._study_id, SPEC_ATTR, spec.to_json())
     budget = ", ".join(f"{k} {v:g}" for k, v in spec.budget.items()) or "none"
     summary = {"network": spec.network_name, "objectives": ", ".join(spec.objectives), "budget": budget,
-               "hardware space": spec.hardware_space().describe(), "trials requested": spec.trials,
+               "hardware space": spec.hardware_space().describe(),
                "inner search": f"{spec.inner} on {spec.inner_space} ({spec.inner_objective} per layer)"}
     for key, value in summary.items():
         study.set_user_attr(key, value)

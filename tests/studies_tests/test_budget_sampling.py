@@ -115,8 +115,7 @@ def test_studies_open_well_in_optuna_dashboard(capsys, network, tmp_path):
     study = load(url)
     assert study.metric_names == ["latency (cycles)"]
     # Small user attributes: a summary, no network text, no mapping cache.
-    assert set(study.user_attrs) == {"network", "objectives", "budget", "hardware space",
-                                     "trials requested", "inner search"}
+    assert set(study.user_attrs) == {"network", "objectives", "budget", "hardware space", "inner search"}
     assert len(repr(study.user_attrs)) < 1000
     assert len(cd.mapcache.for_study(study)) >= 3           # the cache is kept beside the study
     assert cd.stored_spec(study).network_name == "tiny"

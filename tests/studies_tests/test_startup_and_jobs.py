@@ -23,7 +23,7 @@ from spaces import FreeSpace
 from .cli_helpers import run, write_file
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("numba", "optuna", "ortools", "pandas", "matplotlib", "torch", "scipy")
+HEAVY = ("numba", "optuna", "ortools", "pandas", "matplotlib", "torch", "scipy", "optuna_dashboard")
 
 
 def _imported_after(argv: list[str], cwd: Path) -> set[str]:
@@ -37,7 +37,8 @@ def _imported_after(argv: list[str], cwd: Path) -> set[str]:
 
 def test_help_imports_no_heavy_library(tmp_path):
     assert _imported_after(["--help"], tmp_path) == set()
-    for command in ("map", "codesign", "sweep", "study", "worker", "query", "networks", "import"):
+    for command in ("map", "codesign", "sweep", "study", "worker", "query", "dashboard", "networks",
+                    "import"):
         assert _imported_after([command, "--help"], tmp_path) == set(), command
 
 
