@@ -78,6 +78,7 @@ _NOT_COPIED = ("cache_hits", "cache_misses", "seconds", "duplicate_of", "surplus
 # Spec keys that may differ when a study is run again (the rest must match the stored study).
 RUN_KEYS = ("trials", "timeout", "seed")
 WORKER_ATTR = "dse_worker"      # system attribute: the process running a trial (processes.identity)
+LAYERS_ATTR = "dse_layers"      # system attribute of a trial: per layer, its mapping's key and figures
 
 
 @dataclass
@@ -340,7 +341,9 @@ class Codesign:
                                       "energy": entry.get("energy_nj")}
             if "runtime_cycles" not in entry:
                 missing.append(f"{', '.join(g.name for g in group)}: {entry['message']}")
-        trial.set_user_attr("layers", layers)
+        # Per layer: its mapping's cache key and figures; a system attribute, which Optuna Dashboard
+        # does not send with every trial.
+        trial.storage.set_trial_system_attr(trial._trial_id, LAYERS_ATTR, layers)
         trial.set_user_attr("cache_hits", stats.cache_hits)
         trial.set_user_attr("cache_misses", stats.cache_misses)
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
@@ -379,6 +382,8 @@ class Codesign:
             for name, value in t.user_attrs.items():
                 if name not in _NOT_COPIED:
                     trial.set_user_attr(name, value)
+            if LAYERS_ATTR in t.system_attrs:
+                trial.storage.set_trial_system_attr(trial._trial_id, LAYERS_ATTR, t.system_attrs[LAYERS_ATTR])
             trial.set_user_attr("duplicate_of", t.number)
             trial.set_user_attr("cache_hits", 0)
             trial.set_user_attr("cache_misses", 0)
@@ -463,7 +468,7 @@ def accelerator_of(trial: optuna.trial.FrozenTrial, spec: CodesignSpec) -> Accel
 def mapping_of(study: optuna.Study, trial: optuna.trial.FrozenTrial, spec: CodesignSpec) -> list:
     """The network's layers with the dataflows a trial chose (from the mapping cache)."""
     cache = mapcache.for_study(study)
-    chosen = trial.user_attrs.get("layers", {})
+    chosen = trial.system_attrs.get(LAYERS_ATTR, {})
     out = []
     for layer in spec.layers():
         entry = cache.get(chosen.get(layer.name, {}).get("key", "")) or {}

@@ -27,7 +27,7 @@ import pandas as pd
 from search.pareto import pareto_mask
 from spaces.hardware import HW_PARAMS, Budget
 
-from .codesign import CodesignSpec
+from .codesign import LAYERS_ATTR, CodesignSpec
 
 OBJECTIVE_COLUMN = {"latency": "latency_cycles", "energy": "energy_nj", "edp": "edp"}
 BASE_COLUMNS = ("trial", "state", "retry_of", "duplicate_of", *HW_PARAMS, "area_mm2", "power_mw", "buffer",
@@ -53,7 +53,7 @@ def trials_frame(study: optuna.Study, spec: CodesignSpec) -> pd.DataFrame:
             row[f"c_{name}"] = value
         for name in ("cache_hits", "cache_misses", "seconds"):
             row[name] = a.get(name)
-        layers = a.get("layers", {})
+        layers = t.system_attrs.get(LAYERS_ATTR, {})
         for name in layer_names:
             entry = layers.get(name, {})
             row[f"runtime_{name}"] = entry.get("runtime")
@@ -97,6 +97,16 @@ def pareto_rows(frame: pd.DataFrame, objectives) -> pd.DataFrame:
     return ok[mask].sort_values([OBJECTIVE_COLUMN[o] for o in objectives] + ["trial"])
 
 
+def chosen_row(frame: pd.DataFrame, objectives) -> tuple[pd.Series, str]:
+    """The design a study answers with, and why: the best feasible design for one objective; for
+    two, the Pareto front's point best on the first (the front is listed in that order). Raises
+    ``IndexError`` when no design is feasible."""
+    if len(objectives) > 1:
+        front = pareto_rows(frame, objectives)
+        return front.iloc[0], f"lowest {objectives[0]} of the {len(front)}-design Pareto front"
+    return best_rows(frame, objectives).iloc[0], f"lowest {objectives[0]}"
+
+
 def within(frame: pd.DataFrame, budget: Budget) -> pd.DataFrame:
     """Feasible trials whose stored figures meet ``budget``."""
     ok = frame[frame.feasible.astype(bool)]
@@ -128,6 +138,7 @@ def describe_row(row: pd.Series) -> str:
 __all__ = [
     "BASE_COLUMNS",
     "best_rows",
+    "chosen_row",
     "describe_row",
     "designs",
     "pareto_rows",

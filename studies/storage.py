@@ -235,7 +235,8 @@ def retry_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     history = [*trial.system_attrs.get("retry_history", []), trial.number]
     if len(history) > MAX_RETRIES:
         return
-    system = {k: v for k, v in trial.system_attrs.items() if not k.startswith("constraints")}
+    system = {k: v for k, v in trial.system_attrs.items()
+              if not k.startswith("constraints") and k not in _RESULT_SYSTEM_KEYS}
     system.update(failed_trial=trial.system_attrs.get("failed_trial", trial.number), retry_history=history)
     hardware = {k: v for k, v in trial.user_attrs.items() if k in _HARDWARE_KEYS}
     study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.WAITING, params=trial.params,
@@ -244,6 +245,7 @@ def retry_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
 
 
 # What a retried trial keeps of the failed one's attributes: the design, not its partial results.
+_RESULT_SYSTEM_KEYS = ("dse_layers", "dse_worker")
 _HARDWARE_KEYS = ("num_pes", "simd_lanes", "l1_size", "l2_size", "noc_bw", "offchip_bw", "noc_hop_latency")
 
 

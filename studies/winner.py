@@ -9,7 +9,7 @@ import optuna
 from costmodel import SpecError, format_hw, format_network
 
 from . import mapcache
-from .codesign import CodesignSpec, accelerator_of, mapping_of
+from .codesign import LAYERS_ATTR, CodesignSpec, accelerator_of, mapping_of
 from .outputs import check_output_dir, write_text
 from .tables import format_table
 
@@ -17,7 +17,7 @@ from .tables import format_table
 def layer_rows(study: optuna.Study, spec: CodesignSpec, trial: optuna.trial.FrozenTrial) -> list[dict]:
     """Per layer of the network: its count, figures and the dataflow the trial chose."""
     cache = mapcache.for_study(study)
-    chosen = trial.user_attrs.get("layers", {})
+    chosen = trial.system_attrs.get(LAYERS_ATTR, {})
     rows = []
     for layer in spec.layers():
         info = chosen.get(layer.name, {})

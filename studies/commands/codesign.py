@@ -160,22 +160,18 @@ def report(study, spec: cd.CodesignSpec, name: str, output_dir: str | None, *, s
     c = cd.counts(study)
     print(f"study {name}: {c['COMPLETE']} complete trials ({int(frame.feasible.sum())} feasible), "
           f"{c['FAIL']} failed, {results.pruned_summary(frame)}; {seconds:.1f} s this run")
+    if not frame.feasible.astype(bool).any():
+        print("no feasible design yet: every trial left a layer unmapped or failed (dse study show lists "
+              "why)")
+        return 0
+    best, why = results.chosen_row(frame, spec.objectives)
     if len(spec.objectives) > 1:
         front = results.pareto_rows(frame, spec.objectives)
-        if front.empty:
-            print("no feasible design yet")
-            return 0
         print(f"Pareto front ({len(front)} designs):")
         for _, row in front.iterrows():
             print("  " + results.describe_row(row))
-        best = front.iloc[0]
+        print(f"chosen ({why}): trial {int(best.trial)}")
     else:
-        rows = results.best_rows(frame, spec.objectives)
-        if rows.empty:
-            print("no feasible design yet: every trial broke the budget or left a layer unmapped "
-                  "(dse study show lists why)")
-            return 0
-        best = rows.iloc[0]
         print("best design: " + results.describe_row(best))
     trial = study.trials[int(best.trial)]
     sys.stdout.write(winner.format_layers(winner.layer_rows(study, spec, trial)))

@@ -17,7 +17,7 @@ from ..outputs import check_output_dir, output_path
 from ..storage import open_storage, redact
 from ..tables import format_table
 from .codesign import add_heartbeat_arguments, add_storage_arguments, execute
-from .common import UsageError, count_arg, seconds, workers_arg
+from .common import UsageError, count_arg, int_in, seconds, workers_arg
 
 cd = lazy("studies.codesign")
 results = lazy("studies.results")
@@ -49,10 +49,13 @@ def add_parser(subparsers) -> None:
     q.add_argument("--output", required=True, metavar="PATH.csv|PATH.parquet")
     q.set_defaults(run=run_export)
 
-    q = sub.add_parser("plot", help="Pareto front, optimisation history and per-layer runtimes as PNG")
+    q = sub.add_parser("plot", help="Pareto front, history, area and power, per-layer runtimes as PNG")
     q.add_argument("name")
     storage_arg(q)
-    q.add_argument("--output-dir", default=".", metavar="DIR")
+    q.add_argument("--output-dir", default=".", metavar="DIR", help="folder for the PNG files (created)")
+    q.add_argument("--trial", type=int_in(0, None), metavar="N",
+                   help="the design to mark and break down by layer (default: the best, or the Pareto "
+                        "front's lowest-latency point)")
     q.set_defaults(run=run_plot)
 
     q = sub.add_parser("resume", help="continue a study up to its requested trials")
@@ -122,15 +125,16 @@ def run_show(args: argparse.Namespace) -> int:
         print("no feasible design yet")
         return 0
     if len(spec.objectives) > 1:
-        chosen = results.pareto_rows(frame, spec.objectives)
-        print(f"Pareto front ({len(chosen)} designs):")
+        listed = results.pareto_rows(frame, spec.objectives)
+        print(f"Pareto front ({len(listed)} designs):")
     else:
-        chosen = results.best_rows(frame, spec.objectives, n=args.top)
-        print(f"best {len(chosen)} design(s):")
-    for _, row in chosen.iterrows():
+        listed = results.best_rows(frame, spec.objectives, n=args.top)
+        print(f"best {len(listed)} design(s):")
+    for _, row in listed.iterrows():
         print("  " + results.describe_row(row))
-    trial = study.trials[int(chosen.iloc[0].trial)]
-    print(f"layers of trial {trial.number}:")
+    chosen, why = results.chosen_row(frame, spec.objectives)
+    trial = study.trials[int(chosen.trial)]
+    print(f"layers of trial {trial.number} ({why}):")
     sys.stdout.write(winner.format_layers(winner.layer_rows(study, spec, trial)))
     if args.write:
         hw, mapping = winner.write_design(study, spec, trial, args.write)
@@ -162,7 +166,7 @@ def run_plot(args: argparse.Namespace) -> int:
     from ..plots import plot_study
 
     study, spec = _open(args)
-    paths = plot_study(study, spec, Path(args.output_dir))
+    paths = plot_study(study, spec, Path(args.output_dir), trial=args.trial)
     for p in paths:
         print(f"wrote {p}")
     return 0

@@ -3,6 +3,7 @@ with the mapping cache reused, budgets as constraints, queries and exports from 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -145,7 +146,7 @@ def test_running_again_with_more_trials_continues_where_it_stopped(capsys, netwo
     hits = sum(t.user_attrs.get("cache_hits", 0) for t in study.trials[4:])
     misses = sum(t.user_attrs.get("cache_misses", 0) for t in study.trials[4:])
     assert misses == searched["n"]                 # every miss searched once; hits searched nothing
-    assert hits + misses == 3 * sum(1 for t in study.trials[4:] if "layers" in t.user_attrs)
+    assert hits + misses == 3 * sum(1 for t in study.trials[4:] if cd.LAYERS_ATTR in t.system_attrs)
     # Same command, already complete: nothing runs.
     monkeypatch.setattr(cd, "search_layer", None)
     assert run(capsys, *codesign_args(network, sqlite, trials=7))[0] == 0
@@ -202,10 +203,11 @@ def test_list_show_plot(capsys, network, sqlite, tmp_path):
     assert code == 0 and "tiny" in out and " 6 " in out
     code, out, _ = run(capsys, "study", "show", "tiny", "--storage", sqlite)
     assert code == 0 and "best" in out and "conv_a" in out and "hardware space" in out
-    code, out, _ = run(capsys, "study", "plot", "tiny", "--storage", sqlite, "--output-dir", tmp_path)
+    folder = tmp_path / "new" / "plots"                  # created
+    code, out, _ = run(capsys, "study", "plot", "tiny", "--storage", sqlite, "--output-dir", folder)
     assert code == 0
-    for kind in ("pareto", "history", "layers"):
-        png = tmp_path / f"tiny-{kind}.png"
+    for kind in ("pareto", "history", "budget", "layers"):
+        png = folder / f"tiny-{kind}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, _, err = run(capsys, "study", "show", "nope", "--storage", sqlite)
     assert code == 2 and "no study named 'nope'" in err
@@ -254,3 +256,31 @@ def test_retry_running_requeues_a_dead_workers_trial_on_a_journal(capsys, networ
     retry = next(t for t in study.trials if t.system_attrs.get("failed_trial") == orphan.number)
     assert retry.state.name == "COMPLETE" and retry.params == study.trials[orphan.number].params
     assert cd.stored_spec(study).trials == 4
+
+
+def _png_height(path) -> int:
+    return int.from_bytes(path.read_bytes()[20:24], "big")       # the IHDR chunk
+
+
+def test_plots_of_a_two_objective_study_show_both_and_the_chosen_design(capsys, network, sqlite, tmp_path):
+    from studies import results
+    from studies.plots import plot_study
+
+    assert run(capsys, *codesign_args(network, sqlite, "--objective", "latency,energy", trials=8))[0] == 0
+    study = load(sqlite)
+    spec = cd.stored_spec(study)
+    one = plot_study(study, dataclasses.replace(spec, objectives=("latency",)), tmp_path / "one")
+    two = plot_study(study, spec, tmp_path / "two")
+    # latency, energy and the front's hypervolume: three panels against one.
+    assert _png_height(two[1]) > 2.5 * _png_height(one[1])
+    frame = results.trials_frame(study, spec)
+    chosen, why = results.chosen_row(frame, spec.objectives)
+    assert why.startswith("lowest latency of the") and chosen.trial in results.pareto_rows(
+        frame, spec.objectives).trial.tolist()
+    other = int(frame[frame.feasible].trial.iloc[-1])
+    code, out, _ = run(capsys, "study", "plot", "tiny", "--storage", sqlite, "--output-dir", tmp_path / "t",
+                       "--trial", other)
+    assert code == 0 and out.count("wrote") == 4
+    code, _, err = run(capsys, "study", "plot", "tiny", "--storage", sqlite, "--output-dir", tmp_path,
+                       "--trial", 999)
+    assert code == 2 and "trial 999 of study tiny is not a feasible design" in err
