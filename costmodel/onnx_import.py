@@ -19,13 +19,26 @@ The graph's shapes come from ONNX shape inference; the nodes are read in graph o
   get a unit M or N; leading (batch) dimensions of A alone are folded into M (a projection shares B
   across the batch), of B alone into N, and batch dimensions of both (attention) become the repeat
   count.
+* ``LSTM``, ``GRU`` and ``RNN`` are their gate GEMMs, one per time step as GNMT's cells are written for
+  MAESTRO: the step's input and previous hidden state, B x (I + H), times the stacked gate weights,
+  (I + H) x G·H, with G = 4 (LSTM), 3 (GRU) or 1 (RNN) gates; count = time steps x directions. So the
+  MACs are exactly T·D·B·G·H·(I + H); the gates' element-wise work (sigmoids, tanh, products,
+  peepholes) has no MACs in MAESTRO's sense.
 * A batch N > 1 of a convolution is kept as MAESTRO's N dimension.
 
 Operators without multiply-accumulates (element-wise arithmetic and activations, normalisation,
 softmax, pooling, reductions, shape and data-movement operators) are skipped and listed; any other
-operator (recurrent cells, Einsum, quantised convolutions, 3-D convolutions, custom domains ...) is
-*unsupported*: left out and listed with its count, or an error with ``strict=True``. Layers of identical
-shape are merged into one, named after the first, with the summed count.
+operator (Einsum, quantised convolutions, 3-D convolutions, custom domains ...) is *unsupported*: left
+out and listed with its count and the MACs it held where its shapes tell (``"Einsum x2 (8,192 MACs,
+12 % of the model)"``), or an error with ``strict=True``. Layers of identical shape are merged into one,
+named after the first, with the summed count.
+
+Layer names are short and unique: a node named by its module path, as PyTorch's exporter writes it
+(``/features/features.18/features.18.0/Conv``), is named after the module (``features.18.0``), with no
+more of the path than it takes to tell it from every other node's.
+
+Weights are not needed, only their shapes: a model whose weights lie in an external data file that is
+absent (as shape-only models are shipped) imports from the shapes its tensors declare, with a note.
 
 Symbolic dimensions (``dim_param``) can be given sizes with ``dims``; an unbound symbolic first
 dimension of a graph input is taken as a batch of 1 (and noted), any other one needed is an error.
@@ -70,14 +83,17 @@ _NAME_BAD = re.compile(r"[^A-Za-z0-9_.\[\]]+")
 class OnnxImport:
     """What :func:`import_onnx` found: the network, and what it left out.
 
-    ``unsupported`` and ``skipped`` are ``"OpType xN"`` strings in order of first appearance;
-    ``notes`` explain modelling choices that touched this model (dilation, groups, batch).
+    ``unsupported`` and ``skipped`` are ``"OpType xN"`` strings in order of first appearance, an
+    unsupported one followed by the MACs it held (``"Einsum x2 (8,192 MACs, 12 % of the model)"``, or
+    ``"(MACs unknown)"``); ``left_out_macs`` sums the known ones; ``notes`` explain modelling choices that
+    touched this model (dilation, groups, batch, recurrent cells, absent weights).
     """
 
     network: Network
     unsupported: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    left_out_macs: int = 0
 
 
 class _Unsupported(Exception):
@@ -86,6 +102,18 @@ class _Unsupported(Exception):
     def __init__(self, label: str) -> None:
         super().__init__(label)
         self.label = label
+
+
+@dataclass
+class _LeftOut:
+    """Nodes of one kind the import leaves out, and the MACs they held (None: not known)."""
+
+    count: int = 0
+    macs: int | None = 0
+
+    def add(self, macs: int | None) -> None:
+        self.count += 1
+        self.macs = None if macs is None or self.macs is None else self.macs + macs
 
 
 def read_onnx(path: str | Path, *, strict: bool = False,
@@ -110,8 +138,8 @@ def import_onnx(path: str | Path, *, strict: bool = False,
     """
     onnx = _onnx()
     p = Path(path)
-    model = _load(onnx, p)
     notes: list[str] = []
+    model = _load(onnx, p, notes)
     bindings = _bind_symbols(model.graph, dict(dims or {}), notes)
     try:
         model = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
@@ -120,27 +148,32 @@ def import_onnx(path: str | Path, *, strict: bool = False,
         raise ParseError(f"ONNX shape inference failed: {_one_line(exc)}", file=str(p)) from None
     reader = _GraphReader(onnx, model.graph, str(p), bindings, notes)
     layers: list[Layer] = []
-    unsupported: Counter[str] = Counter()
+    unsupported: dict[str, _LeftOut] = {}
     skipped: Counter[str] = Counter()
     for index, node in enumerate(model.graph.node):
         op = node.op_type
         if node.domain not in ("", "ai.onnx"):
-            unsupported[f"{node.domain}::{op}"] += 1
+            unsupported.setdefault(f"{node.domain}::{op}", _LeftOut()).add(None)
             continue
         handler = _HANDLERS.get(op)
         if handler is None:
-            (skipped if op in NO_MACS else unsupported)[op] += 1
+            if op in NO_MACS:
+                skipped[op] += 1
+            else:
+                unsupported.setdefault(op, _LeftOut()).add(_macs_of(reader, node))
             continue
         try:
             layers += handler(reader, node, reader.layer_name(node, index))
         except _Unsupported as exc:
-            unsupported[exc.label] += 1
-    unsupported_list = [f"{op} x{n}" for op, n in unsupported.items()]
+            unsupported.setdefault(exc.label, _LeftOut()).add(_macs_of(reader, node))
+    imported = sum(layer.true_macs * layer.count for layer in layers)
+    left_out = sum(v.macs for v in unsupported.values() if v.macs is not None)
+    unsupported_list = [_left_out_text(op, v, imported + left_out) for op, v in unsupported.items()]
     if strict and unsupported_list:
         raise ParseError(f"unsupported operators: {', '.join(unsupported_list)} (without --strict they "
                          "are left out and listed)", file=str(p))
     if not layers:
-        raise ParseError("the model has no Conv, ConvTranspose, Gemm or MatMul node to import"
+        raise ParseError("the model has no Conv, ConvTranspose, Gemm, MatMul or recurrent node to import"
                          + (f" (unsupported: {', '.join(unsupported_list)})" if unsupported_list else ""),
                          file=str(p))
     try:
@@ -154,7 +187,16 @@ def import_onnx(path: str | Path, *, strict: bool = False,
     network = Network(name=_network_name(model.graph.name, p), layers=merged,
                       source=f"ONNX model {p.name}" + (f" (from {producer})" if producer else ""))
     return OnnxImport(network=network, unsupported=unsupported_list,
-                      skipped=[f"{op} x{n}" for op, n in skipped.items()], notes=notes)
+                      skipped=[f"{op} x{n}" for op, n in skipped.items()], notes=notes,
+                      left_out_macs=left_out)
+
+
+def _left_out_text(op: str, left: _LeftOut, total_macs: int) -> str:
+    if left.macs is None:
+        return f"{op} x{left.count} (MACs unknown)"
+    share = 100 * left.macs / total_macs if total_macs else 0.0
+    shown = "< 0.1" if 0 < share < 0.1 else "> 99.9" if 99.9 < share < 100 else f"{share:.1f}"
+    return f"{op} x{left.count} ({left.macs:,} MACs, {shown} % of the model)"
 
 
 # ------------------------------------------------------------------------------------ loading
@@ -171,7 +213,7 @@ def _one_line(exc: BaseException) -> str:
     return text[:300] + ("..." if len(text) > 300 else "") if text else type(exc).__name__
 
 
-def _load(onnx, p: Path):
+def _load(onnx, p: Path, notes: list[str]):
     data = read_limited(p, lambda reason: ParseError(reason, file=str(p)), limit=MAX_ONNX_BYTES, text=False)
     if not data:
         raise ParseError("not a valid ONNX model: the file is empty", file=str(p))
@@ -180,11 +222,38 @@ def _load(onnx, p: Path):
     except Exception as exc:  # protobuf's DecodeError and friends
         raise ParseError(f"not a valid ONNX model: {_one_line(exc)} (truncated or not an ONNX file?)",
                          file=str(p)) from None
+    absent = _absent_external_data(onnx, model, p)
     try:  # by path, so that weights stored in external data files are found next to the model
-        onnx.checker.check_model(str(p))
+        onnx.checker.check_model(model if absent else str(p))
     except Exception as exc:
         raise ParseError(f"not a valid ONNX model: {_one_line(exc)}", file=str(p)) from None
+    if absent:
+        notes.append(f"the weights of {absent[0]} tensor(s) lie in {', '.join(absent[1])}, which is not "
+                     "there: imported from their shapes alone (the cost model needs no weights)")
     return model
+
+
+def _absent_external_data(onnx, model, p: Path) -> tuple[int, list[str]] | None:
+    """If some weights lie in external data files that are absent, declare every externally stored
+    initializer as a graph input of its shape (the model then checks and infers shapes without the
+    data); returns (how many tensors, which files), or None if nothing is absent."""
+    external = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    files = []
+    for t in external:
+        location = next((e.value for e in t.external_data if e.key == "location"), "")
+        if location not in files and not (p.parent / location).is_file():
+            files.append(location)
+    if not files:
+        return None
+    names = {t.name for t in external}
+    inputs = {vi.name for vi in model.graph.input}
+    kept = [t for t in model.graph.initializer if t.name not in names]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    for t in external:
+        if t.name not in inputs:
+            model.graph.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    return len(external), files
 
 
 def _bind_symbols(graph, dims: dict[str, int], notes: list[str]) -> dict[str, int]:
@@ -232,12 +301,44 @@ def _unique_names(layers: tuple[Layer, ...]) -> tuple[Layer, ...]:
     return tuple(out)
 
 
+# ------------------------------------------------------------------------------------ names
+def _module_path(name: str, op: str) -> list[str]:
+    """A node name as its module path: ``/layer1/layer1.0/conv1/Conv`` -> ``[layer1.0, conv1]`` (the
+    operator's own name at the end dropped, and each scope that only repeats the start of the next)."""
+    parts = [q for q in re.split(r"[/:]+", name) if q]
+    if len(parts) > 1 and re.fullmatch(rf"{re.escape(op)}(_\d+)?", parts[-1]):
+        parts.pop()
+    return [q for i, q in enumerate(parts) if i + 1 == len(parts) or not parts[i + 1].startswith(q + ".")]
+
+
+def short_names(nodes: list[tuple[str, str]]) -> list[str]:
+    """Layer names for nodes given as (name, op type): each node's module path cut to the shortest
+    tail that no other node's path shares, made a MAESTRO identifier; unnamed nodes are ``op_index``."""
+    paths = [tuple(_module_path(name, op)) for name, op in nodes]
+    tails: Counter[tuple[str, ...]] = Counter()
+    for path in set(paths):
+        for k in range(1, len(path) + 1):
+            tails[path[-k:]] += 1
+    out = []
+    for index, ((_, op), path) in enumerate(zip(nodes, paths, strict=True)):
+        k = next((k for k in range(1, len(path)) if tails[path[-k:]] == 1), len(path))
+        text = _NAME_BAD.sub("_", ".".join(path[-k:])).strip("_.") if path else ""
+        if not text:
+            text = f"{op.lower()}_{index}"
+        out.append(text if not text[0].isdigit() else f"{op.lower()}.{text}")
+    return out
+
+
 # ------------------------------------------------------------------------------------ shapes
 class _GraphReader:
     def __init__(self, onnx, graph, file: str, bindings: Mapping[str, int], notes: list[str]) -> None:
         self.onnx = onnx
         self.file = file
         self.notes = notes
+        # Only the nodes that become layers need names that tell them apart.
+        self.names = dict(zip(
+            (i for i, n in enumerate(graph.node) if n.op_type in _HANDLERS),
+            short_names([(n.name, n.op_type) for n in graph.node if n.op_type in _HANDLERS]), strict=True))
         self.shapes: dict[str, list[int | str | None] | None] = {}
         for vi in (*graph.input, *graph.value_info, *graph.output):
             tt = vi.type.tensor_type
@@ -258,10 +359,7 @@ class _GraphReader:
         self.bindings = bindings
 
     def layer_name(self, node, index: int) -> str:
-        name = _NAME_BAD.sub("_", node.name).strip("_")
-        if not name or name[0].isdigit():
-            name = f"{node.op_type.lower()}_{index}" if not name else f"n{name}"
-        return name
+        return self.names[index]
 
     def label(self, node) -> str:
         return f"node {node.name or '(unnamed)'} ({node.op_type})"
@@ -479,6 +577,84 @@ def _broadcast(a: list[int], b: list[int]) -> list[int]:
     return out[::-1]
 
 
-_HANDLERS = {"Conv": _conv, "ConvTranspose": _conv_transpose, "Gemm": _gemm, "MatMul": _matmul}
+_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+def _recurrent(r: _GraphReader, node, name: str) -> list[Layer]:
+    """An LSTM, GRU or RNN as one gate GEMM per time step and direction (module docstring)."""
+    x, w = r.shape(node, 0), r.shape(node, 1)
+    a = r.attrs(node)
+    gates = _GATES[node.op_type]
+    if len(x) != 3 or len(w) != 3:
+        raise r.error(node, f"expected a 3-D input and weight, got {x} and {w}")
+    steps, batch, inputs = (x[1], x[0], x[2]) if a.get("layout", 0) == 1 else x
+    directions, rows, cols = w
+    hidden = int(a.get("hidden_size") or rows // gates)
+    expected = 2 if a.get("direction", "forward") == "bidirectional" else 1
+    if rows != gates * hidden or cols != inputs or directions != expected:
+        raise r.error(node, f"weight {w} does not match input {x}, hidden_size {hidden} and direction "
+                            f"'{a.get('direction', 'forward')}'")
+    r.notes.append(f"{r.label(node)}: {steps} time step(s) x {directions} direction(s) as GEMMs of the "
+                   f"{gates} gate(s), {batch} x {inputs + hidden} times {inputs + hidden} x {gates * hidden}")
+    return [r.layer(node, name=name, layer_type=LayerType.GEMM,
+                    dims=(("M", batch), ("N", gates * hidden), ("K", inputs + hidden)),
+                    count=steps * directions)]
+
+
+_HANDLERS = {"Conv": _conv, "ConvTranspose": _conv_transpose, "Gemm": _gemm, "MatMul": _matmul,
+             "LSTM": _recurrent, "GRU": _recurrent, "RNN": _recurrent}
+
+
+# ------------------------------------------------------------------------------------ left out
+# Where the weight is among the inputs of quantised forms of supported operators.
+_WEIGHT_INPUT = {"Conv": 1, "ConvInteger": 1, "QLinearConv": 3, "ConvTranspose": 1, "MatMul": 1,
+                 "MatMulInteger": 1, "QLinearMatMul": 3, "Gemm": 1}
+
+
+def _macs_of(r: _GraphReader, node) -> int | None:
+    """The MACs of a node the import leaves out, where its shapes tell them (None otherwise)."""
+    try:
+        return _estimate(r, node)
+    except (ParseError, ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def _known(r: _GraphReader, name: str) -> list[int] | None:
+    shape = r.shapes.get(name)
+    return list(shape) if shape and all(isinstance(d, int) and d > 0 for d in shape) else None
+
+
+def _estimate(r: _GraphReader, node) -> int | None:
+    op = node.op_type
+    out = _known(r, node.output[0]) if node.output else None
+    if op in ("Conv", "ConvInteger", "QLinearConv"):
+        w = _known(r, node.input[_WEIGHT_INPUT[op]])
+        # every output element: C/group inputs x the kernel
+        return math.prod(out) * math.prod(w[1:]) if out and w else None
+    if op == "ConvTranspose":
+        x, w = _known(r, node.input[0]), _known(r, node.input[1])
+        return math.prod(x) * math.prod(w[1:]) if x and w else None
+    if op in ("MatMul", "MatMulInteger", "QLinearMatMul"):
+        a = _known(r, node.input[0])
+        return math.prod(out) * a[-1] if out and a else None
+    if op == "Einsum":
+        return _einsum_macs(r, node)
+    return None
+
+
+def _einsum_macs(r: _GraphReader, node) -> int | None:
+    """One MAC per point of the joint index space of the operands (two-operand contractions)."""
+    equation = str(r.attrs(node).get("equation", "")).replace(" ", "")
+    lhs = equation.split("->")[0].split(",")
+    if "..." in equation or len(lhs) != len(node.input):
+        return None
+    sizes: dict[str, int] = {}
+    for letters, tensor in zip(lhs, node.input, strict=True):
+        shape = _known(r, tensor)
+        if shape is None or len(shape) != len(letters):
+            return None
+        for letter, size in zip(letters, shape, strict=True):
+            sizes[letter] = max(sizes.get(letter, 1), size)
+    return math.prod(sizes.values())
 
 __all__ = ["INSTALL_HINT", "NO_MACS", "OnnxImport", "import_onnx", "read_onnx"]

@@ -74,13 +74,13 @@ def test_resnet_block_shapes_and_macs(tmp_path):
     result = import_onnx(resnet_block(tmp_path))
     net = result.network
     layers = by_name(net)
-    assert list(layers) == ["block_conv_a", "block_conv_b", "block_proj", "block_conv_c1"]
-    assert layers["block_conv_a"] == Layer.conv("block_conv_a", K=64, C=64, R=3, S=3, Y=58, X=58)
-    assert layers["block_conv_b"] == Layer.conv("block_conv_b", K=128, C=64, R=3, S=3, Y=58, X=58,
+    assert list(layers) == ["conv_a", "conv_b", "proj", "conv_c1"]
+    assert layers["conv_a"] == Layer.conv("conv_a", K=64, C=64, R=3, S=3, Y=58, X=58)
+    assert layers["conv_b"] == Layer.conv("conv_b", K=128, C=64, R=3, S=3, Y=58, X=58,
                                                 stride=2)
-    assert layers["block_proj"] == Layer.conv("block_proj", K=128, C=64, R=1, S=1, Y=56, X=56, stride=2)
+    assert layers["proj"] == Layer.conv("proj", K=128, C=64, R=1, S=1, Y=56, X=56, stride=2)
     # the two identical 3x3 convolutions are one layer with count 2
-    assert layers["block_conv_c1"] == Layer.conv("block_conv_c1", K=128, C=128, R=3, S=3, Y=30, X=30,
+    assert layers["conv_c1"] == Layer.conv("conv_c1", K=128, C=128, R=3, S=3, Y=30, X=30,
                                                  count=2)
     assert [layers[n].output_size("Y") for n in layers] == [56, 28, 28, 28]
     expected = (64 * 64 * 9 * 56 * 56 + 128 * 64 * 9 * 28 * 28 + 128 * 64 * 28 * 28
@@ -173,12 +173,12 @@ def test_transformer_block_shapes_and_macs(tmp_path):
     layers = by_name(result.network)
     assert layers == {
         # Q, K, V and O projections: one shape, count 4 (the batch of 1 folded into M)
-        "attn_q_proj": Layer.gemm("attn_q_proj", M=n, K=h, N=h, count=4),
+        "q_proj": Layer.gemm("q_proj", M=n, K=h, N=h, count=4),
         # per head: scores Q·Kᵀ and A·V, count = heads
-        "attn_qk": Layer.gemm("attn_qk", M=n, K=d, N=n, count=heads),
-        "attn_av": Layer.gemm("attn_av", M=n, K=n, N=d, count=heads),
-        "ffn_fc1": Layer.gemm("ffn_fc1", M=n, K=h, N=ffn),
-        "ffn_fc2": Layer.gemm("ffn_fc2", M=n, K=ffn, N=h),
+        "qk": Layer.gemm("qk", M=n, K=d, N=n, count=heads),
+        "av": Layer.gemm("av", M=n, K=n, N=d, count=heads),
+        "fc1": Layer.gemm("fc1", M=n, K=h, N=ffn),
+        "fc2": Layer.gemm("fc2", M=n, K=ffn, N=h),
     }
     # one encoder layer of the BERT formula: 4·n·h² + 2·n²·h + 2·n·h·ffn
     assert result.network.total_macs == 4 * n * h * h + 2 * n * n * h + 2 * n * h * ffn == 212_992
@@ -192,9 +192,9 @@ def test_transformer_block_shapes_and_macs(tmp_path):
 
 def test_batched_projection_folds_batch_into_m_and_attention_counts_batch_times_heads(tmp_path):
     layers = by_name(read_onnx(transformer_block(tmp_path, batch=2))[0])
-    assert layers["attn_q_proj"].dim_map == {"M": 32, "N": 32, "K": 32}
-    assert layers["attn_qk"].count == 8 and layers["attn_qk"].dim_map == {"M": 16, "N": 16, "K": 8}
-    assert layers["ffn_fc1"].dim_map == {"M": 32, "N": 128, "K": 32}
+    assert layers["q_proj"].dim_map == {"M": 32, "N": 32, "K": 32}
+    assert layers["qk"].count == 8 and layers["qk"].dim_map == {"M": 16, "N": 16, "K": 8}
+    assert layers["fc1"].dim_map == {"M": 32, "N": 128, "K": 32}
 
 
 def test_symbolic_dimensions(tmp_path):
@@ -323,9 +323,12 @@ def test_unsupported_operators_are_listed_with_counts(tmp_path):
     model.graph.node[3].input[0] = "e2"
     onnx.save(model, path)
     net, unsupported = read_onnx(path)
-    assert unsupported == ["Einsum x2", "com.example::CustomOp x1"]
+    # Each Einsum multiplies 4x8 by 8x8: 256 MACs, against the MatMul's 256.
+    assert unsupported == ["Einsum x2 (512 MACs, 66.7 % of the model)",
+                           "com.example::CustomOp x1 (MACs unknown)"]
     assert [layer.dim_map for layer in net.layers] == [{"M": 4, "N": 8, "K": 8}]
-    with pytest.raises(ParseError, match=r"unsupported operators: Einsum x2, com.example::CustomOp x1"):
+    with pytest.raises(ParseError, match=r"unsupported operators: Einsum x2 \(512 MACs, 66.7 % of the "
+                                         r"model\), com.example::CustomOp x1 \(MACs unknown\)"):
         read_onnx(path, strict=True)
     args = parse_cli(["import", path, "--strict"])
     with pytest.raises(ParseError):
@@ -345,7 +348,8 @@ def test_three_d_conv_is_unsupported(tmp_path):
     x.graph.initializer.append(weight("w2", 3, 5))
     onnx.save(x, path)
     net, unsupported = read_onnx(path)
-    assert unsupported == ["Conv (3-D) x1"] and len(net.layers) == 1
+    # 8 filters of 4x3x3x3 over a 6x6x6 output: 186,624 MACs, against the MatMul's 30.
+    assert unsupported == ["Conv (3-D) x1 (186,624 MACs, > 99.9 % of the model)"] and len(net.layers) == 1
 
 
 def unchecked_conv(tmp_path, x_shape, k=3, **attrs) -> str:
@@ -399,7 +403,7 @@ def test_missing_file_and_model_without_layers(tmp_path):
         read_onnx(tmp_path / "nope.onnx")
     x = helper.make_tensor_value_info("x", FLOAT, [4])
     path = save(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], [x], [], name="relu_only")
-    with pytest.raises(ParseError, match="no Conv, ConvTranspose, Gemm or MatMul"):
+    with pytest.raises(ParseError, match="no Conv, ConvTranspose, Gemm, MatMul or recurrent node"):
         read_onnx(path)
 
 
@@ -436,3 +440,70 @@ def test_every_network_command_takes_the_onnx_model_directly(tmp_path, capsys):
         if argv[0] in ("eval", "map"):
             assert all(name in out for name in expected), argv[0]
     assert all(name in (tmp_path / "best" / "mapping.m").read_text() for name in expected)
+
+
+# --------------------------------------------------------------------------- models as people export them
+def test_a_shape_only_model_imports_without_its_weights(tmp_path):
+    model = onnx.load(resnet_block(tmp_path))
+    path = tmp_path / "shapes.onnx"
+    onnx.save_model(model, path, save_as_external_data=True, location="shapes.bin", size_threshold=0)
+    (tmp_path / "shapes.bin").unlink()                 # shipped without its weights
+    result = import_onnx(path)
+    assert result.network.total_macs == 411_041_792
+    assert any("shapes.bin, which is not there: imported from their shapes alone" in n for n in result.notes)
+    with_weights = tmp_path / "ext.onnx"
+    onnx.save_model(onnx.load(resnet_block(tmp_path)), with_weights, save_as_external_data=True,
+                    location="ext.bin", size_threshold=0)
+    assert not import_onnx(with_weights).notes        # weights present: nothing to say
+
+
+def recurrent_model(tmp_path, op: str, *, steps=5, batch=2, inputs=12, hidden=16, direction="forward",
+                    layout=0) -> str:
+    gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
+    d = 2 if direction == "bidirectional" else 1
+    x_shape = [batch, steps, inputs] if layout else [steps, batch, inputs]
+    x = helper.make_tensor_value_info("x", FLOAT, x_shape)
+    nodes = [helper.make_node(op, ["x", "w", "r"], ["y"], name=f"/encoder/rnn/{op}", hidden_size=hidden,
+                              direction=direction, layout=layout),
+             helper.make_node("Gemm", ["h", "w_fc"], ["z"], name="/classifier/classifier.1/Gemm", transB=1)]
+    inits = [weight("w", d, gates * hidden, inputs), weight("r", d, gates * hidden, hidden),
+             weight("w_fc", 10, hidden)]
+    h = helper.make_tensor_value_info("h", FLOAT, [batch, hidden])
+    return save(tmp_path, nodes, [x, h], inits, name=op.lower(), opset=17 if not layout else 14)
+
+
+@pytest.mark.parametrize(("op", "gates"), [("LSTM", 4), ("GRU", 3), ("RNN", 1)])
+def test_recurrent_cells_import_as_their_gate_gemms(tmp_path, op, gates):
+    steps, batch, inputs, hidden = 5, 2, 12, 16
+    result = import_onnx(recurrent_model(tmp_path, op))
+    layers = by_name(result.network)
+    assert layers["rnn"] == Layer.gemm("rnn", M=batch, K=inputs + hidden, N=gates * hidden, count=steps)
+    assert layers["rnn"].true_macs * steps == steps * batch * gates * hidden * (inputs + hidden)
+    assert result.unsupported == [] and any(f"{steps} time step(s) x 1 direction(s)" in n
+                                            for n in result.notes)
+    both = by_name(import_onnx(recurrent_model(tmp_path, op, direction="bidirectional", layout=1)).network)
+    assert both["rnn"].count == 2 * steps and both["rnn"].dim_map == layers["rnn"].dim_map
+
+
+def test_a_recurrent_weight_that_does_not_match_names_the_node(tmp_path):
+    path = recurrent_model(tmp_path, "LSTM")
+    model = onnx.load(path)
+    next(a for a in model.graph.node[0].attribute if a.name == "hidden_size").i = 8   # weights for 16
+    onnx.save(model, path)
+    with pytest.raises(ParseError, match=r"node /encoder/rnn/LSTM \(LSTM\): weight \[1, 64, 12\]"):
+        read_onnx(path)
+
+
+def test_layer_names_are_short_module_paths():
+    from costmodel.onnx_import import short_names
+
+    nodes = [("/features/features.0/Conv", "Conv"), ("/features/features.18/features.18.0/Conv", "Conv"),
+             ("/layer1/layer1.0/conv1/Conv", "Conv"), ("/layer2/layer2.0/conv1/Conv", "Conv"),
+             ("/classifier/classifier.6/Gemm", "Gemm"), ("/fc/Gemm", "Gemm"), ("", "MatMul"),
+             ("/0/Conv", "Conv"),
+             ("/bert/encoder/layer.0/attention/self/query/MatMul", "MatMul"),
+             ("/bert/encoder/layer.1/attention/self/query/MatMul", "MatMul")]
+    assert short_names(nodes) == ["features.0", "features.18.0", "layer1.0.conv1", "layer2.0.conv1",
+                                  "classifier.6", "fc", "matmul_6", "conv.0", "layer.0.attention.self.query",
+                                  "layer.1.attention.self.query"]
+    assert max(len(n) for n in short_names(nodes)) < 30
