@@ -142,22 +142,40 @@ def vgg16() -> Network:
 
 
 def resnet50() -> Network:
-    """ResNet-50 (He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, Table 1).
+    """ResNet-50 v1 (He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, Table 1).
 
     The original (v1) placement of the stride-2 downsampling in the first 1x1 convolution of
     conv3_1, conv4_1 and conv5_1; projection shortcuts (1x1) in the first block of each stage; the
     final fully connected layer as a 1x1 convolution. Pooling layers are not convolutions and are
-    left out. 3.86 GMACs per 224x224 image (the paper rounds to 3.8e9 multiply-adds).
+    left out. 3.86 GMACs per 224x224 image (the paper rounds to 3.8e9 multiply-adds). The ResNet-50
+    of torchvision and most frameworks is v1.5 (:func:`resnet50_v1_5`, 4.09 GMACs).
     """
+    return _resnet50(v1_5=False)
+
+
+def resnet50_v1_5() -> Network:
+    """ResNet-50 v1.5, as torchvision's ``resnet50`` (and most frameworks' ResNet-50) builds it.
+
+    The layers of :func:`resnet50` with the stride 2 of conv3_1, conv4_1 and conv5_1 moved from the
+    first 1x1 convolution to the 3x3 one, which so runs on the larger input map: 4.09 GMACs per
+    224x224 image (torchvision's documentation: 4.09 GFLOPS, counting multiply-adds), against v1's
+    3.86. The downsampling projections keep their stride-2 1x1 convolutions.
+    """
+    return _resnet50(v1_5=True)
+
+
+def _resnet50(*, v1_5: bool) -> Network:
     layers = [_conv("conv1", 64, 3, 7, 112, stride=2)]
     in_ch = 64
     for stage, (width, blocks, out, stride) in enumerate(
             ((64, 3, 56, 1), (128, 4, 28, 2), (256, 6, 14, 2), (512, 3, 7, 2)), start=2):
         expanded = 4 * width
         p = f"conv{stage}"
+        # v1 strides the first 1x1 convolution, v1.5 the 3x3 one (whose input is then out x stride).
+        a_stride, b_stride = (1, stride) if v1_5 else (stride, 1)
         layers += [
-            _conv(f"{p}_1_a", width, in_ch, 1, out, stride=stride),
-            _conv(f"{p}_1_b", width, width, 3, out),
+            _conv(f"{p}_1_a", width, in_ch, 1, out * b_stride, stride=a_stride),
+            _conv(f"{p}_1_b", width, width, 3, out, stride=b_stride),
             _conv(f"{p}_1_c", expanded, width, 1, out),
             _conv(f"{p}_1_proj", expanded, in_ch, 1, out, stride=stride),
             _conv(f"{p}_x_a", width, expanded, 1, out, count=blocks - 1),
@@ -166,7 +184,11 @@ def resnet50() -> Network:
         ]
         in_ch = expanded
     layers.append(Layer.conv("fc1000", K=1000, C=2048, R=1, S=1, Y=1, X=1))
-    return Network(name="resnet50", layers=tuple(layers), source="He et al., CVPR 2016, Table 1")
+    if v1_5:
+        return Network(name="resnet50_v1_5", layers=tuple(layers),
+                       source="ResNet-50 v1.5 (torchvision's resnet50): stride 2 in the 3x3 convolutions")
+    return Network(name="resnet50", layers=tuple(layers),
+                   source="He et al., CVPR 2016, Table 1 (v1: stride 2 in the first 1x1 convolutions)")
 
 
 # Sandler et al., Table 2: (expansion t, output channels c, repeats n, stride s of the first block).
@@ -325,6 +347,7 @@ BUILTIN: dict[str, Callable[[], Network]] = {
     "alexnet": alexnet,
     "vgg16": vgg16,
     "resnet50": resnet50,
+    "resnet50_v1_5": resnet50_v1_5,
     "mobilenetv2": mobilenetv2,
     "unet": unet,
     "bert_base": bert_base,
@@ -356,4 +379,5 @@ def builtin(name: str) -> Network:
 
 
 __all__ = ["BUILTIN", "Network", "alexnet", "bert_base", "builtin", "bundled_dataflow", "gpt2_decode",
-           "gpt2_prefill", "maestro_text", "mobilenetv2", "resnet50", "unet", "unique_shapes", "vgg16"]
+           "gpt2_prefill", "maestro_text", "mobilenetv2", "resnet50", "resnet50_v1_5", "unet",
+           "unique_shapes", "vgg16"]

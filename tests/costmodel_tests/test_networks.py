@@ -31,6 +31,7 @@ from costmodel.networks import (
     maestro_text,
     mobilenetv2,
     resnet50,
+    resnet50_v1_5,
     unet,
     vgg16,
 )
@@ -82,6 +83,7 @@ def test_exact_cnn_totals():
     assert alexnet().total_macs == 724_406_816
     assert vgg16().total_macs == 15_470_264_320
     assert resnet50().total_macs == 3_857_973_248
+    assert resnet50_v1_5().total_macs == 4_089_184_256
     assert mobilenetv2().total_macs == 300_774_272
     assert unet().total_macs == 150_428_424_448
 
@@ -119,6 +121,30 @@ def test_layer_counts_match_the_papers():
     r50 = resnet50()                            # 50 weighted layers + 4 projection shortcuts
     assert r50.num_layers - sum("proj" in la.name for la in r50.layers) == 50
     assert mobilenetv2().num_layers == 53       # Table 2: conv, 17 bottlenecks (2 or 3 convs), 2 x 1x1
+
+
+def test_resnet50_v1_5_moves_the_stride_to_the_3x3_convolutions():
+    # torchvision's resnet50 (v1.5): 4.09 GFLOPS in its documentation, counting multiply-adds.
+    assert resnet50_v1_5().total_macs == pytest.approx(4.09e9, rel=1e-3)
+    v1 = {la.name: la for la in resnet50().layers}
+    v15 = {la.name: la for la in resnet50_v1_5().layers}
+    assert v1.keys() == v15.keys()
+    for stage in (3, 4, 5):
+        a, b = f"conv{stage}_1_a", f"conv{stage}_1_b"
+        assert (v1[a].stride("Y"), v1[b].stride("Y")) == (2, 1)
+        assert (v15[a].stride("Y"), v15[b].stride("Y")) == (1, 2)
+        assert v15[a].output_size("Y") == 2 * v15[b].output_size("Y") == 2 * v1[b].output_size("Y")
+    changed = {n for n in v1 if v1[n] != v15[n]}
+    assert changed == {f"conv{s}_1_{x}" for s in (3, 4, 5) for x in "ab"}
+
+
+def test_builtin_names_as_papers_spell_them():
+    assert load_network("ResNet-50").name == "resnet50"
+    assert load_network("ResNet-50 v1.5").name == "resnet50_v1_5"
+    assert load_network("BERT-base").name == "bert_base"
+    assert load_network("GPT-2 prefill").name == "gpt2_prefill"
+    with pytest.raises(SpecError, match=r"'ResNet-51' is neither .* did you mean resnet50\?"):
+        load_network("ResNet-51")
 
 
 def test_repeat_counts():
@@ -213,8 +239,8 @@ def test_gpt2_prefill_and_decode_macs():
 
 # ------------------------------------------------------------------------------- every network
 def test_registry():
-    assert set(BUILTIN) == {"alexnet", "vgg16", "resnet50", "mobilenetv2", "unet", "bert_base",
-                            "gpt2_prefill", "gpt2_decode"}
+    assert set(BUILTIN) == {"alexnet", "vgg16", "resnet50", "resnet50_v1_5", "mobilenetv2", "unet",
+                            "bert_base", "gpt2_prefill", "gpt2_decode"}
     for name, factory in BUILTIN.items():
         net = factory()
         assert name == name.lower() and net.name == name and net.source
