@@ -106,8 +106,10 @@ class CodesignSpec:
     def create(cls, network: str, **options) -> CodesignSpec:
         """A spec for a network given as a built-in name, a ``.m`` file or an ONNX model."""
         loaded = load_network(network)
+        for note in loaded.notes:
+            print(f"note: {network}: {note}", file=sys.stderr)
         for op in loaded.unsupported:
-            print(f"note: {network}: operator not imported: {op}")
+            print(f"note: {network}: operator not imported: {op}", file=sys.stderr)
         text = format_network(loaded.name, [(layer, None) for layer, _ in loaded.layers])
         options["objectives"] = parse_objectives(options.get("objectives", "latency"))
         spec = cls(loaded.name, text, **options)

@@ -9,6 +9,8 @@ import sys
 from costmodel import (
     Accelerator,
     Dataflow,
+    Layer,
+    LayerType,
     MappedLayer,
     SpecError,
     Tech,
@@ -155,20 +157,66 @@ def read_network_file(path: str, *, prog: str) -> NetworkFile:
     if path.lower().endswith(".m"):
         return read_network(path)
     loaded = load_network(path)
+    for note in loaded.notes:
+        print(f"{prog}: {path}: note: {note}", file=sys.stderr)
     for op in loaded.unsupported:
         print(f"{prog}: {path}: operator not imported: {op}", file=sys.stderr)
     return NetworkFile(loaded.name, tuple(MappedLayer(layer, dataflow, name=layer.name)
                                           for layer, dataflow in loaded.layers), loaded.source)
 
 
-def resolve_dataflow(spec: str, *, prog: str) -> Dataflow:
-    """A dataflow file, or the name of a dataflow shipped with the package."""
+def resolve_dataflow(spec: str, *, prog: str, key: str = "--dataflow", holes: bool = False) -> Dataflow:
+    """A dataflow file, or the name of a dataflow shipped with the package; a template with holes only
+    where ``holes`` allows it."""
     shipped = bundled_dataflow(spec)
     if not spec.lower().endswith(".m") and "/" not in spec and len(spec) < 100 and shipped.is_file():
         dataflow = read_dataflow(shipped)
     else:
         dataflow = read_dataflow(spec)
-    if dataflow.holes:
+    if dataflow.holes and not holes:
         raise SpecError(f"{spec} is a template with holes ({', '.join('?' + h for h in dataflow.holes)}); "
-                        f"{prog} needs concrete sizes (search them with dse map --space)", key="--dataflow")
+                        f"{prog} needs concrete sizes (search them with dse map --space)", key=key)
     return dataflow
+
+
+# ------------------------------------------------------------------------- GEMM layers' dataflow
+# A CNN imported from ONNX ends in Gemm layers (its classifier), which a convolution's dataflow cannot
+# map: --gemm-dataflow gives them their own, so the network evaluates end to end in one command.
+GEMM_DATAFLOW_HELP = ("dataflow for the GEMM layers (M, N, K) instead of --dataflow: a .m file or a "
+                      "shipped name (gemm_mnk)")
+
+
+def add_gemm_dataflow_argument(p: argparse.ArgumentParser, *, text: str = GEMM_DATAFLOW_HELP) -> None:
+    """``--gemm-dataflow DATAFLOW`` (read it with :func:`gemm_dataflow_of`)."""
+    p.add_argument("--gemm-dataflow", metavar="DATAFLOW", help=text)
+
+
+def gemm_dataflow_of(args: argparse.Namespace, *, prog: str, holes: bool = False) -> Dataflow | None:
+    """The ``--gemm-dataflow`` given (``None`` if none); ``holes=True`` accepts a template (``dse map``).
+    A dataflow that maps a dimension other than M, N and K (a convolution's) is refused here, naming
+    the flag, rather than failing on every GEMM layer."""
+    spec = getattr(args, "gemm_dataflow", None)
+    if spec is None:
+        return None
+    dataflow = resolve_dataflow(spec, prog=prog, key="--gemm-dataflow", holes=holes)
+    extra = sorted({d.dim.rstrip("'") for d in dataflow.directives if not d.is_cluster} - {"M", "N", "K"})
+    if extra:
+        raise SpecError(f"{spec} maps {', '.join(extra)}, which GEMM layers do not have (they have M, N and "
+                        "K: e.g. the shipped gemm_mnk)", key="--gemm-dataflow")
+    return dataflow
+
+
+def dataflow_for(layer: Layer, dataflow: Dataflow | None, gemm_dataflow: Dataflow | None
+                 ) -> Dataflow | None:
+    """The dataflow a layer takes from the command line: a GEMM layer ``gemm_dataflow`` when one was
+    given, every other layer (and a GEMM without one) ``dataflow``."""
+    if gemm_dataflow is not None and layer.layer_type is LayerType.GEMM:
+        return gemm_dataflow
+    return dataflow
+
+
+def gemm_hint(layer: Layer, gemm_dataflow: Dataflow | None) -> str:
+    """What to add to an error of a GEMM layer that took a convolution's dataflow."""
+    if layer.layer_type is LayerType.GEMM and gemm_dataflow is None:
+        return " (a GEMM layer needs a GEMM dataflow: add --gemm-dataflow gemm_mnk)"
+    return ""

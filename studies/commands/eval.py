@@ -12,7 +12,11 @@ from ..outputs import check_output_file, open_output
 from ..tables import write_rows
 from .common import (
     accelerator_from_args,
+    add_gemm_dataflow_argument,
     add_hardware_arguments,
+    dataflow_for,
+    gemm_dataflow_of,
+    gemm_hint,
     read_network_file,
     resolve_dataflow,
 )
@@ -41,6 +45,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--dataflow", metavar="DATAFLOW",
                    help="apply this dataflow to every layer (instead of the files' own): a .m file with a "
                         "Dataflow block, or a shipped dataflow name (kcp_ws, yxp_os, xp_ws, nlr, gemm_mnk)")
+    add_gemm_dataflow_argument(p)
     add_hardware_arguments(p)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="output format (default: table)")
@@ -60,32 +65,37 @@ def add_parser(subparsers) -> None:
 AUTO_REFERENCE_LAYERS = 100
 
 
-def _layer_rows(path: str, net, args, acc, template, engine: str) -> tuple[list[dict], list[str]]:
+NO_DATAFLOW = "no Dataflow block in this layer or an earlier one"
+
+
+def _layer_rows(path: str, net, args, acc, templates, engine: str) -> tuple[list[dict], list[tuple]]:
     rows, problems = [], []
     for mapped in net.layers:
         row = {"file": path, "network": net.name, "layer": mapped.name}
-        error = _evaluate(mapped, acc, template, args, row, engine)
+        error = _evaluate(mapped, acc, templates, args, row, engine)
         if error:
             row["error"] = error
-            problems.append(f"{path}: layer {mapped.name}: {error}")
+            problems.append((path, mapped.name, error))
         rows.append(row)
     return rows, problems
 
 
-def _evaluate(mapped: MappedLayer, acc, template, args, row: dict, engine: str) -> str | None:
+def _evaluate(mapped: MappedLayer, acc, templates, args, row: dict, engine: str) -> str | None:
     if mapped.error is not None:
         return str(mapped.error)
     row["layer_type"] = mapped.layer.layer_type.value
     row["count"] = mapped.layer.count
-    dataflow = template or mapped.dataflow
+    template, gemm_template = templates
+    dataflow = dataflow_for(mapped.layer, template, gemm_template) or mapped.dataflow
     if dataflow is None:
-        return "no Dataflow block in this layer or an earlier one (give one with --dataflow)"
+        return NO_DATAFLOW
     try:
         limits.check_mapping(mapped.layer, dataflow)        # a --dataflow meets the layer only here
         cost = evaluate_batch(mapped.layer, dataflow, accelerator=acc, maestro_exact=args.maestro_exact,
                               engine=engine).row(0)
     except DseError as exc:
-        return exc.reason if hasattr(exc, "reason") else str(exc)
+        reason = exc.reason if hasattr(exc, "reason") else str(exc)
+        return reason + (gemm_hint(mapped.layer, gemm_template) if template is not None else "")
     if cost.error:
         return cost.error
     for name in COLUMNS:
@@ -99,21 +109,25 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         check_output_file(args.output)
     acc = accelerator_from_args(args)
-    template = resolve_dataflow(args.dataflow, prog="dse eval") if args.dataflow else None
+    templates = (resolve_dataflow(args.dataflow, prog="dse eval") if args.dataflow else None,
+                 gemm_dataflow_of(args, prog="dse eval"))
     rows: list[dict] = []
-    problems: list[str] = []
-    networks = []
+    problems: list[tuple] = []
+    networks = []                 # (path, network or None); problems are reported in the files' order
     for path in args.files:
         try:
             networks.append((path, read_network_file(path, prog="dse eval")))
         except DseError as exc:
-            problems.append(str(exc))
+            networks.append((path, str(exc)))
     engine = args.engine
     if engine == "auto":
-        layers = sum(len(net.layers) for _, net in networks)
+        layers = sum(len(net.layers) for _, net in networks if not isinstance(net, str))
         engine = "reference" if layers <= AUTO_REFERENCE_LAYERS else "compiled"
     for path, net in networks:
-        file_rows, file_problems = _layer_rows(path, net, args, acc, template, engine)
+        if isinstance(net, str):
+            problems.append((None, None, net))
+            continue
+        file_rows, file_problems = _layer_rows(path, net, args, acc, templates, engine)
         rows += file_rows
         problems += file_problems
     with open_output(args.output) as out:
@@ -121,9 +135,32 @@ def run(args: argparse.Namespace) -> int:
             _write_table(out, rows, acc)
         else:
             write_rows(out, rows, COLUMNS, args.format)
-    for line in problems:
+    for line in problem_lines(problems):
         print(f"dse eval: {line}", file=sys.stderr)
     return 2 if problems else 0
+
+
+def problem_lines(problems: list[tuple]) -> list[str]:
+    """One line per distinct problem of a file: the same message for many layers (a built-in network
+    without dataflows, a dataflow that fits no layer) names the layers once."""
+    grouped: dict[tuple, list[str]] = {}
+    for path, layer, message in problems:
+        grouped.setdefault((path, message), []).append(layer)
+    lines = []
+    for (path, message), layers in grouped.items():
+        if path is None:
+            lines.append(message)
+            continue
+        if message == NO_DATAFLOW:
+            message = ("no dataflow (no Dataflow block in the file; built-in networks and ONNX models carry "
+                       "none): give one with --dataflow, e.g. --dataflow kcp_ws --gemm-dataflow gemm_mnk"
+                       if len(layers) > 1 else message + " (give one with --dataflow)")
+        if len(layers) == 1:
+            lines.append(f"{path}: layer {layers[0]}: {message}")
+        else:
+            shown = ", ".join(layers[:4]) + (f" and {len(layers) - 4} more" if len(layers) > 4 else "")
+            lines.append(f"{path}: {len(layers)} layers ({shown}): {message}")
+    return lines
 
 
 def _write_table(out, rows: list[dict], acc) -> None:

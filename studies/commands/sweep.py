@@ -64,8 +64,11 @@ from .common import (
     UsageError,
     accelerator_from_args,
     add_budget_arguments,
+    add_gemm_dataflow_argument,
     add_jobs_argument,
     budget_of,
+    dataflow_for,
+    gemm_dataflow_of,
     hardware_int,
     positive_int,
     read_network_file,
@@ -404,6 +407,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--dataflow", metavar="DATAFLOW",
                    help="apply this dataflow to every layer (instead of the file's own): a .m file with a "
                         "Dataflow block, or a shipped dataflow name (kcp_ws, yxp_os, xp_ws, nlr, gemm_mnk)")
+    add_gemm_dataflow_argument(p)
     grid = p.add_argument_group("the grid (a spec each; left out: the --hw-file's value)")
     for field, flag, text in AXES:
         grid.add_argument(flag, dest=field, type=grid_spec(field), metavar="SPEC", help=text)
@@ -446,13 +450,14 @@ def _network(args: argparse.Namespace, acc: Accelerator, axes: dict[str, np.ndar
     """The network's name, its (layer, dataflow) pairs with repeats merged, its layer count (repeats
     counted) and one line per layer that cannot be swept."""
     template = resolve_dataflow(args.dataflow, prog="dse sweep") if args.dataflow else None
+    gemm_template = gemm_dataflow_of(args, prog="dse sweep")
     net = read_network_file(args.file, prog="dse sweep")
     wanted = set(args.layer or ())
     problems, pairs = [], []
     for mapped in net.layers:
         if wanted and mapped.name not in wanted:
             continue
-        dataflow = template or mapped.dataflow
+        dataflow = dataflow_for(mapped.layer, template, gemm_template) or mapped.dataflow
         if mapped.error is not None:
             problems.append(f"layer {mapped.name}: {mapped.error}")
         elif dataflow is None:
@@ -463,7 +468,8 @@ def _network(args: argparse.Namespace, acc: Accelerator, axes: dict[str, np.ndar
                             f"({', '.join('?' + h for h in dataflow.holes)}); a sweep needs concrete sizes")
         else:
             pairs.append((mapped.layer, dataflow))
-    if template is None and net.layers and all(m.dataflow is None and m.error is None for m in net.layers):
+    if template is None and gemm_template is None and net.layers and all(
+            m.dataflow is None and m.error is None for m in net.layers):
         problems = ["no layer has a dataflow (give one with --dataflow)"]   # e.g. a built-in network
     missing = sorted(wanted - {m.name for m in net.layers})
     if missing:

@@ -128,3 +128,57 @@ def test_console_script_runs(oracle_layer):
                            "json"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["runtime_cycles"] == 1806344
+
+
+# ------------------------------------------------------------------- networks as people hand them
+def small_cnn(tmp_path) -> str:
+    """Two convolutions and a classifier Gemm, named as PyTorch's exporter names them."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def w(name, *shape):
+        return numpy_helper.from_array(np.zeros(shape, dtype=np.float32), name)
+
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], name="/features/features.0/Conv",
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("Conv", ["b", "w2"], ["c"], name="/features/features.2/Conv", strides=[2, 2]),
+             helper.make_node("GlobalAveragePool", ["c"], ["d"]),
+             helper.make_node("Flatten", ["d"], ["e"]),
+             helper.make_node("Gemm", ["e", "wf"], ["y"], name="/classifier/classifier.1/Gemm", transB=1)]
+    graph = helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                              [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+                              initializer=[w("w1", 16, 3, 3, 3), w("w2", 32, 16, 3, 3), w("wf", 10, 32)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "cnn.onnx"
+    onnx.save(model, path)
+    return str(path)
+
+
+def test_a_cnn_with_a_classifier_evaluates_end_to_end_with_a_gemm_dataflow(tmp_path, capsys):
+    model = small_cnn(tmp_path)
+    code, out, err = run(capsys, "eval", model, "--dataflow", "kcp_ws", "--gemm-dataflow", "gemm_mnk",
+                         "--num-pes", "64", "--format", "csv")
+    assert code == 0, err
+    df = pd.read_csv(io.StringIO(out))
+    assert df.layer.tolist() == ["features.0", "features.2", "classifier.1"]
+    assert df.error.isna().all()
+    assert df.num_macs.tolist() == [16 * 3 * 9 * 32 * 32, 32 * 16 * 9 * 15 * 15, 320]
+    # Without it the classifier cannot take a convolution's dataflow: the message says what to add.
+    code, _, err = run(capsys, "eval", model, "--dataflow", "kcp_ws", "--num-pes", "64")
+    assert code == 2 and err.count("\n") == 1
+    assert "layer classifier.1:" in err and "add --gemm-dataflow gemm_mnk" in err
+    code, _, err = run(capsys, "eval", model, "--dataflow", "kcp_ws", "--gemm-dataflow", "kcp_ws")
+    assert code == 2 and "--gemm-dataflow: kcp_ws maps C, R, S, X, Y, which GEMM layers do not have" in err
+
+
+def test_a_network_without_dataflows_gets_one_line_not_one_per_layer(capsys):
+    code, out, err = run(capsys, "eval", "ResNet-50", "--num-pes", "64")
+    assert code == 2 and err.count("\n") == 1
+    assert "dse eval: ResNet-50: 30 layers (conv1, conv2_1_a, conv2_1_b, conv2_1_c and 26 more): no " \
+           "dataflow" in err and "--dataflow kcp_ws" in err
+    assert out.count("error: no Dataflow block") == 30                     # every row still says so
+    code, out, _ = run(capsys, "eval", "ResNet-50", "--dataflow", "kcp_ws", "--num-pes", "64")
+    assert code == 0 and "total over 54 evaluated layer(s)" in out
