@@ -77,7 +77,8 @@ def add_parser(subparsers) -> None:
 
 def add_study_arguments(p: argparse.ArgumentParser, *, required: bool = False) -> None:
     p.add_argument("--study", required=required, metavar="NAME",
-                   help="study name (default: <network>-<objective>)")
+                   help="the study's name (required)" if required else
+                   "study name (default: <network>-<objective>)")
     add_storage_arguments(p)
 
 

@@ -335,11 +335,18 @@ def test_dse_networks_lists_every_builtin(capsys):
         line = next(row for row in out.splitlines() if row.startswith(name + " "))
         assert f"{net.total_macs:,}" in line and f" {net.num_layers} " in line
     code, out = run_networks(capsys, "--format", "csv")
-    assert out.splitlines()[0] == "network,distinct_layers,layers,macs,source"
-    assert "vgg16,12,16,15470264320," in out
+    assert out.splitlines()[0] == "network,entries,distinct_shapes,layers,macs,source"
+    assert "vgg16,13,12,16,15470264320," in out and "resnet50,30,21,54,3857973248," in out
 
 
 def test_dse_networks_shows_one_network(capsys):
     code, out = run_networks(capsys, "bert_base")
-    assert code == 0 and "bert_base: 8 layer entries, 360 layers per inference, 48,318,382,080 MACs" in out
+    assert code == 0 and ("bert_base: 8 layer entries (5 distinct shapes), 360 layers per inference, "
+                          "48,318,382,080 MACs") in out
+    # The list and the network's own view count alike.
+    _, listed = run_networks(capsys)
+    row = next(line for line in listed.splitlines() if line.startswith("resnet50 "))
+    _, one = run_networks(capsys, "resnet50")
+    assert row.split()[1:4] == ["30", "21", "54"]
+    assert one.startswith("resnet50: 30 layer entries (21 distinct shapes), 54 layers per inference")
     assert "M=512 N=512 K=64" in out
