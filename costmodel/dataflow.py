@@ -93,6 +93,7 @@ class Dataflow:
     # Identity without source lines, and its hash: computed once (dataflows key every cache).
     _key: tuple = field(init=False, repr=False, compare=False)
     _hash: int = field(init=False, repr=False, compare=False)
+    _holes: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.directives and self.directives[-1].is_cluster:
@@ -100,6 +101,12 @@ class Dataflow:
         key = tuple(d.key() for d in self.directives)
         object.__setattr__(self, "_key", key)
         object.__setattr__(self, "_hash", hash(key))
+        seen: dict[str, None] = {}
+        for d in self.directives:
+            for sym in d.symbols():
+                if isinstance(sym, Hole):
+                    seen.setdefault(sym.name)
+        object.__setattr__(self, "_holes", tuple(seen))
 
     @classmethod
     def of(cls, *directives: Directive) -> Dataflow:
@@ -142,12 +149,7 @@ class Dataflow:
     @property
     def holes(self) -> tuple[str, ...]:
         """Names of the holes, in order of first appearance."""
-        seen: dict[str, None] = {}
-        for d in self.directives:
-            for s in d.symbols():
-                if isinstance(s, Hole):
-                    seen.setdefault(s.name)
-        return tuple(seen)
+        return self._holes
 
     def bind(self, values: Mapping[str, int]) -> Dataflow:
         """Replace holes by the given integers (holes not given stay holes)."""

@@ -22,6 +22,8 @@ from costmodel.errors import SpecError
 from spaces.constraints import Constraints
 from spaces.mapping import MappingSpace, Point
 
+from .pareto import pareto_mask
+
 OBJECTIVES = ("latency", "energy", "edp")
 # The engines, as the command line names them; "auto" picks one for the space (commands decide).
 SEARCHERS = ("auto", "cpsat", "exhaustive", "optuna")
@@ -118,7 +120,7 @@ def _scored(problem: Problem, cost: LayerCost) -> tuple[LayerCost, np.ndarray, n
     return cost, values, feasible
 
 
-def evaluate_points(problem: Problem, points: Sequence[Point]) -> Scored:
+def evaluate_points(problem: Problem, points: Sequence[Point], *, jobs: int | None = None) -> Scored:
     """Evaluate points of any structures in one cost-model call."""
     structures = problem.space.structures
     width = max((len(structures[p.structure].holes) for p in points), default=0)
@@ -127,7 +129,7 @@ def evaluate_points(problem: Problem, points: Sequence[Point]) -> Scored:
         m = p.value_map()
         values[i, :len(m)] = [m[h] for h in structures[p.structure].holes]
     index = np.fromiter((p.structure for p in points), dtype=np.int64, count=len(points))
-    cost, scores, feasible = evaluate_mixed_chunk(problem, index, values)
+    cost, scores, feasible = evaluate_mixed_chunk(problem, index, values, jobs=jobs)
     return Scored(list(points), cost, scores, feasible)
 
 
@@ -141,6 +143,17 @@ class Found:
     values: tuple[float, ...]              # objective values
 
 
+# Why a search stopped (``SearchResult.stop``).
+STOP_REASONS = {
+    "optimal": "proven optimal: the best design meets a lower bound",
+    "exhausted": "every point of the space was evaluated",
+    "budget": "the work budget is spent (evaluations or solver time)",
+    "time_cap": "the wall-clock cap (time_limit) was reached",
+    "infeasible": "proven: no mapping of the space fits the accelerator",
+    "no_feasible": "the budget ended before any feasible mapping was found",
+}
+
+
 @dataclass
 class SearchResult:
     searcher: str
@@ -152,6 +165,10 @@ class SearchResult:
     bound: float | None = None             # a valid lower bound on the objective, where known
     message: str = ""                      # e.g. which constraint makes the problem infeasible
     pareto: list[Found] = field(default_factory=list)
+    stop: str = ""                         # one of STOP_REASONS
+    total: int | None = None               # points in the space, where the searcher knows it
+    cpu_seconds: float = 0.0
+    solver_time: float = 0.0               # CP-SAT deterministic seconds used
 
     @property
     def gap(self) -> float | None:
@@ -161,20 +178,112 @@ class SearchResult:
         best = self.best[0].values[0]
         return max(0.0, (best - self.bound) / best) if best > 0 else 0.0
 
+    @property
+    def seen(self) -> float | None:
+        """Fraction of the space's points evaluated, where the space's size is known."""
+        return min(1.0, self.evaluations / self.total) if self.total else None
+
+
+def status_of(stop: str, found_any: bool) -> str:
+    """The short status of a stop reason: optimal, feasible, infeasible or unknown."""
+    if stop in ("optimal", "exhausted"):
+        return "optimal" if found_any else "infeasible"
+    if stop == "infeasible":
+        return "infeasible"
+    return "feasible" if found_any else "unknown"
+
 
 class Searcher:
-    """Base class: ``search(problem) -> SearchResult``; subclasses implement ``_search``."""
+    """Base class: ``search(problem, seeds) -> SearchResult``; subclasses implement ``_search``.
+
+    Every searcher stops on a budget of work (evaluations, solver deterministic time), never on the
+    clock alone, so the same problem, settings and seed give the same answer on any machine and under
+    any load; an optional ``time_limit`` is a cap on top. ``seeds`` are designs found elsewhere (a
+    smaller space, the shipped templates): the result is never worse than the best of them.
+    """
 
     name = "searcher"
 
-    def search(self, problem: Problem) -> SearchResult:
-        start = time.perf_counter()
+    def search(self, problem: Problem, seeds: Sequence[Found] = ()) -> SearchResult:
+        start, cpu = time.perf_counter(), time.process_time()
         result = self._search(problem)
+        if seeds:
+            _merge_seeds(result, problem, list(seeds), getattr(self, "top_k", 10))
         result.seconds = time.perf_counter() - start
+        result.cpu_seconds = time.process_time() - cpu
         return result
 
     def _search(self, problem: Problem) -> SearchResult:
         raise NotImplementedError
+
+
+def _merge_seeds(result: SearchResult, problem: Problem, seeds: list[Found], top_k: int) -> None:
+    feasible = [f for f in seeds if all(math.isfinite(v) for v in f.values)]
+    if not feasible:
+        return
+    merged = result.best + feasible
+    if problem.multi:
+        keep = pareto_mask(np.array([f.values for f in merged]))
+        result.best = sorted((f for f, k in zip(merged, keep, strict=True) if k), key=lambda f: f.values)
+        result.pareto = result.best
+    else:
+        result.best = sorted(merged, key=lambda f: f.values)[:top_k]
+    if result.stop in ("no_feasible", "infeasible") or not result.stop:
+        result.stop = result.stop if result.stop == "infeasible" else "budget"
+    result.status = status_of(result.stop, bool(result.best))
+    if result.bound is not None and result.best and result.best[0].values[0] <= result.bound:
+        result.stop, result.status = "optimal", "optimal"
+
+
+class Archive:
+    """The designs scored so far: the best ``top_k`` (one objective) or the Pareto set (several),
+    and how many points were scored. Searchers feed it through :meth:`add`."""
+
+    def __init__(self, problem: Problem, top_k: int = 10, jobs: int | None = None) -> None:
+        self.problem = problem
+        self.top_k = top_k
+        self.jobs = jobs
+        self.best: list[Found] = []
+        self.evaluations = 0
+        self.tally = InfeasibilityTally(problem)
+
+    def best_value(self) -> float:
+        return self.best[0].values[0] if self.best else math.inf
+
+    def add(self, points: Sequence[Point]) -> Scored:
+        """Score ``points`` (one cost-model call) and keep the best; returns their scores."""
+        scored = evaluate_points(self.problem, points, jobs=self.jobs)
+        self.evaluations += len(points)
+        if not self.best:
+            self.tally.add(scored.cost)
+        feasible = np.nonzero(np.isfinite(scored.values).all(axis=1))[0]
+        if self.problem.multi:
+            cand = feasible[pareto_mask(scored.values[feasible])]
+        else:
+            cand = feasible[np.argsort(scored.values[feasible, 0], kind="stable")[:self.top_k]]
+            if len(self.best) >= self.top_k:        # only those that enter the top k become Founds
+                cand = cand[scored.values[cand, 0] < self.best[-1].values[0]]
+        if len(cand):
+            merged = self.best + [found(self.problem, scored, int(i)) for i in cand]
+            if self.problem.multi:
+                keep = pareto_mask(np.array([f.values for f in merged]))
+                merged = [f for f, k in zip(merged, keep, strict=True) if k]
+            merged.sort(key=lambda f: f.values)
+            self.best = merged if self.problem.multi else merged[:self.top_k]
+        return scored
+
+    def result(self, name: str, stop: str, *, bound: float | None = None, total: int | None = None,
+               solver_time: float = 0.0, message: str = "") -> SearchResult:
+        if not self.best and stop in ("budget", "time_cap"):
+            stop = "no_feasible"
+        res = SearchResult(name, self.problem.objectives, list(self.best), status_of(stop, bool(self.best)),
+                           self.evaluations, 0.0, bound=bound, total=total, stop=stop,
+                           solver_time=solver_time, message=message)
+        if self.problem.multi:
+            res.pareto = res.best
+        if not self.best and not res.message:
+            res.message = self.tally.message()
+        return res
 
 
 # Cost-model errors that are really a capacity the accelerator lacks, named like a constraint.

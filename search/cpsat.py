@@ -1,23 +1,31 @@
-"""CP-SAT search over a free mapping space, with certified bounds.
+"""CP-SAT search over a free mapping space: certified bounds, a strong incumbent, deterministic budgets.
 
-One CP-SAT model per choice of spatial dimensions. Variables: the tile chain of every dimension and
-the cluster sizes (indices into the space's tables). Constraints, exact: the cost model's L1 and L2
-requirements within the accelerator's capacities (closed forms in ``cpsat_formulas``, checked against
-the cost model in the tests); cluster sizes within the PE count (by the space's tables). Objective: a
-*surrogate that bounds the cost model from below* (latency: true MACs over the PEs the configuration
-can keep busy).
+One CP-SAT model for the whole space: the tile chain of every dimension, the cluster sizes and the
+spatial dimension of every level are variables (indices into the space's tables). Constraints, exact:
+the cost model's L1 and L2 requirements within the accelerator's capacities (closed forms in
+``cpsat_formulas``, checked against the cost model in the tests). The *surrogate* every solution gets
+bounds the cost model's latency from below: true MACs over the PEs the configuration can keep busy.
 
-The search: (1) minimise the surrogate of every model: the smallest value is a valid lower bound of
-the optimum (and infeasible models are explained with the constraints in their infeasibility core);
-(2) enumerate configurations ring by ring of increasing surrogate value, expand each into its
-canonical loop orders, score them with the cost model in batches, and keep the best; (3) stop when
-the next ring starts at or above the best score found (the best is then optimal), or at the time
-limit, reporting the bound and the gap. Every reported design is scored by the cost model; bandwidth
-limits, when enforced, are checked there (the model relaxes them, which keeps its bound valid).
+The search, in order, each step on a budget of work:
+
+1. floors (``search.bounds``: compute, NoC traffic) and the surrogate's minimum over the model (CP-SAT,
+   deterministic time): a lower bound of every design; an infeasible model is explained by the
+   capacities in its infeasibility core;
+2. the configurations of the best surrogate values (CP-SAT enumerates them) and seeded random points
+   start a neighbourhood descent (``search.descent``) over the space, scored by the cost model: most
+   of the evaluation budget finds a strong design here;
+3. rings of increasing surrogate value are enumerated with the rest (every configuration in every
+   canonical loop order, scored in batches): a ring that completes raises the bound; when the next
+   ring starts at or above the best design, the best is proven optimal.
+
+Budgets: ``evaluations`` (cost-model points) and ``solver_time`` (CP-SAT's deterministic seconds, with
+a fixed single worker and seed), so the same problem and settings give the same designs on any
+machine, busy or idle. ``time_limit`` is an optional wall-clock cap on top (then results may vary).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -26,11 +34,12 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from costmodel.errors import SpecError
-from spaces.mapping import ConfigBatch, FreeSpace
+from spaces.mapping import ConfigBatch, FreeSpace, hole_name
 
+from . import bounds
 from . import cpsat_formulas as F
-from ._base import Found, Problem, Searcher, SearchResult, evaluate_points, found
-from .pareto import pareto_mask
+from ._base import Archive, Problem, Searcher, SearchResult
+from .descent import Descent
 
 
 @dataclass
@@ -136,21 +145,17 @@ class _CpAlgebra:
 
 @dataclass
 class _Model:
-    """The CP-SAT model of one choice of spatial dimensions."""
+    """The CP-SAT model of the space (spatial dimensions as variables)."""
 
-    spatial: tuple[str, ...]
     model: cp_model.CpModel
     chain: dict[str, cp_model.IntVar]
     cluster: object
+    spatial: list[object]                       # per level: index into space.spatial (or a constant)
     objective: _Expr
     assumptions: dict[str, cp_model.IntVar]    # constraint name -> enforcement literal
-    lower: int | None = None                   # smallest objective value (after solving)
-    status: str = "unknown"
     core: list[str] = field(default_factory=list)
-    next: int = 0                              # surrogate values below this are fully enumerated
-    best: float = math.inf                     # best first objective among its designs scored so far
 
-    def with_ring(self, lo: int, hi: int) -> cp_model.CpModel:
+    def ring(self, lo: int, hi: int) -> cp_model.CpModel:
         """A copy of the model restricted to surrogate values in [lo, hi], capacities enforced."""
         ring = self.model.clone()
         ring.add(self.objective.expr >= lo)
@@ -160,57 +165,101 @@ class _Model:
         return ring
 
 
-def _objective(alg, space, tab, sym, problem):
-    """The surrogate every model minimises and enumerates by: the latency lower bound. It bounds the
-    latency objective; for energy, EDP and Pareto fronts it orders the enumeration (an epsilon-
-    constraint sweep over latency), and the search reports no bound."""
-    return F.latency_lower_bound(alg, space, tab, sym, problem.accelerator.simd_lanes)
+def _element(alg: _CpAlgebra, index, options: list):
+    """``options[index]`` for a variable index (options: expressions or integers)."""
+    if isinstance(index, int):
+        return options[index]
+    wrapped = [alg.wrap(o) for o in options]
+    if all(w.lo == w.hi for w in wrapped) and len({w.lo for w in wrapped}) == 1:
+        return wrapped[0].lo
+    lo, hi = min(w.lo for w in wrapped), max(w.hi for w in wrapped)
+    var = alg._new(lo, hi, "el")
+    alg.m.add_element(index, [w.expr for w in wrapped], var)
+    return _Expr(var, lo, hi)
 
 
-def _build(problem: Problem, tab: F.Tables, spatial: tuple[str, ...]) -> _Model:
+def _build(problem: Problem, tab: F.Tables) -> _Model:
     space: FreeSpace = problem.space
     model = cp_model.CpModel()
     alg = _CpAlgebra(model)
     chain = {d: model.new_int_var(0, len(space.chains[d]) - 1, f"chain_{d}") for d in space.dim_names}
     cluster = (model.new_int_var(0, len(space.cluster_chains) - 1, "clusters")
                if len(space.cluster_chains) > 1 else 0)
-    sym = F.Symbols(chain, cluster, spatial)
+    n_sp = len(space.spatial)
+    spatial = [model.new_int_var(0, n_sp - 1, f"spatial{lv}") if n_sp > 1 else 0
+               for lv in range(space.levels)]
+
+    def sym(level: int, dim: str) -> F.Symbols:
+        return F.Symbols(chain, cluster, tuple(dim for _ in range(space.levels)))
+
+    # Busy sub-clusters per level: for the spatial dimension the level's variable picks.
+    busy = 1
+    for lv in range(space.levels):
+        options = [F.active(alg, space, tab, sym(lv, d), lv)[2] for d in space.spatial]
+        level_busy = _element(alg, spatial[lv], options)
+        busy = level_busy if isinstance(busy, int) and busy == 1 else alg.mul(busy, level_busy)
+    lanes = problem.accelerator.simd_lanes
+    objective = alg.wrap(alg.ceil_div_lb(space.layer.true_macs, alg.mul(busy, lanes)))
     acc = problem.accelerator
     assumptions = {}
-    for name, cap, formula in (("l1_size", acc.l1_size, F.l1_requirement),
-                               ("l2_size", acc.l2_size, F.l2_requirement)):
-        if cap is None:
-            continue
-        req = alg.wrap(formula(alg, space, tab, sym))
-        lit = model.new_bool_var(f"fits_{name}")
-        model.add(req.expr <= cap).only_enforce_if(lit)
-        assumptions[name] = lit
-    obj = alg.wrap(_objective(alg, space, tab, sym, problem))
-    return _Model(spatial, model, chain, cluster, obj, assumptions)
+    if acc.l1_size is not None:
+        l1 = F.l1_requirement(alg, space, tab, sym(0, space.spatial[0]))   # spatial choice is irrelevant
+        assumptions["l1_size"] = _capacity(model, alg.wrap(l1), acc.l1_size, "l1_size")
+    if acc.l2_size is not None:
+        options = [F.l2_requirement(alg, space, tab, sym(0, d)) for d in space.spatial]
+        assumptions["l2_size"] = _capacity(model, alg.wrap(_element(alg, spatial[0], options)), acc.l2_size,
+                                           "l2_size")
+    return _Model(model, chain, cluster, spatial, objective, assumptions)
+
+
+def _capacity(model: cp_model.CpModel, requirement: _Expr, cap: int, name: str):
+    lit = model.new_bool_var(f"fits_{name}")
+    model.add(requirement.expr <= cap).only_enforce_if(lit)
+    return lit
+
+
+# Default budgets (``dse map`` shows them in its help).
+DEFAULT_EVALUATIONS = 40_000
+DEFAULT_SOLVER_TIME = 4.0            # CP-SAT deterministic seconds
+SEED_CONFIGS = 16                    # best-surrogate configurations offered as descent seeds
+RANDOM_PER_CHOICE = 24               # seeded random points per choice of spatial dimensions
+MAX_SEEDS = 32                       # descents started from seeds (then restarts from the best)
 
 
 class CpSatSearcher(Searcher):
-    """CP-SAT with a cost-model-scored enumeration (see the module docstring)."""
+    """CP-SAT bounds and certificates, a neighbourhood descent for the incumbent (module docstring)."""
 
     name = "cpsat"
 
-    def __init__(self, *, time_limit: float = 10.0, params: str | None = None, top_k: int = 10,
-                 batch: int = 256, seed: int = 0) -> None:
+    def __init__(self, *, evaluations: int = DEFAULT_EVALUATIONS, solver_time: float = DEFAULT_SOLVER_TIME,
+                 time_limit: float | None = None, params: str | None = None, top_k: int = 10,
+                 batch: int = 256, seed: int = 0, jobs: int | None = None,
+                 descent_share: float = 0.6) -> None:
+        if evaluations < 1:
+            raise SpecError(f"must be a positive integer, got {evaluations}", key="evaluations")
+        if not solver_time > 0:
+            raise SpecError(f"must be positive, got {solver_time}", key="solver_time")
+        self.evaluations = evaluations
+        self.solver_time = solver_time
         self.time_limit = time_limit
         self.params = params or ""
         self.top_k = top_k
         self.batch = batch
         self.seed = seed
+        self.jobs = jobs
+        self.descent_share = descent_share
 
-    def _solver(self, seconds: float) -> cp_model.CpSolver:
+    def _solver(self, det_seconds: float) -> cp_model.CpSolver:
         solver = cp_model.CpSolver()
         if self.params and not solver.parameters.merge_text_format(self.params):
-            raise SpecError(f"not valid CP-SAT parameters (text proto, e.g. "
-                            f"'max_time_in_seconds:10,num_workers:2'): {self.params!r}", key="cpsat_params")
-        if not self.params or "max_time_in_seconds" not in self.params:
-            solver.parameters.max_time_in_seconds = max(seconds, 0.01)
+            raise SpecError(f"not valid CP-SAT parameters (text proto, e.g. 'max_deterministic_time:10,"
+                            f"num_workers:1'): {self.params!r}", key="cpsat_params")
+        if "max_deterministic_time" not in self.params:
+            solver.parameters.max_deterministic_time = max(det_seconds, 1e-3)
+        if self.time_limit is not None and "max_time_in_seconds" not in self.params:
+            solver.parameters.max_time_in_seconds = max(self._clock.left(), 0.01)
         if "num_workers" not in self.params and "num_search_workers" not in self.params:
-            solver.parameters.num_workers = 1
+            solver.parameters.num_workers = 1     # one worker: a deterministic search
         solver.parameters.random_seed = self.seed
         return solver
 
@@ -219,135 +268,225 @@ class CpSatSearcher(Searcher):
         if not isinstance(space, FreeSpace) or space.tiles != "divisors":
             raise SpecError("the CP-SAT searcher works on free spaces with dividing tiles; use the "
                             "exhaustive or Optuna searcher for templates or edge tiles", key="searcher")
-        start = time.perf_counter()
-        deadline = start + 0.95 * self.time_limit       # leave time to assemble the result
+        self._clock = _Clock(self.time_limit)
+        self._solver_used = 0.0
+        self._target = None
+        self._spatial_index = {s: i for i, s in enumerate(space.spatial_choices)}
+        archive = Archive(problem, self.top_k, self.jobs)
         tab = F.tables(space)
-        models = [_build(problem, tab, spatial) for spatial in space.spatial_choices]
-        state = _State(problem, self.top_k)
+        m = _build(problem, tab)
+        single = len(problem.objectives) == 1
+        floor = bounds.floor(space.layer, problem.accelerator, problem.objectives[0]) if single else None
+        latency = problem.objectives == ("latency",)
 
-        # (1) The smallest surrogate of every model: a valid lower bound of the optimum.
-        # No runtime is below the PE-peak bound (the cost model's invariant): a global floor that
-        # also holds when a model's own bound was cut short by the time limit; reaching it ends the search.
-        bounded = problem.objectives == ("latency",)
-        acc = problem.accelerator
-        peak = -(-space.layer.true_macs // (acc.num_pes * acc.simd_lanes))
-        state.floor = peak if bounded else -math.inf
-        share = max(self.time_limit * 0.3 / len(models), 0.05)
-        for m in models:
-            self._lower_bound(m, min(share, max(deadline - time.perf_counter(), 0.01)), state, space)
-            if state.best_value() <= state.floor:
-                return state.result(self.name, True, peak, start)
-        open_models = [m for m in models if m.status in ("optimal", "feasible")]
-        if not open_models:
-            return self._infeasible(problem, models, state, start)
-        # (2) Rings of increasing surrogate value. Each model remembers up to where it is fully
-        # enumerated (``next``); the smallest ``next`` is a valid bound of every unscored design. In a
-        # ring, the models go best-scoring first, each with half the time left (the last with all of
-        # it): a crowded ring is searched where good designs were found, yet every model gets a turn,
-        # and time a model does not need passes on.
-        for m in open_models:
-            m.next = max(m.lower, peak if bounded else 0)
-        width = max(1, int(min(m.next for m in open_models) * (0.0005 if bounded else 0.05)))
-        proven = False
-        while time.perf_counter() < deadline:
-            live = [m for m in open_models if m.next <= m.objective.hi]
-            best = state.best_value() if bounded else math.inf
-            if not live or best <= min(m.next for m in live) or best <= state.floor:
-                proven = True                   # every unscored design is at least as bad
-                break
-            ring_hi = min(m.next for m in live) + width - 1
-            if best < math.inf:
+        # (1) The smallest surrogate value: a bound on every design's latency.
+        lower = self._lower_bound(m, archive, space)
+        if lower is None:                                   # proven infeasible
+            return self._infeasible(problem, m, archive)
+        bound = max(lower, floor) if latency else floor
+        self._target = bound
+        if self._done(archive, bound):
+            return self._result(archive, "optimal", bound, space)
+
+        # (2) Descent from the best-surrogate configurations and the best of a few random points.
+        descent = Descent(problem, archive, seed=self.seed, target=bound if bound is not None else -math.inf)
+        seeds = self._seed_configs(m, lower, space, descent)
+        budget_end = min(self.evaluations, int(self.descent_share * self.evaluations))
+        descent.run(seeds, budget_end)
+        if self._done(archive, bound):
+            return self._result(archive, "optimal", bound, space)
+        if self._clock.over():
+            return self._result(archive, "time_cap", bound, space)
+
+        # (3) Rings of increasing surrogate value: certify, or raise the bound.
+        nxt, hi_all = lower, m.objective.hi
+        width = max(1, int(nxt * (0.0005 if latency else 0.05)))
+        while True:
+            best = archive.best_value() if latency else math.inf
+            if nxt > hi_all:                 # every configuration scored: the best is optimal
+                proven = archive.best_value() if (single and archive.best) else bound
+                return self._result(archive, "optimal" if archive.best else "infeasible", proven, space)
+            if latency and best <= nxt:
+                return self._result(archive, "optimal", best, space)
+            if archive.evaluations >= self.evaluations or self._solver_used >= self.solver_time:
+                return self._result(archive, "budget", max(bound, nxt) if latency else bound, space)
+            if self._clock.over():
+                return self._result(archive, "time_cap", max(bound, nxt) if latency else bound, space)
+            ring_hi = nxt + width - 1
+            if latency and best < math.inf:
                 ring_hi = min(ring_hi, int(best) - 1)
-            members = sorted((m for m in live if m.next <= ring_hi), key=lambda m: m.best)
-            complete = True
-            for k, m in enumerate(members):
-                now = time.perf_counter()
-                slice_end = deadline if k == len(members) - 1 else now + (deadline - now) / 2
-                if self._enumerate(m, m.next, ring_hi, slice_end, state, space):
-                    m.next = ring_hi + 1
-                else:
-                    complete = False
-                if state.best_value() <= state.floor:
-                    break
-            width = width * 2 if complete else max(1, width // 2)
-        live = [m for m in open_models if m.next <= m.objective.hi]
-        ring_lo = min((m.next for m in live), default=math.inf)
-        proven = proven or state.best_value() <= state.floor
-        lower = (peak if ring_lo == math.inf else max(int(ring_lo), peak)) if bounded else None
-        return state.result(self.name, proven, lower, start)
+            if self._enumerate(m, nxt, ring_hi, archive, space):
+                nxt = ring_hi + 1
+                width *= 2
+            else:
+                width = max(1, width // 2)
 
-    def _lower_bound(self, m: _Model, seconds: float, state: _State, space: FreeSpace) -> None:
+    def _done(self, archive: Archive, bound: float | None) -> bool:
+        return bound is not None and archive.best_value() <= bound
+
+    def _result(self, archive: Archive, stop: str, bound: float | None, space: FreeSpace) -> SearchResult:
+        return archive.result(self.name, stop, bound=bound, solver_time=self._solver_used)
+
+    def _solve(self, model: cp_model.CpModel, det_seconds: float, callback=None):
+        solver = self._solver(min(det_seconds, max(self.solver_time - self._solver_used, 1e-3)))
+        if callback is not None:
+            solver.parameters.enumerate_all_solutions = True
+        status = solver.solve(model, callback) if callback is not None else solver.solve(model)
+        self._solver_used += solver.deterministic_time
+        return solver, status
+
+    def _lower_bound(self, m: _Model, archive: Archive, space: FreeSpace) -> int | None:
         probe = m.model.clone()
         probe.minimize(m.objective.expr)
         probe.add_assumptions(list(m.assumptions.values()))
-        solver = self._solver(seconds)
-        status = solver.solve(probe)
-        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            m.status = "optimal" if status == cp_model.OPTIMAL else "feasible"
-            m.lower = int(solver.best_objective_bound) if status == cp_model.FEASIBLE else int(
-                solver.objective_value)
-            m.best = min(m.best, state.add(space.points(self._config(m, solver.value))))
+        solver, status = self._solve(probe, 0.25 * self.solver_time)
+        if status == cp_model.OPTIMAL:
+            lower = int(solver.objective_value)
+        elif status == cp_model.FEASIBLE:
+            lower = int(solver.best_objective_bound)
         elif status == cp_model.INFEASIBLE:
-            m.status = "infeasible"
             names = {lit.index: name for name, lit in m.assumptions.items()}
             m.core = [names[i] for i in solver.sufficient_assumptions_for_infeasibility() if i in names]
-        else:                                   # out of time: the trivial bound stays valid
-            m.status = "feasible"
-            m.lower = m.objective.lo
+            return None
+        else:                                   # out of budget: the trivial bound stays valid
+            return m.objective.lo
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            archive.add(space.points(self._config(m, solver.value)))
+        return lower
+
+    def _seed_configs(self, m: _Model, lower: int, space: FreeSpace, descent: Descent) -> list[dict]:
+        """Descent seeds, best first: the configurations of the lowest surrogate values (CP-SAT
+        enumerates up to SEED_CONFIGS) and, for every choice of spatial dimensions, the best of
+        RANDOM_PER_CHOICE seeded random points with that choice (good designs of different
+        choices differ in many parameters at once, more than a descent step crosses)."""
+        collector = _Gather(m, SEED_CONFIGS)
+        width = max(1, lower // 1000)
+        for _ in range(4):
+            if len(collector.configs) >= SEED_CONFIGS:
+                break
+            ring = m.ring(lower, min(lower + width - 1, m.objective.hi))
+            self._solve(ring, 0.1 * self.solver_time, collector)
+            width *= 8
+        seeds = [self._params(space, c) for c in collector.configs[:SEED_CONFIGS]]
+        candidates = list(seeds)
+        choices = itertools.product(range(len(space.spatial)), repeat=space.levels)
+        for choice in choices:
+            fixed = {f"spatial{lv}": c for lv, c in enumerate(choice)}
+            candidates += descent.random_params(RANDOM_PER_CHOICE, fixed)
+        values = descent.score(candidates, self.evaluations)
+        order = np.argsort(values, kind="stable")
+        picked, choices_seen = [], set()
+        for i in order:
+            params, value = candidates[int(i)], values[int(i)]
+            choice = tuple(params[f"spatial{lv}"] for lv in range(space.levels))
+            if not math.isfinite(value) or (choice in choices_seen and len(picked) >= MAX_SEEDS // 2):
+                continue
+            choices_seen.add(choice)
+            picked.append(params)
+            if len(picked) >= MAX_SEEDS:
+                break
+        return picked
+
+    def _params(self, space: FreeSpace, config: tuple) -> dict[str, int]:
+        """Decode parameters of a configuration (tiles and cluster sizes as chosen, default order)."""
+        chains, cluster, spatial = config
+        params = {}
+        for lv in range(space.levels):
+            params[f"spatial{lv}"] = spatial[lv]
+            for d in space.dim_names:
+                tile = int(space.chains[d][chains[d]][lv])
+                params[f"{hole_name(lv, d)}_tile"] = int(np.searchsorted(space.options[d], tile))
+                params[f"{hole_name(lv, d)}_rank"] = 0
+            if lv > 0:
+                size = int(space.cluster_chains[cluster][lv - 1])
+                params[f"c{lv}"] = space.cluster_sizes.index(size)
+        return params
 
     def _config(self, m: _Model, value) -> ConfigBatch:
-        return ConfigBatch(np.array([self._spatial_lookup[m.spatial]]),
+        space_spatial = tuple(self._spatial_dim(m, value, lv) for lv in range(len(m.spatial)))
+        return ConfigBatch(np.array([self._spatial_index[space_spatial]]),
                            {d: np.array([value(v)]) for d, v in m.chain.items()},
                            np.array([value(m.cluster) if not isinstance(m.cluster, int) else 0]))
 
-    def _enumerate(self, m: _Model, lo: int, hi: int, deadline: float, state: _State,
-                   space: FreeSpace) -> bool:
-        """Score every configuration of model ``m`` with surrogate in [lo, hi]; False if cut short."""
-        solver = self._solver(deadline - time.perf_counter())
-        solver.parameters.enumerate_all_solutions = True
-        collector = _Collector(m, space, state, self.batch, deadline, self._spatial_lookup[m.spatial])
-        status = solver.solve(m.with_ring(lo, hi), collector)
+    def _spatial_dim(self, m: _Model, value, level: int) -> str:
+        index = m.spatial[level]
+        return self._space_spatial[index if isinstance(index, int) else value(index)]
+
+    def _enumerate(self, m: _Model, lo: int, hi: int, archive: Archive, space: FreeSpace) -> bool:
+        """Score every configuration with surrogate in [lo, hi]; False if a budget cut it short."""
+        collector = _Collector(self, m, space, archive)
+        _, status = self._solve(m.ring(lo, hi), self.solver_time, collector)
         collector.flush()
         return status in (cp_model.OPTIMAL, cp_model.INFEASIBLE) and not collector.stopped
 
-    def _infeasible(self, problem: Problem, models, state: _State, start: float) -> SearchResult:
-        binding = sorted({name for m in models for name in m.core})
+    def _infeasible(self, problem: Problem, m: _Model, archive: Archive) -> SearchResult:
         acc = problem.accelerator
         caps = {"l1_size": acc.l1_size, "l2_size": acc.l2_size}
-        detail = ", ".join(f"{n} {caps[n]}" for n in binding) or "the space's constraints"
+        detail = ", ".join(f"{n} {caps[n]}" for n in sorted(m.core)) or "the space's constraints"
         message = (f"no mapping of layer {problem.space.layer.name} in this space fits: infeasible because "
-                   f"of {detail} (smallest requirement exceeds the capacity for every spatial choice)")
-        result = state.result(self.name, True, None, start)
-        result.status = "infeasible"
-        result.message = message
-        return result
+                   f"of {detail} (the smallest requirement exceeds the capacity for every spatial choice)")
+        return archive.result(self.name, "infeasible", solver_time=self._solver_used, message=message)
 
-    def search(self, problem: Problem) -> SearchResult:
+    def search(self, problem: Problem, seeds=()) -> SearchResult:
         space = problem.space
         if isinstance(space, FreeSpace):
-            self._spatial_lookup = {s: i for i, s in enumerate(space.spatial_choices)}
-        return super().search(problem)
+            self._space_spatial = space.spatial
+        return super().search(problem, seeds)
+
+
+class _Clock:
+    """An optional wall-clock cap (never what decides a result unless the user sets one)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.deadline = None if seconds is None else time.perf_counter() + seconds
+
+    def over(self) -> bool:
+        return self.deadline is not None and time.perf_counter() >= self.deadline
+
+    def left(self) -> float:
+        return math.inf if self.deadline is None else self.deadline - time.perf_counter()
+
+
+class _Gather(cp_model.CpSolverSolutionCallback):
+    """Collects up to ``limit`` configurations (chain indices, cluster index, spatial indices)."""
+
+    def __init__(self, m: _Model, limit: int) -> None:
+        super().__init__()
+        self.m, self.limit = m, limit
+        self.configs: list[tuple] = []
+
+    def on_solution_callback(self) -> None:
+        m = self.m
+        chains = {d: self.value(v) for d, v in m.chain.items()}
+        cluster = self.value(m.cluster) if not isinstance(m.cluster, int) else 0
+        spatial = tuple(s if isinstance(s, int) else self.value(s) for s in m.spatial)
+        self.configs.append((chains, cluster, spatial))
+        if len(self.configs) >= self.limit:
+            self.stop_search()
 
 
 class _Collector(cp_model.CpSolverSolutionCallback):
-    def __init__(self, m: _Model, space: FreeSpace, state: _State, batch: int, deadline: float,
-                 spatial_index: int) -> None:
+    """Scores the configurations of a ring in batches, within the evaluation budget."""
+
+    def __init__(self, searcher: CpSatSearcher, m: _Model, space: FreeSpace, archive: Archive) -> None:
         super().__init__()
-        self.m, self.space, self.state = m, space, state
-        self.batch, self.deadline = batch, deadline
-        self.spatial_index = spatial_index
+        self.searcher, self.m, self.space, self.archive = searcher, m, space, archive
         self.rows: list[tuple] = []
         self.stopped = False
 
     def on_solution_callback(self) -> None:
-        cl = self.value(self.m.cluster) if not isinstance(self.m.cluster, int) else 0
-        self.rows.append((tuple(self.value(v) for v in self.m.chain.values()), cl))
-        if time.perf_counter() >= self.deadline:
-            self.stopped = True
-            self.stop_search()
-        elif len(self.rows) >= self.batch:
+        m = self.m
+        cl = self.value(m.cluster) if not isinstance(m.cluster, int) else 0
+        spatial = tuple(self.searcher._space_spatial[s if isinstance(s, int) else self.value(s)]
+                        for s in m.spatial)
+        self.rows.append((tuple(self.value(v) for v in m.chain.values()), cl,
+                          self.searcher._spatial_index[spatial]))
+        if len(self.rows) >= self.searcher.batch:
             self.flush()
-            if self.state.best_value() <= self.state.floor:     # nothing can do better: done
+            searcher = self.searcher
+            if (self.archive.evaluations >= searcher.evaluations or searcher._clock.over()
+                    or searcher._done(self.archive, searcher._target)):
+                self.stopped = True
                 self.stop_search()
 
     def flush(self) -> None:
@@ -355,61 +494,18 @@ class _Collector(cp_model.CpSolverSolutionCallback):
             return
         dims = list(self.m.chain)
         chains = np.array([r[0] for r in self.rows])
-        batch = ConfigBatch(np.full(len(self.rows), self.spatial_index),
+        batch = ConfigBatch(np.array([r[2] for r in self.rows]),
                             {d: chains[:, j] for j, d in enumerate(dims)},
                             np.array([r[1] for r in self.rows]))
         self.rows = []
-        self.m.best = min(self.m.best, self.state.add(self.space.points(batch)))
+        points = self.space.points(batch)
+        room = self.searcher.evaluations - self.archive.evaluations
+        if room <= 0:
+            self.stopped = True
+            return
+        if len(points) > room:
+            points, self.stopped = points[:room], True
+        self.archive.add(points)
 
 
-class _State:
-    """The designs scored so far: the best ``top_k`` (one objective) or the Pareto set (several)."""
-
-    def __init__(self, problem: Problem, top_k: int) -> None:
-        self.problem = problem
-        self.top_k = top_k
-        self.best: list[Found] = []
-        self.evaluations = 0
-        self.seen: set = set()
-        self.floor = -math.inf              # a value no design can beat (latency: the PE-peak bound)
-
-    def best_value(self) -> float:
-        return self.best[0].values[0] if self.best else math.inf
-
-    def add(self, points) -> float:
-        """Score new points; returns the best first objective among them (inf if none is feasible)."""
-        points = [p for p in points if p not in self.seen]
-        self.seen.update(points)
-        if not points:
-            return math.inf
-        scored = evaluate_points(self.problem, points)
-        self.evaluations += len(points)
-        feasible = np.nonzero(np.isfinite(scored.values).all(axis=1))[0]
-        first = float(scored.values[feasible, 0].min()) if len(feasible) else math.inf
-        if self.problem.multi:
-            cand = feasible[pareto_mask(scored.values[feasible])]
-        else:
-            cand = feasible[np.argsort(scored.values[feasible, 0], kind="stable")[:self.top_k]]
-        merged = self.best + [found(self.problem, scored, int(i)) for i in cand]
-        if self.problem.multi and merged:
-            keep = pareto_mask(np.array([f.values for f in merged]))
-            merged = [f for f, k in zip(merged, keep, strict=True) if k]
-        merged.sort(key=lambda f: f.values)
-        self.best = merged if self.problem.multi else merged[:self.top_k]
-        return first
-
-    def result(self, name: str, proven: bool, lower: int | None, start: float) -> SearchResult:
-        status = ("optimal" if proven else "feasible") if self.best else "unknown"
-        bound = None
-        if self.best and lower is not None:
-            bound = float(min(lower, self.best[0].values[0]))
-        res = SearchResult(name, self.problem.objectives, self.best, status, self.evaluations,
-                           time.perf_counter() - start, bound=bound)
-        if proven and self.best and not self.problem.multi:
-            res.bound = self.best[0].values[0]
-        if self.problem.multi:
-            res.pareto = self.best
-        return res
-
-
-__all__ = ["CpSatSearcher", "pareto_mask"]
+__all__ = ["DEFAULT_EVALUATIONS", "DEFAULT_SOLVER_TIME", "CpSatSearcher"]

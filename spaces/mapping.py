@@ -221,6 +221,7 @@ class FreeSpace(MappingSpace):
         self._structures: list[Dataflow] = []
         self._structure_index: dict[tuple[LevelChoice, ...], int] = {}
         self._choices: list[tuple[LevelChoice, ...]] = []
+        self._param_names: list[dict[str, tuple[str, str]]] | None = None   # decode's look-ups
 
     @classmethod
     def coarse(cls, layer: Layer, num_pes: int) -> FreeSpace:
@@ -442,15 +443,21 @@ class FreeSpace(MappingSpace):
     def decode(self, params: dict[str, int]) -> Point:
         """Tiles are projected onto the chain (largest allowed tile not above the choice that divides
         the outer one); cluster sizes onto the PE budget; ranks give the order of the moving maps."""
+        names = self._names()
         tiles: dict[str, list[int]] = {}
         for d in self.dim_names:
+            options = self._option_lists[d]
             chain, outer = [], self.dims[d]
             for level in range(self.levels):
-                want = int(self.options[d][params[f"{hole_name(level, d)}_tile"]])
-                ok = [int(t) for t in self.options[d] if t <= min(want, outer)
-                      and (self.tiles == "any" or outer % t == 0)]
-                chain.append(ok[-1] if ok else 1)
-                outer = chain[-1]
+                cap = min(options[params[names[level][d][0]]], outer)
+                tile = 1
+                for t in options:                       # ascending: the last one that fits
+                    if t > cap:
+                        break
+                    if self.tiles == "any" or outer % t == 0:
+                        tile = t
+                chain.append(tile)
+                outer = tile
             tiles[d] = chain
         clusters, budget = [], self.num_pes
         for level in range(1, self.levels):
@@ -461,10 +468,9 @@ class FreeSpace(MappingSpace):
         choice = []
         for level in range(self.levels):
             spatial = self.spatial[params[f"spatial{level}"]]
-            outer = {d: (self.dims[d] if level == 0 else tiles[d][level - 1]) for d in self.dim_names}
-            moving = [d for d in self.dim_names if d == spatial or tiles[d][level] < outer[d]]
-            rank = {d: params[f"{hole_name(level, d)}_rank"] for d in moving}
-            ordered = sorted(moving, key=lambda d: (rank[d], self.dim_names.index(d)))
+            moving = [d for d in self.dim_names if d == spatial
+                      or tiles[d][level] < (self.dims[d] if level == 0 else tiles[d][level - 1])]
+            ordered = sorted(moving, key=lambda d, lv=level: (params[names[lv][d][1]], self._dim_rank[d]))
             if self.orders != "all":           # nearest allowed order: the first allowed one
                 allowed = self._orders(moving)
                 if tuple(ordered) + tuple(d for d in self.dim_names if d not in moving) not in allowed:
@@ -475,20 +481,33 @@ class FreeSpace(MappingSpace):
         values = self._values_from(tiles, clusters)
         return Point(s, tuple((h, values[h]) for h in self._structures[s].holes))
 
+    def _names(self) -> list[dict[str, tuple[str, str]]]:
+        """Per level and dimension, the names of its tile and rank parameters (built once)."""
+        if self._param_names is None:
+            self._option_lists = {d: [int(t) for t in self.options[d]] for d in self.dim_names}
+            self._dim_rank = {d: i for i, d in enumerate(self.dim_names)}
+            self._param_names = [{d: (f"{hole_name(lv, d)}_tile", f"{hole_name(lv, d)}_rank")
+                                  for d in self.dim_names} for lv in range(self.levels)]
+        return self._param_names
+
     def _values_from(self, tiles: dict[str, list[int]], clusters: list[int]) -> dict[str, int]:
-        chain = {d: np.array([self._chain_index(d, tuple(tiles[d]))]) for d in self.dim_names}
-        cl = np.array([self._cluster_index(tuple(clusters))])
-        values = self.hole_values(ConfigBatch(np.zeros(1, dtype=np.int64), chain, cl))
-        return {k: int(v[0]) for k, v in values.items()}
-
-    def _chain_index(self, dim: str, chain: tuple[int, ...]) -> int:
-        rows = self.chains[dim]
-        return int(np.nonzero((rows == np.array(chain)).all(axis=1))[0][0])
-
-    def _cluster_index(self, clusters: tuple[int, ...]) -> int:
-        if self.levels == 1:
-            return 0
-        return int(np.nonzero((self.cluster_chains == np.array(clusters)).all(axis=1))[0][0])
+        """Hole values of one configuration (as :meth:`hole_values`, in plain integers)."""
+        out: dict[str, int] = {}
+        for d, chain in tiles.items():
+            stride = filt = 1
+            if d in (ROW, COL):
+                stride = self.layer.stride("Y" if d == ROW else "X")
+                filt = self.layer.dim_map.get("R" if d == ROW else "S", 1)
+            for level, t in enumerate(chain):
+                h = hole_name(level, d)
+                if d in (ROW, COL):
+                    out[h] = stride * (t - 1) + filt
+                    out[h + "o"] = stride * t
+                else:
+                    out[h] = t
+        for level, c in enumerate(clusters, start=1):
+            out[f"c{level}"] = c
+        return out
 
     def describe(self) -> str:
         return (f"free space: {self.levels} level(s), spatial {'/'.join(self.spatial)}, tiles "

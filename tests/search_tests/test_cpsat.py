@@ -75,11 +75,11 @@ def exhaustive_latency():
 
 
 def test_latency_optimum_is_proven_and_matches_exhaustive(exhaustive_latency):
-    result = CpSatSearcher(time_limit=60).search(small_problem())
+    result = CpSatSearcher().search(small_problem())
     optimum = exhaustive_latency.best[0].values[0]
     assert exhaustive_latency.status == "optimal"
     assert result.status == "optimal" and result.best[0].values[0] == optimum
-    assert result.bound == optimum and result.gap == 0.0
+    assert result.bound == optimum and result.gap == 0.0 and result.stop == "optimal"
     # It proves optimality while scoring a small part of the space.
     assert result.evaluations < exhaustive_latency.evaluations / 5
     # Every design it returns is feasible and scored by the cost model.
@@ -88,9 +88,10 @@ def test_latency_optimum_is_proven_and_matches_exhaustive(exhaustive_latency):
         assert f.values[0] == f.cost.runtime_cycles
 
 
-def test_short_time_limit_reports_a_valid_bound(exhaustive_latency):
-    result = CpSatSearcher(time_limit=0.3).search(small_problem())
+def test_a_small_budget_stops_with_a_valid_bound(exhaustive_latency):
+    result = CpSatSearcher(evaluations=60).search(small_problem())
     optimum = exhaustive_latency.best[0].values[0]
+    assert result.stop == "budget" and result.status == "feasible" and result.evaluations <= 60
     assert result.best and result.best[0].values[0] >= optimum
     assert result.bound is not None and result.bound <= optimum
     assert 0.0 <= result.gap < 1.0
@@ -99,39 +100,40 @@ def test_short_time_limit_reports_a_valid_bound(exhaustive_latency):
 @pytest.mark.parametrize("objective", ["energy", "edp"])
 def test_energy_and_edp_match_exhaustive(objective):
     exact = ExhaustiveSearcher(top_k=1).search(small_problem(objectives=(objective,)))
-    result = CpSatSearcher(time_limit=60).search(small_problem(objectives=(objective,)))
-    # A complete epsilon sweep over the latency surrogate visits every feasible configuration, which
-    # proves the optimum (the surrogate bounds only latency, so a cut-short sweep gives no bound).
-    assert result.status == "optimal"
+    result = CpSatSearcher(evaluations=100_000).search(small_problem(objectives=(objective,)))
+    # A complete sweep of the latency surrogate visits every feasible configuration, which proves the
+    # optimum; a sweep cut short by its budget keeps the objective's floor as its bound.
+    assert result.status == "optimal" and result.stop == "optimal"
     assert result.best[0].values[0] == pytest.approx(exact.best[0].values[0], rel=1e-12)
     assert result.bound == result.best[0].values[0]
-    cut = CpSatSearcher(time_limit=0.5).search(small_problem(objectives=(objective,)))
-    assert cut.status == "feasible" and cut.bound is None
+    cut = CpSatSearcher(evaluations=60).search(small_problem(objectives=(objective,)))
+    assert cut.evaluations <= 60 and cut.bound is not None and cut.bound <= exact.best[0].values[0]
+    # Stopped by its budget, or early because its best met the floor (then it is optimal).
+    assert cut.stop == "budget" or (cut.stop == "optimal" and cut.best[0].values[0] == cut.bound)
 
 
 def test_pareto_front_matches_exhaustive():
     objectives = ("latency", "energy")
     exact = ExhaustiveSearcher().search(small_problem(objectives=objectives))
-    result = CpSatSearcher(time_limit=60).search(small_problem(objectives=objectives))
+    result = CpSatSearcher(evaluations=100_000).search(small_problem(objectives=objectives))
     assert result.pareto == result.best
     assert {f.values for f in result.pareto} == {f.values for f in exact.pareto}
 
 
 def test_same_seed_same_answer():
-    runs = [CpSatSearcher(time_limit=60, seed=7).search(small_problem()) for _ in range(2)]
+    runs = [CpSatSearcher(seed=7).search(small_problem()) for _ in range(2)]
     assert [(f.point, f.values) for f in runs[0].best] == [(f.point, f.values) for f in runs[1].best]
     assert runs[0].evaluations == runs[1].evaluations
 
 
 def test_infeasible_l1_names_the_constraint():
-    result = CpSatSearcher(time_limit=10).search(small_problem(l1_size=2))
-    assert result.status == "infeasible" and result.best == []
+    result = CpSatSearcher().search(small_problem(l1_size=2))
+    assert result.status == "infeasible" and result.stop == "infeasible" and result.best == []
     assert "l1_size 2" in result.message and "small" in result.message
 
 
 def test_parameters_are_text_proto_and_bad_ones_are_refused():
-    result = CpSatSearcher(time_limit=60, params="num_workers:2, max_time_in_seconds:20").search(
-        small_problem())
+    result = CpSatSearcher(params="num_workers:2, max_time_in_seconds:20").search(small_problem())
     assert result.status == "optimal"
     with pytest.raises(SpecError, match="cpsat_params"):
         CpSatSearcher(params="no_such_parameter: 3").search(small_problem())
@@ -149,6 +151,6 @@ def test_reaching_the_pe_peak_bound_ends_the_search():
     # stops as soon as it scores one and certifies it optimal.
     layer = Layer.conv("pw", K=64, C=64, R=1, S=1, Y=8, X=8)
     acc = Accelerator(num_pes=16)
-    result = CpSatSearcher(time_limit=60).search(Problem(FreeSpace(layer, 16), acc))
+    result = CpSatSearcher().search(Problem(FreeSpace(layer, 16), acc))
     peak = math.ceil(layer.true_macs / 16)
     assert result.status == "optimal" and result.best[0].values[0] == peak == result.bound

@@ -1,4 +1,5 @@
-"""``mixed_chunks``: the points of ``chunks``, in order, as batches mixing structures."""
+"""``mixed_chunks``: the points of ``chunks``, in order, as batches mixing structures; ``decode``
+lands on points of the space."""
 
 from __future__ import annotations
 
@@ -30,3 +31,21 @@ def test_mixed_chunks_hold_the_points_of_chunks_in_order(size):
     assert all(len(structures) <= 2 * size for structures, _ in batches)
     if size == 5000:
         assert any(len(set(structures.tolist())) > 1 for structures, _ in batches)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_decode_lands_on_points_of_the_space(levels):
+    layer = Layer.conv("c", K=4, C=2, R=3, S=3, Y=5, X=5, stride=2)
+    space = FreeSpace(layer, 4, levels=levels, spatial=["K", "C", "X'"])
+    every = set()
+    for structures, values in space.mixed_chunks(4096):
+        for s, row in zip(structures, values, strict=True):
+            names = space.structures[int(s)].holes
+            every.add((space.structures[int(s)], tuple(int(v) for v in row[:len(names)])))
+    rng = np.random.default_rng(levels)
+    names = space.parameters()
+    for _ in range(400):
+        point = space.decode({n: int(rng.integers(0, k)) for n, k in names.items()})
+        structure = space.structures[point.structure]
+        assert tuple(name for name, _ in point.values) == structure.holes
+        assert (structure, tuple(v for _, v in point.values)) in every
