@@ -207,8 +207,13 @@ def create_or_load(spec: CodesignSpec, name: str, url: str) -> optuna.Study:
             raise SpecError(f"study '{name}' exists with a different {', '.join(diff)}; run it with the "
                             "settings it was created with (dse study show shows them) or choose another "
                             "--study name", key="--study")
-    study = optuna.create_study(study_name=name, storage=storage, directions=directions,
-                                load_if_exists=True)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)     # not "A new study created in RDB ..."
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, directions=directions,
+                                    load_if_exists=True)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     if name not in existing:
         store_spec(study, spec)
         with quiet():
