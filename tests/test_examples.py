@@ -35,3 +35,15 @@ def test_the_api_tour_runs_and_reports_the_library_s_figures(tmp_path):
     # Part 3: the study ran its six trials and the answer was written out.
     assert re.search(r"\d feasible of 6 trials; lowest latency: trial \d", out)
     assert f"wrote {tmp_path / 'best' / 'hardware.m'}" in out and (tmp_path / "best" / "mapping.m").exists()
+
+
+def test_the_readme_s_python_api_snippets_run(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Python API"):]
+    section = section[:section.index("\n## ", 1)]
+    code = "\n".join(re.findall(r"```python\n(.*?)```", section, re.S))
+    assert code.count("import") >= 5 and "run_worker" in code
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "lowest latency trial" in proc.stdout and (tmp_path / "notebook-best" / "mapping.m").exists()
