@@ -19,35 +19,46 @@ from ._base import (
     SearchResult,
     evaluate_mixed_chunk,
     found,
+    status_of,
 )
 from .pareto import pareto_mask
 
 
 class ExhaustiveSearcher(Searcher):
     """Enumerates the space chunk by chunk, keeping the ``top_k`` best designs (single objective) or
-    the Pareto set (several objectives)."""
+    the Pareto set (several objectives). ``evaluations`` caps the points scored (None: all of them,
+    the ground truth); ``time_limit`` is an optional wall-clock cap. The result says how much of the
+    space it saw (``stop``: exhausted, budget or time_cap; ``seen``)."""
 
     name = "exhaustive"
 
-    def __init__(self, *, top_k: int = 10, chunk: int = 16384, time_limit: float | None = None,
-                 progress: Callable[[int, int], None] | None = None, jobs: int | None = None) -> None:
+    def __init__(self, *, top_k: int = 10, chunk: int = 16384, evaluations: int | None = None,
+                 time_limit: float | None = None, progress: Callable[[int, int], None] | None = None,
+                 jobs: int | None = None) -> None:
         self.top_k = top_k
         self.chunk = chunk
+        self.evaluations = evaluations
         self.jobs = jobs                  # cost-model threads (None: costmodel.set_jobs' choice)
         self.time_limit = time_limit
         self.progress = progress
 
     def _search(self, problem: Problem) -> SearchResult:
         space = problem.space
-        total = space.count() if self.progress else 0
+        total = space_size(space)
         start = time.perf_counter()
+        stop = "exhausted"
         kept_points: list[Point] = []
         kept_values = np.zeros((0, len(problem.objectives)))
         kept_costs: list = []
         evaluations = 0
-        complete = True
         tally = InfeasibilityTally(problem)
         for structures, holes in space.mixed_chunks(self.chunk):
+            if self.evaluations is not None:
+                room = self.evaluations - evaluations
+                if room <= 0:
+                    stop = "budget"
+                    break
+                structures, holes = structures[:room], holes[:room]
             cost, values, feasible = evaluate_mixed_chunk(problem, structures, holes, jobs=self.jobs)
             if not kept_points and not feasible.any():
                 tally.add(cost)             # only needed while nothing fits
@@ -73,23 +84,45 @@ class ExhaustiveSearcher(Searcher):
                 kept_costs = [kept_costs[i] for i in idx]
                 kept_values = kept_values[idx]
             if self.progress:
-                self.progress(evaluations, total)
+                self.progress(evaluations, total or evaluations)
             if self.time_limit is not None and time.perf_counter() - start > self.time_limit:
-                complete = False
+                stop = "time_cap"
                 break
+        else:
+            stop = "exhausted"
+        if stop == "exhausted":
+            total = evaluations
+        elif total is not None and evaluations >= total:
+            stop = "exhausted"
         order = (np.lexsort(kept_values.T[::-1]) if len(kept_values) else np.zeros(0, dtype=int))
         best = [Found(kept_points[i], space.dataflow(kept_points[i]), kept_costs[i],
                       tuple(float(v) for v in kept_values[i])) for i in order]
-        status = ("optimal" if complete else "feasible") if best else ("infeasible" if complete else
-                                                                       "unknown")
-        result = SearchResult(self.name, problem.objectives, best, status, evaluations, 0.0)
+        if stop == "exhausted" and not best:
+            stop = "infeasible"                  # every point scored, none fits
+        elif not best:
+            stop = "no_feasible"
+        result = SearchResult(self.name, problem.objectives, best, status_of(stop, bool(best)), evaluations,
+                              0.0, stop=stop, total=total)
         if problem.multi:
             result.pareto = best
-        if best and complete and not problem.multi:
+        if best and stop == "exhausted" and not problem.multi:
             result.bound = best[0].values[0]
         if not best:
             result.message = tally.message()
         return result
+
+
+# Counting a free space's points walks its configurations: done when there are at most this many.
+COUNT_CONFIGS = 20_000_000
+
+
+def space_size(space) -> int | None:
+    """Points in the space, when counting them is cheap (None otherwise)."""
+    from spaces import FreeSpace
+
+    if isinstance(space, FreeSpace) and space.config_count() > COUNT_CONFIGS:
+        return None
+    return space.count()
 
 
 def text_progress(stream=sys.stderr) -> Callable[[int, int], None]:
@@ -111,4 +144,4 @@ def text_progress(stream=sys.stderr) -> Callable[[int, int], None]:
     return report
 
 
-__all__ = ["ExhaustiveSearcher", "Found", "Scored", "found", "text_progress"]
+__all__ = ["ExhaustiveSearcher", "Found", "Scored", "found", "space_size", "text_progress"]

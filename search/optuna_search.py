@@ -24,7 +24,18 @@ if TYPE_CHECKING:              # Optuna is imported where it is used (start-up)
 
 from costmodel.errors import SpecError
 
-from ._base import Found, InfeasibilityTally, Problem, Scored, Searcher, SearchResult, evaluate_points, found
+from . import bounds
+from ._base import (
+    Found,
+    InfeasibilityTally,
+    Problem,
+    Scored,
+    Searcher,
+    SearchResult,
+    evaluate_points,
+    found,
+    status_of,
+)
 from .pareto import pareto_mask
 
 SAMPLERS = ("tpe", "nsga2", "cmaes", "gp", "random")
@@ -69,7 +80,8 @@ def make_sampler(name: str, seed: int, multi: bool, *,
 
 class OptunaSearcher(Searcher):
     """Samples ``trials`` designs with an Optuna sampler and keeps the ``top_k`` best feasible ones
-    (single objective) or the feasible Pareto set (several objectives).
+    (single objective) or the feasible Pareto set (several objectives). ``trials`` is the budget
+    (seeded samplers: the same designs on any machine); ``time_limit`` an optional wall-clock cap.
 
     ``study`` continues an existing (e.g. persistent) study with *its own* sampler; ``sampler`` and
     ``seed`` then do not apply (load it with ``sampler=make_sampler(...)`` to choose one). Its
@@ -144,9 +156,16 @@ class OptunaSearcher(Searcher):
                 self.progress(done, self.trials)
             if self.time_limit is not None and time.perf_counter() - start > self.time_limit:
                 break
+        stop = "budget" if done >= self.trials else "time_cap"
         best = _select(problem, scored, self.top_k)
-        result = SearchResult(self.name, problem.objectives, best, "feasible" if best else "infeasible",
-                              done, 0.0)
+        if not best:
+            stop = "no_feasible"
+        floor = (bounds.floor(space.layer, problem.accelerator, problem.objectives[0])
+                 if not problem.multi else None)
+        result = SearchResult(self.name, problem.objectives, best, status_of(stop, bool(best)), done, 0.0,
+                              stop=stop, bound=floor)
+        if best and floor is not None and best[0].values[0] <= floor:
+            result.stop, result.status = "optimal", "optimal"
         if problem.multi:
             result.pareto = best
         if not best:
