@@ -31,7 +31,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     page = "/dashboard"
-    if args.study:
+    if args.study is not None:
         study = cd.load(args.study, args.storage)
         page = f"/dashboard/studies/{study._study_id}"
 

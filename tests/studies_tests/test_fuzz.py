@@ -308,9 +308,12 @@ CODESIGN_BASE = ["--trials", "1", "--num-pes", "4,8", "--simd-lanes", "1", "--l1
 def _flag_cases(rng: random.Random, workdir: Path) -> list[tuple[str, list]]:
     tiny = _tiny(workdir)
     journal = f"journal:///{workdir / 'j.log'}"
+    empty = f"journal:///{workdir / 'empty.log'}"
+    storage.open_storage(empty)
     cases: list[tuple[str, list]] = []
     eval_flags = ["--num-pes", "--simd-lanes", "--l1-size", "--l2-size", "--noc-bw", "--noc-hop-latency",
-                  "--noc-hops", "--offchip-bw", "--hw-file", "--tech", "--dataflow", "--format", "--output"]
+                  "--noc-hops", "--offchip-bw", "--hw-file", "--tech", "--dataflow", "--gemm-dataflow",
+                  "--format", "--output"]
     map_flags = ["--num-pes", "--levels", "--time-limit", "--seed", "--searcher", "--objective", "--space",
                  "--spatial", "--tiles", "--cpsat-params", "--output", "--report", "--layer", "--l1-size",
                  "--sampler"]
@@ -349,6 +352,13 @@ def _flag_cases(rng: random.Random, workdir: Path) -> list[tuple[str, list]]:
             ("study export csv", ["study", "export", "base", "--storage", journal, "--output",
                                   f"{value}.csv"]),
             ("study plot", ["study", "plot", "base", "--storage", journal, "--output-dir", value]),
+            ("study plot --trial", ["study", "plot", "base", "--storage", journal, "--output-dir",
+                                    workdir / "plots", "--trial", value]),
+            # Never a server: no such study (in a storage with none), or no such storage (both checked
+            # before it listens).
+            ("dashboard", ["dashboard", value, "--storage", empty]),
+            ("dashboard --port", ["dashboard", "--port", value, "--storage",
+                                  f"sqlite:///{workdir / 'none.db'}"]),
             ("study resume", ["study", "resume", "base", "--storage", journal, "--trials", value]),
             ("study resume --timeout", ["study", "resume", "base", "--storage", journal, "--timeout", value]),
             ("study list", ["study", "list", "--storage", value]),
