@@ -27,6 +27,9 @@ from .pareto import pareto_mask
 OBJECTIVES = ("latency", "energy", "edp")
 # The engines, as the command line names them; "auto" picks one for the space (commands decide).
 SEARCHERS = ("auto", "cpsat", "exhaustive", "optuna")
+# CP-SAT's default budgets (here, so that help texts need not import OR-Tools).
+CPSAT_EVALUATIONS = 40_000           # cost-model points
+CPSAT_SOLVER_TIME = 4.0              # CP-SAT deterministic seconds
 
 
 def parse_objectives(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -218,6 +221,8 @@ class Searcher:
 
 
 def _merge_seeds(result: SearchResult, problem: Problem, seeds: list[Found], top_k: int) -> None:
+    """The seeds join the result's best designs; the bound stays the space's own (a seed may come
+    from another space: the caller, who knows where, combines bounds)."""
     feasible = [f for f in seeds if all(math.isfinite(v) for v in f.values)]
     if not feasible:
         return
@@ -228,11 +233,10 @@ def _merge_seeds(result: SearchResult, problem: Problem, seeds: list[Found], top
         result.pareto = result.best
     else:
         result.best = sorted(merged, key=lambda f: f.values)[:top_k]
-    if result.stop in ("no_feasible", "infeasible") or not result.stop:
-        result.stop = result.stop if result.stop == "infeasible" else "budget"
-    result.status = status_of(result.stop, bool(result.best))
-    if result.bound is not None and result.best and result.best[0].values[0] <= result.bound:
-        result.stop, result.status = "optimal", "optimal"
+    if result.stop == "no_feasible":
+        result.stop = "budget"
+    if result.stop != "infeasible":
+        result.status = status_of(result.stop, bool(result.best))
 
 
 class Archive:

@@ -38,7 +38,7 @@ from spaces.mapping import ConfigBatch, FreeSpace, hole_name
 
 from . import bounds
 from . import cpsat_formulas as F
-from ._base import Archive, Problem, Searcher, SearchResult
+from ._base import CPSAT_EVALUATIONS, CPSAT_SOLVER_TIME, Archive, Problem, Searcher, SearchResult
 from .descent import Descent
 
 
@@ -219,8 +219,8 @@ def _capacity(model: cp_model.CpModel, requirement: _Expr, cap: int, name: str):
 
 
 # Default budgets (``dse map`` shows them in its help).
-DEFAULT_EVALUATIONS = 40_000
-DEFAULT_SOLVER_TIME = 4.0            # CP-SAT deterministic seconds
+DEFAULT_EVALUATIONS = CPSAT_EVALUATIONS
+DEFAULT_SOLVER_TIME = CPSAT_SOLVER_TIME
 SEED_CONFIGS = 16                    # best-surrogate configurations offered as descent seeds
 RANDOM_PER_CHOICE = 24               # seeded random points per choice of spatial dimensions
 MAX_SEEDS = 32                       # descents started from seeds (then restarts from the best)

@@ -1,19 +1,26 @@
-"""``dse map``: find the best dataflow of every layer on one accelerator."""
+"""``dse map``: find the best dataflow of every layer on one accelerator.
+
+Each distinct layer shape is searched once (``search.mapper.map_layer``: the best shipped template as
+the incumbent, then the requested space), shapes in parallel over ``--jobs`` processes. Every search
+stops on a budget of work, so the answer is the same for any ``--jobs`` and on a busy machine.
+"""
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
-from costmodel import Layer, format_network, limits, set_jobs
+from costmodel import Layer, format_network, set_jobs
 from costmodel.errors import InfeasibleError, SpecError
 from costmodel.workloads import LoadedNetwork, load_network
-from search import ExhaustiveSearcher, Problem, SearchResult, parse_objectives
-from search.exhaustive import text_progress
-from search.optuna_search import SAMPLERS, OptunaSearcher
-from spaces import Constraints, FreeSpace
-from spaces.union import mapping_space
+from search import SearchResult, parse_objectives
+from search._base import CPSAT_EVALUATIONS, CPSAT_SOLVER_TIME, STOP_REASONS
+from search.mapper import AUTO_EXHAUSTIVE_LIMIT, MapSettings, map_layer
+from search.optuna_search import SAMPLERS
 
 from ..outputs import check_output_file, open_output, write_text
 from ..tables import write_rows
@@ -23,24 +30,31 @@ from .common import (
     add_jobs_argument,
     count_arg,
     levels_arg,
-    seconds_or_zero,
+    positive_float,
+    seconds,
     seed_arg,
 )
 
-AUTO_EXHAUSTIVE_LIMIT = 2_000_000
-
-REPORT_COLUMNS = ("layer", "count", "searcher", "status", "objective", "value", "bound", "gap",
-                  "evaluations", "seconds", "runtime_cycles", "energy_nj", "num_macs", "true_macs",
-                  "utilization", "l1_size_req", "l2_size_req", "peak_noc_bw_req", "valid", "violations",
-                  "pareto_index", "dataflow")
+REPORT_COLUMNS = ("layer", "count", "searcher", "status", "stop", "objective", "value", "bound", "gap",
+                  "evaluations", "seen", "seconds", "cpu_seconds", "runtime_cycles", "energy_nj", "num_macs",
+                  "true_macs", "utilization", "l1_size_req", "l2_size_req", "peak_noc_bw_req", "valid",
+                  "violations", "pareto_index", "dataflow")
+EXIT_NO_MAPPING = 3          # a budget ended before any feasible mapping of some layer was found
+LARGE_GAP = 0.05             # above this, the summary says what to change
 
 
 def add_parser(subparsers) -> None:
+    evaluations, solver_time = CPSAT_EVALUATIONS, CPSAT_SOLVER_TIME
     p = subparsers.add_parser(
         "map", help="search the best dataflow of each layer",
         description="Search the best mapping (dataflow) of every layer of a MAESTRO network file on one "
                     "accelerator, with CP-SAT, Optuna or exhaustive enumeration; layers with identical "
-                    "shapes are searched once. Writes the best mappings as a MAESTRO .m file.")
+                    "shapes are searched once, in parallel. Every search starts from the best shipped "
+                    "template that fits and stops on a budget of work, so the same command gives the "
+                    "same mappings on any machine. Writes the best mappings as a MAESTRO .m file.",
+        epilog="exit status: 0 every layer mapped; 2 bad input, or a layer proven to have no mapping "
+               "that fits (the binding constraint is named); 3 a budget ended before any feasible "
+               "mapping of some layer was found (raise --evaluations or --trials).")
     p.add_argument("file", metavar="NETWORK",
                    help="a MAESTRO .m network file (its layers' own dataflows are ignored), an ONNX model "
                         "or a built-in network name (dse networks)")
@@ -48,68 +62,42 @@ def add_parser(subparsers) -> None:
     add_hardware_arguments(p)
     add_jobs_argument(p)
     p.add_argument("--searcher", choices=("auto", "cpsat", "optuna", "exhaustive"), default="auto",
-                   help="auto (default): cpsat on free spaces with dividing tiles, exhaustive on templates "
-                        f"of up to {AUTO_EXHAUSTIVE_LIMIT:,} points, optuna otherwise")
+                   help="auto (default): cpsat on free spaces with dividing tiles, exhaustive on other "
+                        f"spaces of up to {AUTO_EXHAUSTIVE_LIMIT:,} points, optuna otherwise")
     p.add_argument("--objective", default="latency",
-                   help="latency, energy, edp, or a comma-separated pair such as latency,energy (Pareto)")
+                   help="latency (default), energy, edp, or a comma-separated pair such as latency,energy "
+                        "(Pareto)")
     p.add_argument("--space", default="free", metavar="free|coarse|templates|TEMPLATE",
                    help="'free' (default); 'coarse' (a small free space: tiles 1, ~sqrt and whole); "
                         "'templates' (every shipped template that applies); or one dataflow template with "
                         "?holes, by file or shipped name (kcp_ws_holes, rs, yxp_os, xp_ws, nlr, "
                         "gemm_mnk_holes)")
-    p.add_argument("--levels", type=levels_arg, default=2, help="cluster levels of the free space (1-3)")
-    p.add_argument("--spatial", help="comma-separated dimensions that may be mapped spatially")
+    p.add_argument("--levels", type=levels_arg, default=2,
+                   help="cluster levels of the free space, 1-3 (default 2; 3 is seeded with the best of 2)")
+    p.add_argument("--spatial", help="comma-separated dimensions that may be mapped spatially (default all)")
     p.add_argument("--tiles", choices=("divisors", "any"), default="divisors",
                    help="tile sizes: divisors (default) or any size (edge tiles)")
     p.add_argument("--enforce-bw", action="store_true",
                    help="also require the NoC and off-chip bandwidth requirements to be met")
-    p.add_argument("--time-limit", type=seconds_or_zero, default=10.0, metavar="S",
-                   help="seconds per layer shape (0: none, for exhaustive and optuna)")
-    p.add_argument("--trials", type=count_arg, default=1000, help="Optuna trials per layer shape")
+    b = p.add_argument_group("budgets per layer shape (work, not seconds: the same answer on any machine)")
+    b.add_argument("--evaluations", type=count_arg, default=None, metavar="N",
+                   help=f"cost-model evaluations (default: cpsat {evaluations:,}; exhaustive: the whole "
+                        "space)")
+    b.add_argument("--solver-time", type=positive_float, default=None, metavar="S",
+                   help=f"CP-SAT deterministic seconds (default {solver_time:g}; one worker, fixed seed)")
+    b.add_argument("--trials", type=count_arg, default=1000, help="Optuna trials (default 1000)")
+    b.add_argument("--time-limit", type=seconds, default=None, metavar="S",
+                   help="optional wall-clock cap per layer shape (default: none); with it, results may "
+                        "depend on the machine's load")
     p.add_argument("--sampler", choices=SAMPLERS, default=None,
                    help="Optuna sampler (default tpe; nsga2 for several objectives)")
-    p.add_argument("--seed", type=seed_arg, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of every searcher (default 0)")
     p.add_argument("--cpsat-params", metavar="TEXT",
-                   help="OR-Tools CP-SAT parameters as text proto, e.g. "
-                        "'max_time_in_seconds:10,num_workers:2'")
+                   help="OR-Tools CP-SAT parameters as text proto, e.g. 'max_deterministic_time:8' "
+                        "(more than one worker makes CP-SAT nondeterministic)")
     p.add_argument("--output", metavar="BEST.m", help="write the best mapping of every layer here")
     p.add_argument("--report", metavar="REPORT.csv", help="write the per-layer report (CSV) here")
     p.set_defaults(run=run)
-
-
-def _space(args, layer: Layer, num_pes: int):
-    if args.space == "free":
-        spatial = args.spatial.split(",") if args.spatial else None
-        return FreeSpace(layer, num_pes, levels=args.levels, spatial=spatial, tiles=args.tiles)
-    return mapping_space(layer, num_pes, args.space, levels=args.levels, tiles=args.tiles)
-
-
-def _points(space) -> int:
-    """The space's size, or for free spaces its configurations (a lower bound): counting a free
-    space's points walks all of it."""
-    return space.config_count() if isinstance(space, FreeSpace) else space.count()
-
-
-def _searcher_name(args, space) -> str:
-    if args.searcher != "auto":
-        return args.searcher
-    if isinstance(space, FreeSpace) and space.tiles == "divisors":
-        return "cpsat"
-    return "exhaustive" if _points(space) <= AUTO_EXHAUSTIVE_LIMIT else "optuna"
-
-
-def _searcher(args, name: str, objectives):
-    progress = text_progress() if sys.stderr.isatty() else None
-    if name == "exhaustive":
-        return ExhaustiveSearcher(time_limit=args.time_limit if args.time_limit > 0 else None,
-                                  progress=progress)
-    if name == "optuna":
-        sampler = args.sampler or ("nsga2" if len(objectives) > 1 else "tpe")
-        return OptunaSearcher(sampler=sampler, trials=args.trials, seed=args.seed,
-                              time_limit=args.time_limit if args.time_limit > 0 else None)
-    from search.cpsat import CpSatSearcher  # OR-Tools: only for the searches that use it
-
-    return CpSatSearcher(time_limit=args.time_limit, params=args.cpsat_params, seed=args.seed)
 
 
 def _select(args, net: LoadedNetwork) -> list[Layer]:
@@ -136,7 +124,6 @@ def _check_cpsat_params(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    set_jobs(args.jobs)
     for flag, path in (("--output", args.output), ("--report", args.report)):
         if path:
             check_output_file(path, flag)      # before searching, not after
@@ -144,7 +131,12 @@ def run(args: argparse.Namespace) -> int:
         _check_cpsat_params(args.cpsat_params)
     acc = accelerator_from_args(args)
     objectives = parse_objectives(args.objective)
-    constraints = Constraints(enforce_noc_bw=args.enforce_bw, enforce_offchip_bw=args.enforce_bw)
+    settings = MapSettings(objectives=objectives, space=args.space, levels=args.levels,
+                           spatial=tuple(args.spatial.split(",")) if args.spatial else None, tiles=args.tiles,
+                           searcher=args.searcher, evaluations=args.evaluations,
+                           solver_time=args.solver_time, trials=args.trials, sampler=args.sampler,
+                           seed=args.seed, time_limit=args.time_limit, cpsat_params=args.cpsat_params,
+                           enforce_bw=args.enforce_bw)
     net = load_network(args.file)
     for op in net.unsupported:
         print(f"dse map: {args.file}: operator not imported: {op}", file=sys.stderr)
@@ -152,31 +144,8 @@ def run(args: argparse.Namespace) -> int:
     shapes: dict[tuple, list[Layer]] = {}
     for layer in layers:
         shapes.setdefault(layer.shape_key, []).append(layer)
-    results: dict[tuple, SearchResult] = {}
-    failures = []
     start = time.perf_counter()
-    for n, (key, group) in enumerate(shapes.items(), start=1):
-        layer = group[0]
-        names = ", ".join(g.name for g in group)
-        try:
-            space = _space(args, layer, acc.num_pes)
-        except SpecError as exc:          # e.g. a template that does not fit this layer: skip it
-            result = SearchResult(args.searcher, objectives, [], "error", 0, 0.0,
-                                  message=f"layer {names}: {exc}")
-        else:
-            name = _searcher_name(args, space)
-            if name == "exhaustive" and not args.time_limit and _points(space) > limits.MAX_UNTIMED_POINTS:
-                result = SearchResult(name, objectives, [], "error", 0, 0.0, message=(
-                    f"layer {names}: the space has over {_points(space):,} points: an exhaustive search "
-                    f"without --time-limit would run for hours (limit {limits.MAX_UNTIMED_POINTS:,}); give "
-                    "--time-limit or narrow the space"))
-            else:
-                problem = Problem(space, acc, objectives, constraints)
-                result = _searcher(args, name, objectives).search(problem)
-        results[key] = result
-        print(f"[{n}/{len(shapes)}] {names}: {_summary(result)}", file=sys.stderr)
-        if not result.best:
-            failures.append(result.message or f"layer {names}: no feasible mapping found")
+    results = _search_shapes(shapes, acc, settings, set_jobs(args.jobs))
     rows = _report_rows(layers, results)
     if args.report:
         with open_output(args.report, "--report") as out:
@@ -191,23 +160,95 @@ def run(args: argparse.Namespace) -> int:
     _print_table(rows, objectives)
     print(f"searched {len(shapes)} distinct layer shape(s) in {time.perf_counter() - start:.1f} s",
           file=sys.stderr)
-    if failures:
-        for line in failures:
-            print(f"dse map: {line}", file=sys.stderr)
+    return _exit_code(shapes, results)
+
+
+def _exit_code(shapes: dict, results: dict) -> int:
+    infeasible, unmapped = [], []
+    for key, group in shapes.items():
+        res = results[key]
+        if res.best:
+            continue
+        names = ", ".join(g.name for g in group)
+        line = res.message or f"layer {names}: {STOP_REASONS.get(res.stop, res.stop)}"
+        (infeasible if res.stop in ("infeasible", "error") else unmapped).append(line)
+    for line in infeasible + unmapped:
+        print(f"dse map: {line}", file=sys.stderr)
+    if infeasible:
         return 2
-    return 0
+    return EXIT_NO_MAPPING if unmapped else 0
+
+
+def _map_shape(layer: Layer, acc, settings: MapSettings) -> SearchResult:
+    names = layer.name
+    try:
+        return map_layer(layer, acc, settings)
+    except (SpecError, InfeasibleError) as exc:   # e.g. a template that does not fit this layer
+        return SearchResult(settings.searcher, settings.objectives, [], "error", 0, 0.0,
+                            message=f"layer {names}: {exc}", stop="error")
+
+
+def _worker_init(parent: int) -> None:
+    from studies.processes import die_with_parent
+
+    die_with_parent(parent)
+    set_jobs(1)                                  # the shapes share the cores
+
+
+def _search_shapes(shapes: dict[tuple, list[Layer]], acc, settings: MapSettings,
+                   jobs: int) -> dict[tuple, SearchResult]:
+    """Every shape's search, in parallel over ``jobs`` processes (each search is deterministic and
+    alone, so the results are the same for any ``jobs``)."""
+    results: dict[tuple, SearchResult] = {}
+    progress = _Progress(len(shapes))
+    workers = min(jobs, len(shapes))
+    if workers <= 1:
+        for key, group in shapes.items():
+            results[key] = _map_shape(group[0], acc, settings)
+            progress.done(group, results[key])
+        return results
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
+                             initargs=(os.getpid(),)) as pool:
+        futures = {pool.submit(_map_shape, group[0], acc, settings): key for key, group in shapes.items()}
+        for future in as_completed(futures):
+            key = futures[future]
+            results[key] = future.result()
+            progress.done(shapes[key], results[key])
+    return {key: results[key] for key in shapes}
+
+
+class _Progress:
+    """One line per finished shape: n/N, the shape's summary and an estimate of the time left."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.count, self.start = total, 0, time.perf_counter()
+
+    def done(self, group: list[Layer], result: SearchResult) -> None:
+        self.count += 1
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / self.count * (self.total - self.count)
+        left = f", about {eta:.0f} s left" if self.count < self.total else ""
+        names = ", ".join(g.name for g in group)
+        print(f"[{self.count}/{self.total}{left}] {names}: {_summary(result)}", file=sys.stderr, flush=True)
 
 
 def _summary(result: SearchResult) -> str:
     if not result.best:
-        return f"{result.status} ({result.message})" if result.message else result.status
+        reason = STOP_REASONS.get(result.stop, result.stop)
+        return f"no mapping: {result.message or reason}"
     v = result.best[0].values
-    parts = [f"{result.searcher}: {result.status}", ", ".join(f"{o} {x:,.6g}" for o, x in zip(
-        result.objectives, v, strict=True))]
+    parts = [f"{result.searcher}: {result.stop or result.status}",
+             ", ".join(f"{o} {x:,.6g}" for o, x in zip(result.objectives, v, strict=True))]
     if result.gap is not None:
-        parts.append(f"gap {100 * result.gap:.3g}%")
-    parts.append(f"{result.evaluations:,} evaluations in {result.seconds:.1f} s")
-    return "; ".join(parts)
+        parts.append(f"gap {100 * result.gap:.3g}% to bound {result.bound:,.6g}")
+    seen = f" of {result.total:,}" if result.total else ""
+    parts.append(f"{result.evaluations:,}{seen} points, {result.cpu_seconds:.1f} CPU-s")
+    text = "; ".join(parts)
+    if result.gap is not None and result.gap > LARGE_GAP and result.stop == "budget":
+        text += (" -- a large gap: search longer (--evaluations, --solver-time) or wider (--levels 3); "
+                 "the bound is a floor from compute and NoC traffic and may itself be loose")
+    return text
 
 
 def _report_rows(layers: list[Layer], results: dict) -> list[dict]:
@@ -215,18 +256,17 @@ def _report_rows(layers: list[Layer], results: dict) -> list[dict]:
     for layer in layers:
         res = results[layer.shape_key]
         designs = res.pareto if res.pareto else res.best[:1]
+        common = {"layer": layer.name, "count": layer.count, "searcher": res.searcher, "status": res.status,
+                  "stop": res.stop, "evaluations": res.evaluations, "seen": res.seen,
+                  "seconds": round(res.seconds, 3), "cpu_seconds": round(res.cpu_seconds, 3)}
         if not designs:
-            rows.append({"layer": layer.name, "count": layer.count, "searcher": res.searcher,
-                         "status": res.status, "evaluations": res.evaluations, "seconds": res.seconds,
-                         "violations": res.message})
+            rows.append({**common, "violations": res.message})
             continue
         for i, f in enumerate(designs):
             c = f.cost
             rows.append({
-                "layer": layer.name, "count": layer.count, "searcher": res.searcher, "status": res.status,
-                "objective": ",".join(res.objectives), "value": f.values[0],
-                "bound": res.bound, "gap": res.gap, "evaluations": res.evaluations,
-                "seconds": round(res.seconds, 3), "runtime_cycles": c.runtime_cycles,
+                **common, "objective": ",".join(res.objectives), "value": f.values[0],
+                "bound": res.bound, "gap": res.gap, "runtime_cycles": c.runtime_cycles,
                 "energy_nj": c.energy_nj, "num_macs": c.num_macs, "true_macs": c.true_macs,
                 "utilization": c.utilization, "l1_size_req": c.l1_size_req, "l2_size_req": c.l2_size_req,
                 "peak_noc_bw_req": c.peak_noc_bw_req, "valid": c.valid, "violations": c.violations,
@@ -238,10 +278,10 @@ def _print_table(rows: list[dict], objectives) -> None:
     from ..tables import format_table
 
     columns = (("layer", "layer", None), ("x", "count", "d"), ("searcher", "searcher", None),
-               ("status", "status", None),
+               ("stop", "stop", None),
                ("runtime (cycles)", "runtime_cycles", ","), ("energy (nJ)", "energy_nj", ",.1f"),
                ("util", "utilization", "%"), ("L1 req", "l1_size_req", ","), ("L2 req", "l2_size_req", ","),
-               ("gap", "gap", ".2%"), ("evals", "evaluations", ","), ("s", "seconds", ".1f"))
+               ("gap", "gap", ".2%"), ("evals", "evaluations", ","), ("CPU s", "cpu_seconds", ".1f"))
     sys.stdout.write(format_table(rows, columns))
     good = [r for r in rows if r.get("runtime_cycles") is not None and not r.get("pareto_index")]
     if good and len(objectives) == 1:
