@@ -94,16 +94,17 @@ def free_space_table(layers, levels: int, trials: int, settings: MapSettings) ->
     print(f"{'layer':<22} {'cpsat':>12} {'stop':>8} {'bound gap':>9} {'evals':>7} {'CPU s':>6} {'cm %':>5} "
           f"{'tpe':>12} {'tpe CPU s':>9} {'vs best':>8}")
     rows = []
+    at_levels = replace_levels(settings, levels)
     for net, name, label in layers:
         layer = _layer(net, name)
-        at_levels = replace_levels(settings, levels)
         cp, cp_cpu, share = _timed(lambda layer=layer: map_layer(layer, ACC, at_levels))
         tpe_space = FreeSpace(layer, ACC.num_pes, levels=levels)
         tpe, tpe_cpu, _ = _timed(lambda s=tpe_space: OptunaSearcher(sampler="tpe", trials=trials, seed=0)
                                  .search(Problem(s, ACC)))
         best = min(_value(cp), _value(tpe))
         row = {"label": label, "cpsat": _value(cp), "stop": cp.stop, "gap": cp.gap,
-               "evaluations": cp.evaluations, "cpu": cp_cpu, "share": share, "tpe": _value(tpe), "tpe_cpu": tpe_cpu, "best": best,
+               "evaluations": cp.evaluations, "cpu": cp_cpu, "share": share, "tpe": _value(tpe),
+               "tpe_cpu": tpe_cpu, "best": best,
                "cpsat_vs_best": _gap(_value(cp), best), "tpe_vs_best": _gap(_value(tpe), best)}
         rows.append(row)
         gap = "-" if cp.gap is None else f"{100 * cp.gap:.3f}%"

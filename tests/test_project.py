@@ -59,8 +59,8 @@ def test_search_benchmark_prints_its_keys():
                           capture_output=True, text=True, check=True)
     keys = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
     assert keys["free2_layers"] == "2" and keys["coarse_cpsat_within_1pct"] == "2/2"
-    for key in ("free2_cpsat_median_cpu_s", "free2_cost_model_share_median", "free2_cpsat_median_bound_gap_pct",
-                "pareto_cpsat_recovered", "pareto_nsga2_recovered"):
+    for key in ("free2_cpsat_median_cpu_s", "free2_cost_model_share_median",
+                "free2_cpsat_median_bound_gap_pct", "pareto_cpsat_recovered", "pareto_nsga2_recovered"):
         assert 0 <= float(keys[key]) < 1e6
 
 
