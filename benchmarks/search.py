@@ -231,6 +231,7 @@ def anchor(tmp: Path) -> dict:
         finally:
             for h in hogs:
                 h.kill()
+                h.wait()
         values.append(_network_cycles(out))
         seconds.append(s)
     return {"anchor_conv2_1_2_cycles": values[0], "anchor_target_cycles": 419911,
