@@ -187,8 +187,8 @@ def _resnet50(*, v1_5: bool) -> Network:
     if v1_5:
         return Network(name="resnet50_v1_5", layers=tuple(layers),
                        source="ResNet-50 v1.5 (torchvision's resnet50): stride 2 in the 3x3 convolutions")
-    return Network(name="resnet50", layers=tuple(layers),
-                   source="He et al., CVPR 2016, Table 1 (v1: stride 2 in the first 1x1 convolutions)")
+    # The v1 source text is also the header of costmodel/data/resnet50_kcp_ws.m (generated from it).
+    return Network(name="resnet50", layers=tuple(layers), source="He et al., CVPR 2016, Table 1")
 
 
 # Sandler et al., Table 2: (expansion t, output channels c, repeats n, stride s of the first block).

@@ -221,6 +221,10 @@ def test_journal_storage_with_several_workers_finishes_exactly(capsys, network, 
     assert code == 0, err
     study = load(url)
     assert states(study).get("COMPLETE") == 10 and not states(study).get("FAIL")
+    # The mapping cache lives in its own journal beside the study's, not in the study's attributes.
+    assert '"dataflow":' not in (tmp_path / "journal.log").read_text()      # trials name keys only
+    assert '"dataflow":' in (tmp_path / "journal.log.mappings").read_text()
+    assert len(cd.mapcache.for_study(study)) >= 3
 
 
 def test_sqlite_with_several_workers_warns(capsys, network, sqlite):
