@@ -18,7 +18,9 @@ area and power from the cost model's ``Tech`` table for the accelerator as provi
 when a parameter grows (every ``Tech`` coefficient is non-negative, the arbiter's constant aside), so
 the region is closed downwards: a design fits if it fits with every later parameter at its smallest
 value. That makes the region cheap to test, to sample and to project a proposal into, parameter by
-parameter, without listing it.
+parameter, without listing it. (A ``Tech`` table with negative coefficients can break this; a
+projected design may then still exceed the budget, and a study records it as infeasible without
+searching it, as it always did.)
 """
 
 from __future__ import annotations
