@@ -407,6 +407,12 @@ class BudgetRegion:
         for i in np.flatnonzero(ok):
             yield {n: int(grid[n][i]) for n in names}
 
+    def size(self) -> int:
+        """How many designs the region has (for spaces too large to list: the space's size, a bound)."""
+        if self.space.size() > ENUMERATE_DESIGNS:
+            return self.space.size()
+        return int(self.budget.fits_grid(self.space.grid(), self.space.tech).sum())
+
     def unseen(self, seen: set[tuple[int, ...]], rng: np.random.Generator) -> dict[str, int] | None:
         """A design of the region whose :meth:`HardwareSpace.key` is not in ``seen``, chosen at random;
         ``None`` if every design was seen (or, in a space too large to list, none was found in

@@ -501,7 +501,7 @@ def run_worker(name: str, url: str, *, worker: int = 0, trials: int | None = Non
     seed = sampler_seed(spec.seed, worker, len(study.get_trials(deepcopy=False)))
     runner = Codesign(study, spec, trial_timeout=trial_timeout)
     study.sampler = hardware_sampler(spec, seed, region=runner.region)
-    size = runner.hw.size()
+    size = runner.region.size()        # the designs the sampler can propose
     deadline = time.monotonic() + timeout if timeout else math.inf
     done = 0
     waiting_since = None
@@ -528,7 +528,7 @@ def run_worker(name: str, url: str, *, worker: int = 0, trials: int | None = Non
             time.sleep(poll)
             continue
         if len(timed_out_designs(study)) >= size:
-            print(f"study {name}: the watchdog stopped every design of the hardware space; "
+            print(f"study {name}: the watchdog stopped every design within the budget; "
                   f"{c['COMPLETE']} complete trials", file=sys.stderr)
             break
         waiting_since = None

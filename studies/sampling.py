@@ -105,6 +105,7 @@ class HardwareSampler(optuna.samplers.BaseSampler):
         self.base.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
+        # Optuna reseeds only samplers shared by threads (n_jobs > 1), which dse never runs.
         self.base.reseed_rng()
         self._rng = np.random.default_rng()
 

@@ -133,3 +133,24 @@ def test_a_study_stored_in_the_old_format_is_refused_in_one_line(capsys, tmp_pat
         assert "stored by an earlier version of dataflow-dse" in err and "new --study name" in err
     code, _, err = run(capsys, *codesign_args(network, url, trials=2))
     assert code == 2 and "stored by an earlier version" in err
+
+
+def test_a_study_whose_every_design_within_the_budget_hangs_ends(capsys, network, tmp_path, monkeypatch):
+    # Three PE counts, two within the budget: once the watchdog has stopped both, no design is left to
+    # try (the one over budget is never proposed), so the worker stops instead of failing trials forever.
+    argv = codesign_args(network, f"sqlite:///{tmp_path / 's.db'}", "--trial-timeout", "1", trials=5)
+    for flag, value in (("--num-pes", "4:16:*2"), ("--l1-size", "128"), ("--l2-size", "16384"),
+                        ("--noc-bw", "4"), ("--offchip-bw", "8"), ("--max-area-mm2", "0.2")):
+        argv[argv.index(flag) + 1] = value
+
+    def hang(spec, layer, acc):
+        while True:                     # the watchdog interrupts it
+            pass
+
+    monkeypatch.setattr(cd, "search_layer", hang)
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert "the watchdog stopped every design within the budget; 0 complete trials" in err
+    study = load(f"sqlite:///{tmp_path / 's.db'}")
+    assert sorted({t.params["num_pes"] for t in study.trials}) == [4, 8]
+    assert all(t.state.name == "FAIL" for t in study.trials) and "no feasible design yet" in out
