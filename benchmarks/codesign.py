@@ -13,7 +13,8 @@
    evaluated once per (PEs, SIMD lanes, NoC bandwidth, off-chip bandwidth) and its feasibility is then
    broadcast over L1 x L2. A few grid points are checked against the study's own inner search. Then
    TPE studies (three seeds) report their best latency after 50 and 200 trials and the gap to the
-   optimum; target: within 2 % after 200 trials.
+   optimum, and the trials spent on designs over budget or already tried (none, by construction);
+   target: within 2 % after 200 trials.
 """
 
 from __future__ import annotations
@@ -113,21 +114,25 @@ def inner_search_latency(spec: cd.CodesignSpec, design: Accelerator) -> int:
     return total
 
 
-def study_curve(spec: cd.CodesignSpec, seed: int, trials: int, directory: Path) -> list[float]:
-    """Best feasible network latency after each trial of one TPE study."""
+def study_curve(spec: cd.CodesignSpec, seed: int, trials: int, directory: Path
+                ) -> tuple[list[float], int, int]:
+    """Best feasible network latency after each trial of one TPE study, and how many trials were spent
+    on designs over budget and on designs the study had already tried (both 0 by construction)."""
     spec = cd.CodesignSpec.from_json(spec.to_json())
     spec.seed, spec.trials = seed, trials
     url = f"sqlite:///{directory / f'seed{seed}.db'}"
     study = cd.create_or_load(spec, f"bench-{seed}", url)
     cd.run_worker(f"bench-{seed}", url, trials=trials)
-    curve, best = [], np.inf
+    curve, best, over, repeated = [], np.inf, 0, 0
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
         if t.state.name != "COMPLETE":
             continue
+        over += str(t.user_attrs.get("infeasible", "")).startswith("budget")
+        repeated += "duplicate_of" in t.user_attrs
         if all(v <= 0 for v in t.constraints.values()) and "latency_cycles" in t.user_attrs:
             best = min(best, t.user_attrs["latency_cycles"])
         curve.append(best)
-    return curve
+    return curve, over, repeated
 
 
 def main() -> None:
@@ -146,11 +151,13 @@ def main() -> None:
                 "grid_optimum_design": design.describe()})
     out["grid_check_matches_inner_search"] = inner_search_latency(spec, design) == optimum
     seeds, trials = ((0,), 100) if args.quick else ((0,), 50) if args.smoke else ((0, 1, 2), 200)
-    gaps50, gaps200, seconds = [], [], []
+    gaps50, gaps200, seconds, wasted = [], [], [], [0, 0]
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
             start = time.perf_counter()
-            curve = study_curve(spec, seed, trials, Path(tmp))
+            curve, over, repeated = study_curve(spec, seed, trials, Path(tmp))
+            wasted[0] += over
+            wasted[1] += repeated
             seconds.append(time.perf_counter() - start)
             gaps50.append(curve[49] / optimum - 1)
             gaps200.append(curve[-1] / optimum - 1)
@@ -161,7 +168,8 @@ def main() -> None:
                 f"study_gap_after_{trials}_median_pct": 100 * statistics.median(gaps200),
                 f"study_gap_after_{trials}_max_pct": 100 * max(gaps200),
                 f"study_within_2pct_after_{trials}": f"{sum(g <= 0.02 for g in gaps200)}/{len(seeds)}",
-                "study_seconds_median": statistics.median(seconds)})
+                "study_seconds_median": statistics.median(seconds),
+                "study_trials_over_budget": wasted[0], "study_trials_on_repeated_designs": wasted[1]})
     for k, v in out.items():
         print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
 
