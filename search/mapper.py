@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from costmodel import Accelerator, Layer, limits
+from costmodel import Accelerator, Layer, LayerType, limits
 from costmodel.errors import SpecError
 from spaces import Constraints, FreeSpace
 from spaces.union import mapping_space, template_union
@@ -35,6 +35,7 @@ class MapSettings:
 
     objectives: tuple[str, ...] = ("latency",)
     space: str = "free"                 # free | coarse | templates | a template (name or file)
+    gemm_space: str | None = None       # the space of GEMM layers, when it differs (dse map --gemm-dataflow)
     levels: int = 2
     spatial: tuple[str, ...] | None = None
     tiles: str = "divisors"
@@ -57,6 +58,8 @@ class MapSettings:
 def map_layer(layer: Layer, accelerator: Accelerator, settings: MapSettings = MapSettings()) -> SearchResult:
     """The best mapping(s) of ``layer`` (module docstring). ``evaluations`` of the result counts every
     point scored, the incumbent's included."""
+    if settings.gemm_space is not None and layer.layer_type is LayerType.GEMM:
+        settings = replace(settings, space=settings.gemm_space, gemm_space=None)
     constraints = Constraints(enforce_noc_bw=settings.enforce_bw, enforce_offchip_bw=settings.enforce_bw)
     seeds, spent, seed_bound = [], 0, None
     if settings.space == "free" and settings.levels == 3:

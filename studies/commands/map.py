@@ -14,7 +14,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
-from costmodel import Layer, format_network, set_jobs
+from costmodel import Layer, LayerType, format_network, set_jobs
 from costmodel.errors import InfeasibleError, SpecError
 from costmodel.workloads import LoadedNetwork, load_network
 from search import SearchResult, parse_objectives
@@ -26,9 +26,11 @@ from ..outputs import check_output_file, open_output, write_text
 from ..tables import write_rows
 from .common import (
     accelerator_from_args,
+    add_gemm_dataflow_argument,
     add_hardware_arguments,
     add_jobs_argument,
     count_arg,
+    gemm_dataflow_of,
     levels_arg,
     positive_float,
     seconds,
@@ -72,6 +74,9 @@ def add_parser(subparsers) -> None:
                         "'templates' (every shipped template that applies); or one dataflow template with "
                         "?holes, by file or shipped name (kcp_ws_holes, rs, yxp_os, xp_ws, nlr, "
                         "gemm_mnk_holes)")
+    add_gemm_dataflow_argument(p, text="the space of the GEMM layers when --space names a convolution's "
+                                       "template: a GEMM template (gemm_mnk_holes) or dataflow file "
+                                       "(default: --space for every layer)")
     p.add_argument("--levels", type=levels_arg, default=2,
                    help="cluster levels of the free space, 1-3 (default 2; 3 is seeded with the best of 2)")
     p.add_argument("--spatial", help="comma-separated dimensions that may be mapped spatially (default all)")
@@ -131,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
         _check_cpsat_params(args.cpsat_params)
     acc = accelerator_from_args(args)
     objectives = parse_objectives(args.objective)
-    settings = MapSettings(objectives=objectives, space=args.space, levels=args.levels,
+    gemm_dataflow_of(args, prog="dse map", holes=True)          # refused now, not on the first GEMM
+    settings = MapSettings(objectives=objectives, space=args.space, gemm_space=args.gemm_dataflow,
+                           levels=args.levels,
                            spatial=tuple(args.spatial.split(",")) if args.spatial else None, tiles=args.tiles,
                            searcher=args.searcher, evaluations=args.evaluations,
                            solver_time=args.solver_time, trials=args.trials, sampler=args.sampler,
@@ -184,8 +191,12 @@ def _map_shape(layer: Layer, acc, settings: MapSettings) -> SearchResult:
     try:
         return map_layer(layer, acc, settings)
     except (SpecError, InfeasibleError) as exc:   # e.g. a template that does not fit this layer
+        hint = ""
+        if (layer.layer_type is LayerType.GEMM and settings.gemm_space is None
+                and settings.space not in ("free", "coarse", "templates")):
+            hint = " (a GEMM layer needs a GEMM space: add --gemm-dataflow gemm_mnk_holes)"
         return SearchResult(settings.searcher, settings.objectives, [], "error", 0, 0.0,
-                            message=f"layer {names}: {exc}", stop="error")
+                            message=f"layer {names}: {exc}{hint}", stop="error")
 
 
 def _worker_init(parent: int) -> None:

@@ -116,6 +116,20 @@ def test_builtin_network_by_name(capsys, tmp_path):
     assert "attn_qk" in out and "//@repeat" in best.read_text()
 
 
+def test_gemm_layers_take_their_own_space_beside_a_convolutions_template(capsys, network, tmp_path):
+    report = tmp_path / "report.csv"
+    code, _, err = run(capsys, "map", network, "--space", "kcp_ws_holes", *HW)
+    assert code == 2 and "layer fc" in err and "--gemm-dataflow gemm_mnk_holes" in err
+    code, _, err = run(capsys, "map", network, "--space", "kcp_ws_holes", "--gemm-dataflow", "gemm_mnk_holes",
+                       "--report", report, *HW)
+    assert code == 0, err
+    rows = pd.read_csv(report).set_index("layer")
+    assert rows.loc["fc", "runtime_cycles"] > 0 and rows.loc["conv_a", "runtime_cycles"] > 0
+    assert "TemporalMap" in rows.loc["fc", "dataflow"] and " M" in rows.loc["fc", "dataflow"]
+    code, _, err = run(capsys, "map", network, "--space", "kcp_ws_holes", "--gemm-dataflow", "kcp_ws", *HW)
+    assert code == 2 and "--gemm-dataflow" in err and "maps C" in err
+
+
 def test_bad_arguments_are_one_line_errors(capsys, network):
     for argv, expected in ((["--layer", "nope"], "no layer named nope"),
                            (["--objective", "speed"], "unknown objective 'speed'"),
