@@ -4,7 +4,9 @@ A trial draws an accelerator from the :class:`~spaces.hardware.HardwareSpace`. I
 budget, the trial is recorded as infeasible with the violated limits (Optuna constraints, so such a
 design never wins) and nothing is searched. Otherwise every distinct layer shape of the network is
 mapped by the inner searcher, and the trial reports the network's latency (cycles, repeated layers
-counted), energy (nJ) or EDP, with its area and power.
+counted), energy (nJ) or EDP, with its area and power. A study may also take a weighted mix of
+networks with per-network latency targets (:mod:`studies.mix`): every distinct shape of every
+network is mapped once, the objectives are the weighted sums, and each target is a constraint.
 
 The hardware sampler (:mod:`studies.sampling`) proposes only designs within the budget (area and power
 are analytic) that the study has not tried yet; a budget no design of the space meets is refused before
@@ -49,14 +51,14 @@ from optuna.trial import TrialState
 from costmodel import Accelerator, DseError, Layer, SpecError, Tech, limits
 from costmodel.mfile import format_network, parse_dataflow, parse_network
 from costmodel.workloads import load_network
-from search import SEARCHERS, ExhaustiveSearcher, Problem, SearchResult, parse_objectives
+from search import SEARCHERS, ExhaustiveSearcher, Problem, SearchResult
 from search.cpsat import CpSatSearcher
 from search.optuna_search import OptunaSearcher, make_sampler
 from spaces.hardware import Budget, BudgetRegion, HardwareSpace
 from spaces.mapping import FreeSpace
 from spaces.union import mapping_space
 
-from . import mapcache, processes
+from . import mapcache, mix, processes
 from .sampling import HardwareSampler
 from .storage import GRACE_S, is_journal, is_relational, open_storage, quiet, retry_trial
 from .watchdog import TRIAL_TIMEOUT_S, DeadlineExceeded, call_with_deadline
@@ -67,18 +69,38 @@ FORMAT_ATTR = "dse_format"       # system attribute: how the study is stored (FO
 # (1, unmarked: parameters as indices, spec and mapping cache in the user attributes.)
 FORMAT = 2
 CACHE_PREFIX = mapcache.CACHE_PREFIX
-METRIC_NAMES = {"latency": "latency (cycles)", "energy": "energy (nJ)", "edp": "EDP (cycles x nJ)"}
+METRIC_NAMES = {"latency": "latency (cycles)", "energy": "energy (nJ)", "edp": "EDP (cycles x nJ)",
+                "area": "area (mm^2)"}
+MIX_METRIC_NAMES = {"latency": "weighted latency (cycles)", "energy": "weighted energy (nJ)",
+                    "edp": "weighted EDP (cycles x nJ)", "area": "area (mm^2)"}
+# What a study may minimise: the network's (or the mix's weighted) latency, energy or EDP, and the
+# design's area (with another objective: a Pareto front such as energy,area).
+STUDY_OBJECTIVES = ("latency", "energy", "edp", "area")
 INNER_SEARCHERS = SEARCHERS
 # The inner objective each study objective implies: network latency and energy are sums over
 # layers, so per-layer optima add up to the network optimum; EDP and a latency-energy front are not
 # separable, and each layer is mapped for its own EDP, a balanced compromise.
-INNER_OBJECTIVE = {("latency",): "latency", ("energy",): "energy", ("edp",): "edp"}
+# Area does not depend on the mappings: energy,area maps each layer for its energy.
+INNER_OBJECTIVE = {("latency",): "latency", ("energy",): "energy", ("edp",): "edp", (): "latency"}
 # What a trial answered from storage does not copy from the trial that has its design.
 _NOT_COPIED = ("cache_hits", "cache_misses", "seconds", "duplicate_of", "surplus", "failed")
 # Spec keys that may differ when a study is run again (the rest must match the stored study).
 RUN_KEYS = ("trials", "timeout", "seed")
 WORKER_ATTR = "dse_worker"      # system attribute: the process running a trial (processes.identity)
 LAYERS_ATTR = "dse_layers"      # system attribute of a trial: per layer, its mapping's key and figures
+NETWORKS_ATTR = "networks"      # user attribute of a trial: per network, its latency, energy and EDP
+
+
+def parse_study_objectives(text: str | tuple[str, ...], key: str = "--objective") -> tuple[str, ...]:
+    """``latency``, ``energy``, ``edp``, ``area`` or a comma-separated list of them (a Pareto front)."""
+    names = tuple(s.strip() for s in text.split(",")) if isinstance(text, str) else tuple(text)
+    for n in names:
+        if n not in STUDY_OBJECTIVES:
+            raise SpecError(f"unknown objective '{n[:40]}' (choose from {', '.join(STUDY_OBJECTIVES)}, or "
+                            "two of them joined by a comma for a Pareto front)", key=key)
+    if not names or len(set(names)) != len(names):
+        raise SpecError(f"give one objective or several distinct ones, got {str(text)[:60]!r}", key=key)
+    return names
 
 
 @dataclass
@@ -101,18 +123,46 @@ class CodesignSpec:
     seed: int = 0
     trials: int = 50
     timeout: float | None = None
+    # A mix (several networks): [{"name", "text", "weight"}], and network_name joins their names; empty:
+    # the one network above.
+    networks: list = field(default_factory=list)
+    targets: dict = field(default_factory=dict)   # network -> [kind, value], kind in mix.TARGET_FLAGS
+    clock_mhz: float = mix.CLOCK_MHZ
 
     @classmethod
-    def create(cls, network: str, **options) -> CodesignSpec:
-        """A spec for a network given as a built-in name, a ``.m`` file or an ONNX model."""
-        loaded = load_network(network)
-        for note in loaded.notes:
-            print(f"note: {network}: {note}", file=sys.stderr)
-        for op in loaded.unsupported:
-            print(f"note: {network}: operator not imported: {op}", file=sys.stderr)
-        text = format_network(loaded.name, [(layer, None) for layer, _ in loaded.layers])
-        options["objectives"] = parse_objectives(options.get("objectives", "latency"))
-        spec = cls(loaded.name, text, **options)
+    def create(cls, network: str | list[str], *, targets=(), **options) -> CodesignSpec:
+        """A spec for a network given as a built-in name, a ``.m`` file or an ONNX model, or for a mix
+        of them (a list, each ``NAME`` or ``NAME:weight=W``; one network's weight scales nothing).
+        ``targets``: ``(kind, NET or None, value)`` triples, kind one of
+        :data:`studies.mix.TARGET_FLAGS`."""
+        args = [network] if isinstance(network, str) else list(network)
+        known: dict[str, str] = {}         # what a target may call a network -> its name
+        members = []
+        for arg in args:
+            path, weight = (arg, 1.0) if os.path.isfile(arg) else mix.parse_network_arg(arg)
+            loaded = load_network(path)
+            for note in loaded.notes:
+                print(f"note: {path}: {note}", file=sys.stderr)
+            for op in loaded.unsupported:
+                print(f"note: {path}: operator not imported: {op}", file=sys.stderr)
+            if any(m["name"] == loaded.name for m in members):
+                raise SpecError(f"network {loaded.name} is given twice (give each network once, with its "
+                                "weight: NAME:weight=W)", key="--network")
+            text = format_network(loaded.name, [(layer, None) for layer, _ in loaded.layers])
+            members.append({"name": loaded.name, "text": text, "weight": weight})
+            known.update({arg: loaded.name, path: loaded.name, loaded.name: loaded.name})
+        options["objectives"] = parse_study_objectives(options.get("objectives", "latency"))
+        if len(members) == 1:
+            spec = cls(members[0]["name"], members[0]["text"], **options)
+        else:
+            spec = cls("+".join(m["name"] for m in members), "", networks=members, **options)
+        for kind, name, value in targets:
+            flag = mix.TARGET_FLAGS.get(kind, kind)
+            net = mix.resolve(name, known, flag)
+            if net in spec.targets:
+                raise SpecError(f"{net} has a target already ({mix.target_text(*spec.targets[net], net)}): "
+                                "give one target per network", key=flag)
+            spec.targets[net] = [kind, float(value)]
         spec.check()
         return spec
 
@@ -127,21 +177,85 @@ class CodesignSpec:
         limits.check_int(self.inner_trials, key="--inner-trials", high=limits.MAX_TRIALS)
         limits.check_int(self.seed, key="--seed", low=0, high=limits.MAX_SEED)
         limits.check_int(self.levels, key="--levels", high=limits.MAX_LEVELS)
+        self.check_mix()
         for key, value in (("--inner-time-limit", self.inner_time_limit), ("--timeout", self.timeout)):
             if value is not None and not 0 < value <= limits.MAX_SECONDS:
                 raise SpecError(f"must be a positive number of seconds up to {limits.MAX_SECONDS:,}, got "
                                 f"{value}", key=key)
         self.hardware = self.hardware_space().specs()       # defaults filled in, values checked
-        self.region()                                       # some design fits the budget
+        region = self.region()                              # some design fits the budget
         if self.inner == "cpsat" and self.inner_space not in ("free", "coarse"):
             raise SpecError(f"the CP-SAT inner searcher works on the free and coarse spaces, not "
                             f"'{self.inner_space}' (use --inner exhaustive or optuna)", key="--inner")
         self.layers()
+        if self.targets:
+            pes, lanes = self.widest(region)
+            mix.check_reachable({net: layers for net, _, layers in self.members()}, self.targets,
+                                self.clock_mhz, pes=pes, lanes=lanes)
+
+    def check_mix(self) -> None:
+        """Weights, targets and clock: positive, and targets only for the study's networks."""
+        parse_study_objectives(self.objectives)
+        if not (isinstance(self.clock_mhz, (int, float)) and 0 < self.clock_mhz < math.inf):
+            raise SpecError(f"must be a positive number of MHz, got {self.clock_mhz}", key="--clock-mhz")
+        for m in self.networks:
+            if not 0 < m["weight"] < math.inf:
+                raise SpecError(f"the weight of {m['name']} must be a positive number, got {m['weight']}",
+                                key="--network")
+        names = self.network_names()
+        for net, (kind, value) in self.targets.items():
+            flag = mix.TARGET_FLAGS.get(kind)
+            if flag is None:
+                raise SpecError(f"unknown kind of target '{kind}' (known: {', '.join(mix.TARGET_FLAGS)})",
+                                key="targets")
+            if net not in names:
+                raise SpecError(f"'{net}' is not a network of the study (networks: {', '.join(names)})",
+                                key=flag)
+            if not 0 < value < math.inf:
+                raise SpecError(f"the target of {net} must be a positive number, got {value}", key=flag)
+
+    def widest(self, region: BudgetRegion) -> tuple[int, int]:
+        """The (PEs, SIMD lanes) of the region with the most MAC units: the compute bound's."""
+        hw = region.space
+        best = (0, 0, 0)
+        for pes in hw.param("num_pes").values:
+            for lanes in hw.param("simd_lanes").values:
+                if pes * lanes > best[0] and region.fits({"num_pes": pes, "simd_lanes": lanes}):
+                    best = (pes * lanes, pes, lanes)
+        return best[1], best[2]
 
     # ------------------------------------------------------------------------------ views
     @property
+    def is_mix(self) -> bool:
+        return bool(self.networks)
+
+    @property
     def inner_objective(self) -> str:
-        return INNER_OBJECTIVE.get(tuple(self.objectives), "edp")
+        mapped = tuple(o for o in self.objectives if o != "area")
+        return INNER_OBJECTIVE.get(mapped, "edp")
+
+    def network_names(self) -> list[str]:
+        return [m["name"] for m in self.networks] if self.networks else [self.network_name]
+
+    def weights(self) -> dict[str, float]:
+        """Network -> weight (1 for a single network)."""
+        return {m["name"]: float(m["weight"]) for m in self.networks} or {self.network_name: 1.0}
+
+    def target_limits_ms(self) -> dict[str, float]:
+        """Network -> its latency limit in ms (the networks that have a target)."""
+        return {net: mix.target_ms(kind, value) for net, (kind, value) in self.targets.items()}
+
+    def metric_names(self) -> list[str]:
+        names = MIX_METRIC_NAMES if self.is_mix else METRIC_NAMES
+        return [names[o] for o in self.objectives]
+
+    def describe_networks(self) -> str:
+        """``resnet50 x2 + bert_base + gpt2_decode``, with the targets."""
+        text = " + ".join(f"{n}" + (f" x{w:g}" if w != 1 else "") for n, w in self.weights().items())
+        if self.targets:
+            text += "; targets " + ", ".join(f"{net} {mix.target_ms(k, v):g} ms" for net, (k, v) in
+                                             self.targets.items()) + f" at {self.clock_mhz:g} MHz"
+        return text
 
     def budget_obj(self) -> Budget:
         return Budget(**self.budget)
@@ -157,10 +271,16 @@ class CodesignSpec:
         return self.hardware_space().within(self.budget_obj())
 
     def layers(self) -> list[Layer]:
-        net = parse_network(self.network_text, file=f"<network {self.network_name}>")
-        if net.errors:
-            raise net.errors[0]
-        return [m.layer for m in net.layers]
+        """Every layer of the study; in a mix, named ``<network>/<layer>``."""
+        return [layer for _, _, layers in self.members() for layer in layers]
+
+    def members(self) -> list[tuple[str, float, list[Layer]]]:
+        """(network, weight, its layers) of each network; in a mix, layers named ``<network>/<layer>``."""
+        if not self.networks:
+            return [(self.network_name, 1.0, _parse_layers(self.network_text, self.network_name))]
+        return [(m["name"], float(m["weight"]),
+                 [replace(layer, name=f"{m['name']}/{layer.name}")
+                  for layer in _parse_layers(m["text"], m["name"])]) for m in self.networks]
 
     def shapes(self) -> dict[tuple, list[Layer]]:
         """Distinct layer shapes -> the layers that have them (repeat counts on each layer)."""
@@ -178,6 +298,10 @@ class CodesignSpec:
     def to_json(self) -> str:
         data = asdict(self)
         data["objectives"] = list(self.objectives)
+        if not self.networks and not self.targets and self.clock_mhz == mix.CLOCK_MHZ:
+            # A single network without targets is stored as before mixes existed (older versions read it).
+            for key in ("networks", "targets", "clock_mhz"):
+                del data[key]
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -192,6 +316,13 @@ class CodesignSpec:
         a, b = asdict(self), asdict(other)
         return [k for k in a if k not in RUN_KEYS and a[k] != b[k] and
                 not (k == "objectives" and tuple(a[k]) == tuple(b[k]))]
+
+
+def _parse_layers(text: str, name: str) -> list[Layer]:
+    net = parse_network(text, file=f"<network {name}>")
+    if net.errors:
+        raise net.errors[0]
+    return [m.layer for m in net.layers]
 
 
 # ---------------------------------------------------------------------------------- studies
@@ -217,7 +348,7 @@ def create_or_load(spec: CodesignSpec, name: str, url: str) -> optuna.Study:
     if name not in existing:
         store_spec(study, spec)
         with quiet():
-            study.set_metric_names([METRIC_NAMES[o] for o in spec.objectives])
+            study.set_metric_names(spec.metric_names())
     return study
 
 
@@ -227,7 +358,8 @@ def store_spec(study: optuna.Study, spec: CodesignSpec) -> None:
     study._storage.set_study_system_attr(study._study_id, FORMAT_ATTR, FORMAT)
     study._storage.set_study_system_attr(study._study_id, SPEC_ATTR, spec.to_json())
     budget = ", ".join(f"{k} {v:g}" for k, v in spec.budget.items()) or "none"
-    summary = {"network": spec.network_name, "objectives": ", ".join(spec.objectives), "budget": budget,
+    summary = {"network": spec.describe_networks() if spec.is_mix or spec.targets else spec.network_name,
+               "objectives": ", ".join(spec.objectives), "budget": budget,
                "hardware space": spec.hardware_space().describe(),
                "inner search": f"{spec.inner} on {spec.inner_space} ({spec.inner_objective} per layer)"}
     for key, value in summary.items():
@@ -290,6 +422,7 @@ class Codesign:
         self.budget = spec.budget_obj()
         self.region = spec.region()
         self.shapes = spec.shapes()
+        self.members = spec.members()
         self.trial_timeout = trial_timeout
         self.started = time.monotonic()          # of the trial in progress (watchdog)
         self.current: int | None = None          # trial id in progress (for Ctrl-C recovery)
@@ -333,10 +466,12 @@ class Codesign:
         for name, v in violations.items():
             trial.set_constraint(name, v)
         broken = self.budget.violated(acc)
+        area = Budget.figures(acc)["max_area_mm2"]
         if broken:
             trial.set_constraint("mapping", 0.0)
+            self._set_targets(trial, None)
             trial.set_user_attr("infeasible", "budget: " + "; ".join(broken))
-            return self._values(math.inf, math.inf)
+            return self._values(None, area)
         stats = TrialStats()
         self.cache.refresh()
         layers, missing = {}, []
@@ -356,17 +491,45 @@ class Codesign:
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
         trial.set_constraint("mapping", float(len(missing)))
         if missing:
+            self._set_targets(trial, None)
             trial.set_user_attr("infeasible", "no mapping fits: " + "; ".join(missing[:3]))
-            return self._values(math.inf, math.inf)
-        latency = sum(v["count"] * v["runtime"] for v in layers.values())
-        energy = sum(v["count"] * v["energy"] for v in layers.values())
-        trial.set_user_attr("latency_cycles", int(latency))
-        trial.set_user_attr("energy_nj", float(energy))
-        trial.set_user_attr("edp", float(latency) * float(energy))
-        return self._values(latency, energy)
+            return self._values(None, area)
+        figures = mix.network_figures(layers, self.members, self.spec.clock_mhz)
+        missed = self._set_targets(trial, figures)
+        if self.spec.is_mix or self.spec.targets:
+            trial.set_user_attr(NETWORKS_ATTR, figures)
+        if self.spec.is_mix:
+            totals = mix.weighted(figures, self.spec.weights())
+        else:
+            totals = dict(figures[self.spec.network_name])
+            totals["latency_cycles"] = int(totals["latency_cycles"])
+        trial.set_user_attr("latency_cycles", totals["latency_cycles"])
+        trial.set_user_attr("energy_nj", float(totals["energy_nj"]))
+        trial.set_user_attr("edp", float(totals["edp"]))
+        if missed:
+            trial.set_user_attr("infeasible", "target: " + "; ".join(missed))
+        return self._values(totals, area)
 
-    def _values(self, latency: float, energy: float):
-        table = {"latency": float(latency), "energy": float(energy), "edp": float(latency) * float(energy)}
+    def _set_targets(self, trial: optuna.Trial, figures: dict | None) -> list[str]:
+        """Each target's constraint (0 when the trial has no latencies: it is infeasible already); the
+        targets missed, as text."""
+        missed = []
+        for net, limit in self.spec.target_limits_ms().items():
+            if figures is None:
+                trial.set_constraint(f"latency_{net}", 0.0)
+                continue
+            got = figures[net]["latency_ms"]
+            value = mix.violation(got, limit)
+            trial.set_constraint(f"latency_{net}", value)
+            if value > 0:
+                missed.append(f"{net} {got:.4g} ms > {limit:.4g} ms")
+        return missed
+
+    def _values(self, totals: dict | None, area: float):
+        """The objective values: ``totals`` (latency_cycles, energy_nj, edp; ``None``: no value, inf)."""
+        table = {"area": float(area)}
+        for name, column in (("latency", "latency_cycles"), ("energy", "energy_nj"), ("edp", "edp")):
+            table[name] = math.inf if totals is None else float(totals[column])
         values = tuple(table[o] for o in self.spec.objectives)
         return values if len(values) > 1 else values[0]
 
@@ -472,15 +635,21 @@ def accelerator_of(trial: optuna.trial.FrozenTrial, spec: CodesignSpec) -> Accel
                        noc_hop_latency=a["noc_hop_latency"], noc_hops=spec.noc_hops, tech=spec.tech_obj())
 
 
-def mapping_of(study: optuna.Study, trial: optuna.trial.FrozenTrial, spec: CodesignSpec) -> list:
-    """The network's layers with the dataflows a trial chose (from the mapping cache)."""
+def mapping_of(study: optuna.Study, trial: optuna.trial.FrozenTrial, spec: CodesignSpec,
+               network: str | None = None) -> list:
+    """The network's layers with the dataflows a trial chose (from the mapping cache); in a mix, those
+    of ``network``, under their own names."""
     cache = mapcache.for_study(study)
     chosen = trial.system_attrs.get(LAYERS_ATTR, {})
     out = []
-    for layer in spec.layers():
-        entry = cache.get(chosen.get(layer.name, {}).get("key", "")) or {}
-        text = entry.get("dataflow")
-        out.append((layer, parse_dataflow("Dataflow {\n" + text + "\n}") if text else None))
+    for net, _, layers in spec.members():
+        if spec.is_mix and net != network:
+            continue
+        for layer in layers:
+            entry = cache.get(chosen.get(layer.name, {}).get("key", "")) or {}
+            text = entry.get("dataflow")
+            own = replace(layer, name=layer.name[len(net) + 1:]) if spec.is_mix else layer
+            out.append((own, parse_dataflow("Dataflow {\n" + text + "\n}") if text else None))
     return out
 
 

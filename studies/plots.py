@@ -4,7 +4,9 @@
 - ``<study>-history.png``: each objective per trial with the best so far (and, for two objectives, the
   hypervolume of the front so far); infeasible trials marked along the top;
 - ``<study>-budget.png``: area against power of every trial, feasible or not, with the budget's lines;
-- ``<study>-layers.png``: the chosen design's runtime per layer (repeats counted), largest first.
+- ``<study>-layers.png``: the chosen design's runtime per layer (repeats counted), largest first;
+- ``<study>-networks.png`` (a mix, or a study with latency targets): the chosen design's latency per
+  network (one inference, ms) against the network's target.
 
 Every figure marks the chosen design (the best, or the front's lowest-latency point, unless a trial is
 named) and names its whole hardware.
@@ -28,7 +30,9 @@ from .results import OBJECTIVE_COLUMN, chosen_row, pareto_rows, trials_frame
 from .winner import layer_rows
 
 LABEL = {"latency": "network latency (cycles)", "energy": "network energy (nJ)",
-         "edp": "energy-delay product (cycles x nJ)"}
+         "edp": "energy-delay product (cycles x nJ)", "area": "area (mm^2)"}
+MIX_LABEL = {"latency": "weighted latency of the mix (cycles)", "energy": "weighted energy of the mix (nJ)",
+             "edp": "weighted EDP of the mix (cycles x nJ)", "area": "area (mm^2)"}
 
 
 def _pyplot():
@@ -75,12 +79,16 @@ def plot_study(study: optuna.Study, spec: CodesignSpec, directory: Path, *,
                             f"trials: {', '.join(map(str, feasible.trial.head(12)))}...)", key="--trial")
         chosen, why = match.iloc[0], "as asked"
     name = study.study_name
-    return [
-        _pareto(plt, frame, feasible, chosen, why, directory / f"{name}-pareto.png", name),
-        _history(plt, frame, spec, chosen, directory / f"{name}-history.png", name),
+    labels = MIX_LABEL if spec.is_mix else LABEL
+    paths = [
+        _pareto(plt, frame, feasible, chosen, why, directory / f"{name}-pareto.png", name, labels),
+        _history(plt, frame, spec, chosen, directory / f"{name}-history.png", name, labels),
         _budget(plt, frame, spec, chosen, directory / f"{name}-budget.png", name),
         _layers(plt, study, spec, chosen, why, directory / f"{name}-layers.png", name),
     ]
+    if spec.is_mix or spec.targets:
+        paths.append(_networks(plt, spec, chosen, why, directory / f"{name}-networks.png", name))
+    return paths
 
 
 def short_number(value: float) -> str:
@@ -119,7 +127,7 @@ def _mark(ax, x, y, text: str) -> None:
     ax.scatter([x], [y], marker="*", s=220, color="gold", edgecolor="black", zorder=5, label=text)
 
 
-def _pareto(plt, frame, feasible, chosen, why, path, name) -> Path:
+def _pareto(plt, frame, feasible, chosen, why, path, name, labels=LABEL) -> Path:
     fig, ax = plt.subplots(figsize=(10, 5.2))
     ax.scatter(feasible.latency_cycles, feasible.energy_nj, s=14, alpha=0.5, label="feasible designs")
     front = pareto_rows(feasible, ("latency", "energy"))
@@ -127,14 +135,14 @@ def _pareto(plt, frame, feasible, chosen, why, path, name) -> Path:
             label=f"Pareto front ({len(front)} designs)")
     _mark(ax, chosen.latency_cycles, chosen.energy_nj, f"chosen: trial {int(chosen.trial)} ({why})")
     _log_axes(ax, "x", "y")
-    ax.set_xlabel(LABEL["latency"])
-    ax.set_ylabel(LABEL["energy"])
+    ax.set_xlabel(labels["latency"])
+    ax.set_ylabel(labels["energy"])
     _titles(ax, f"{name}: {len(feasible)} feasible designs of {len(frame)} trials", chosen)
     _legend(ax)
     return _save(fig, path)
 
 
-def _history(plt, frame, spec, chosen, path, name) -> Path:
+def _history(plt, frame, spec, chosen, path, name, labels=LABEL) -> Path:
     done = frame[frame.state == "COMPLETE"].sort_values("trial")
     ok = done.feasible.astype(bool)
     panels = list(spec.objectives) + (["hypervolume"] if len(spec.objectives) > 1 else [])
@@ -160,7 +168,7 @@ def _history(plt, frame, spec, chosen, path, name) -> Path:
                        color="grey", s=18, label=f"infeasible, no value: {_reasons(bad)}")
         _mark(ax, chosen.trial, chosen[column], f"chosen: trial {int(chosen.trial)}")
         _log_axes(ax, "y")
-        ax.set_ylabel(LABEL[panel])
+        ax.set_ylabel(labels[panel])
         _legend(ax)
     axes[-1, 0].set_xlabel("trial")
     _titles(axes[0, 0], f"{name}: optimisation history ({len(done)} complete trials)", chosen)
@@ -231,6 +239,41 @@ def _layers(plt, study, spec, chosen, why, path, name) -> Path:
     total = sum(r["runtime_cycles"] * r["count"] for r in rows)
     _titles(ax, f"{name}: runtime per layer of the chosen design, {total:,} cycles in all", chosen,
             f"chosen: {why} (dse study plot --trial N shows another)")
+    return _save(fig, path)
+
+
+def _networks(plt, spec, chosen, why, path, name) -> Path:
+    """Per network: the chosen design's latency (ms, one inference) as a bar, its target as a red line,
+    the share of the target used written beside."""
+    limits = spec.target_limits_ms()
+    nets = spec.network_names()
+    weights = spec.weights()
+    latency = [float(chosen[f"latency_ms_{net}"]) for net in nets]
+    fig, ax = plt.subplots(figsize=(9, 1.0 + 0.75 * len(nets)))
+    y = np.arange(len(nets))
+    colors = ["C3" if net in limits and latency[i] > limits[net] else "C0" for i, net in enumerate(nets)]
+    ax.barh(y, latency, color=colors, height=0.55, label="latency of the chosen design")
+    shown_target = False
+    for i, net in enumerate(nets):
+        if net in limits:
+            ax.plot([limits[net]] * 2, [i - 0.4, i + 0.4], color="C3", linewidth=2.5,
+                    label=None if shown_target else "target (max latency)")
+            shown_target = True
+            note = f"{latency[i]:.3g} ms = {100 * latency[i] / limits[net]:.0f}% of {limits[net]:.3g} ms"
+        else:
+            note = f"{latency[i]:.3g} ms, no target"
+        ax.annotate(note, (max(latency[i], limits.get(net, 0)), i), xytext=(6, 0),
+                    textcoords="offset points", va="center", fontsize=8)
+    ax.set_yticks(y, [f"{net}" + (f" (weight {weights[net]:g})" if spec.is_mix else "") for net in nets])
+    ax.invert_yaxis()
+    top = max(latency + list(limits.values()))
+    low = min(latency + list(limits.values()))
+    ax.set_xlim(low / 3, top * 40)          # room for the notes
+    _log_axes(ax, "x")
+    ax.set_xlabel(f"latency of one inference (ms at {spec.clock_mhz:g} MHz, log scale)")
+    _titles(ax, f"{name}: latency per network of the chosen design against its target", chosen,
+            f"chosen: {why}")
+    _legend(ax)
     return _save(fig, path)
 
 

@@ -23,7 +23,7 @@ from spaces.hardware import format_value
 from .codesign import CodesignSpec, counts
 from .results import OBJECTIVE_COLUMN
 
-UNITS = {"latency": "cycles", "energy": "nJ", "edp": "cycles x nJ"}
+UNITS = {"latency": "cycles", "energy": "nJ", "edp": "cycles x nJ", "area": "mm^2"}
 
 
 def duration(seconds: float) -> str:

@@ -6,19 +6,29 @@
   ``duplicate_of`` (the trial whose stored answer it repeats: the same design, nothing searched);
 - hardware: ``num_pes, simd_lanes, l1_size, l2_size, noc_bw, offchip_bw, noc_hop_latency``;
 - cost: ``area_mm2, power_mw, buffer`` (PEs x L1 + L2, elements);
-- objectives: ``latency_cycles, energy_nj, edp`` (empty unless every layer was mapped);
-- ``feasible`` (within the study's budget and every layer mapped), ``infeasible`` (why not),
-  ``c_<name>`` the constraint values Optuna saw (<= 0 met: ``c_max_area_mm2`` ... ``c_mapping``);
+- objectives: ``latency_cycles, energy_nj, edp`` (empty unless every layer was mapped; in a mix, the
+  weighted sums over the networks);
+- ``feasible`` (within the study's budget, every layer mapped, every latency target met), ``mapped``
+  (the same, targets aside: what a query with other targets or weights chooses from), ``infeasible``
+  (why not), ``c_<name>`` the constraint values Optuna saw (<= 0 met: ``c_max_area_mm2`` ...
+  ``c_mapping``, ``c_latency_<network>`` for a target);
+- in a mix or a study with targets, per network: ``latency_cycles_<net>``, ``latency_ms_<net>``,
+  ``energy_nj_<net>``, ``edp_<net>`` (one inference);
 - ``cache_hits, cache_misses, seconds`` of the trial's inner searches;
 - per layer: ``runtime_<layer>`` and ``energy_<layer>`` (one layer instance; multiply by its count).
 
-Questions (:func:`best_rows`, :func:`pareto_rows`, :func:`query`) are answered from this table alone:
-no trial is re-run.
+:func:`networks_frame` gives one row per (trial, network) of a mix: the trial's hardware, area and power,
+the network's weight, figures, target (ms) and whether it is met.
+
+Questions (:func:`best_rows`, :func:`pareto_rows`, :func:`query`) are answered from these tables alone:
+no trial is re-run. A query may change the budget (tighter), the weights of a mix and the latency
+targets (:class:`Question`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import optuna
@@ -27,11 +37,14 @@ import pandas as pd
 from search.pareto import pareto_mask
 from spaces.hardware import HW_PARAMS, Budget
 
-from .codesign import LAYERS_ATTR, CodesignSpec
+from . import mix
+from .codesign import LAYERS_ATTR, NETWORKS_ATTR, CodesignSpec
 
-OBJECTIVE_COLUMN = {"latency": "latency_cycles", "energy": "energy_nj", "edp": "edp"}
+OBJECTIVE_COLUMN = {"latency": "latency_cycles", "energy": "energy_nj", "edp": "edp", "area": "area_mm2"}
 BASE_COLUMNS = ("trial", "state", "retry_of", "duplicate_of", *HW_PARAMS, "area_mm2", "power_mw", "buffer",
-                "latency_cycles", "energy_nj", "edp", "feasible", "infeasible")
+                "latency_cycles", "energy_nj", "edp", "feasible", "mapped", "infeasible")
+NETWORK_FIGURES = ("latency_cycles", "latency_ms", "energy_nj", "edp")
+TARGET_PREFIX = "latency_"          # a target's constraint: latency_<network>
 BUDGET_FIGURE = {"max_area_mm2": "area_mm2", "max_power_mw": "power_mw", "max_pes": "num_pes",
                  "max_buffer": "buffer"}
 
@@ -39,6 +52,9 @@ BUDGET_FIGURE = {"max_area_mm2": "area_mm2", "max_power_mw": "power_mw", "max_pe
 def trials_frame(study: optuna.Study, spec: CodesignSpec) -> pd.DataFrame:
     rows = []
     layer_names = [layer.name for layer in spec.layers()]
+    networks = spec.network_names()
+    per_network = spec.is_mix or bool(spec.targets)
+    targets = {TARGET_PREFIX + net for net in spec.targets}
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
         row = {"trial": t.number, "state": t.state.name,
@@ -48,11 +64,19 @@ def trials_frame(study: optuna.Study, spec: CodesignSpec) -> pd.DataFrame:
         cons = t.constraints
         row["feasible"] = (t.state == optuna.trial.TrialState.COMPLETE and bool(cons)
                            and all(v <= 0 for v in cons.values()) and a.get("latency_cycles") is not None)
+        row["mapped"] = (t.state == optuna.trial.TrialState.COMPLETE and bool(cons)
+                         and all(v <= 0 for k, v in cons.items() if k not in targets)
+                         and a.get("latency_cycles") is not None)
         row["infeasible"] = a.get("infeasible") or a.get("failed") or ("surplus" if a.get("surplus") else "")
         for name, value in cons.items():
             row[f"c_{name}"] = value
         for name in ("cache_hits", "cache_misses", "seconds"):
             row[name] = a.get(name)
+        if per_network:
+            figures = a.get(NETWORKS_ATTR) or {}
+            for net in networks:
+                for key in NETWORK_FIGURES:
+                    row[f"{key}_{net}"] = figures.get(net, {}).get(key)
         layers = t.system_attrs.get(LAYERS_ATTR, {})
         for name in layer_names:
             entry = layers.get(name, {})
@@ -107,21 +131,131 @@ def chosen_row(frame: pd.DataFrame, objectives) -> tuple[pd.Series, str]:
     return best_rows(frame, objectives).iloc[0], f"lowest {objectives[0]}"
 
 
-def within(frame: pd.DataFrame, budget: Budget) -> pd.DataFrame:
-    """Feasible trials whose stored figures meet ``budget``."""
-    ok = frame[frame.feasible.astype(bool)]
+def within(frame: pd.DataFrame, budget: Budget, *, column: str = "feasible") -> pd.DataFrame:
+    """Trials (feasible ones; ``column="mapped"``: targets aside) whose stored figures meet ``budget``."""
+    ok = frame[frame[column].astype(bool)] if column in frame else frame[frame.feasible.astype(bool)]
     for name, limit in budget.as_dict().items():
         if limit is not None:
             ok = ok[ok[BUDGET_FIGURE[name]].astype(float) <= limit]
     return ok
 
 
-def query(frame: pd.DataFrame, budget: Budget, objectives) -> pd.DataFrame:
-    """Best stored design(s) under ``budget``: one row (one objective) or the Pareto front."""
-    ok = within(frame, budget)
+@dataclass(frozen=True, kw_only=True)
+class Question:
+    """What :func:`query` is asked: a budget (within the study's), and for a mix or a study with targets,
+    other weights (network -> weight; unnamed networks keep theirs) and other latency targets (network
+    -> limit in ms, or ``None`` to drop the study's; unnamed networks keep theirs)."""
+
+    budget: Budget = field(default_factory=Budget)
+    weights: dict = field(default_factory=dict)
+    targets_ms: dict = field(default_factory=dict)
+
+    def weights_of(self, spec: CodesignSpec) -> dict[str, float]:
+        return {**spec.weights(), **self.weights}
+
+    def limits_of(self, spec: CodesignSpec) -> dict[str, float]:
+        merged = {**spec.target_limits_ms(), **self.targets_ms}
+        return {net: ms for net, ms in merged.items() if ms is not None}
+
+
+def reweighed(frame: pd.DataFrame, spec: CodesignSpec, weights: dict[str, float]) -> pd.DataFrame:
+    """The frame with the mix's objectives summed again under other weights (from the per-network
+    columns)."""
+    out = frame.copy()
+    for key, column in (("latency_cycles", "latency_cycles"), ("energy_nj", "energy_nj"), ("edp", "edp")):
+        out[column] = sum(w * out[f"{key}_{net}"].astype(float) for net, w in weights.items())
+    return out
+
+
+def meets(frame: pd.DataFrame, net: str, limit_ms: float) -> pd.Series:
+    """Which rows meet a latency limit of ``limit_ms`` on ``net`` (the test a trial's constraint makes)."""
+    return mix.violation(frame[f"latency_ms_{net}"].astype(float), limit_ms) <= 0
+
+
+def candidates(frame: pd.DataFrame, spec: CodesignSpec, question: Question) -> pd.DataFrame:
+    """The stored designs that answer ``question``: within its budget, every layer mapped, its targets
+    met, with the objectives under its weights."""
+    if not (spec.is_mix or spec.targets):
+        return within(frame, question.budget)
+    ok = within(frame, question.budget, column="mapped")
+    for net, limit in question.limits_of(spec).items():
+        ok = ok[meets(ok, net, limit)]
+    if spec.is_mix and question.weights:
+        ok = reweighed(ok, spec, question.weights_of(spec))
+    return ok
+
+
+def query(frame: pd.DataFrame, budget: Budget, objectives, *, spec: CodesignSpec | None = None,
+          question: Question | None = None) -> pd.DataFrame:
+    """Best stored design(s) under ``budget`` (or ``question``, which needs ``spec``): one row (one
+    objective) or the Pareto front."""
+    ok = candidates(frame, spec, question) if question is not None else within(frame, budget)
     if len(objectives) > 1:
         return pareto_rows(ok, objectives)
     return best_rows(ok, objectives)
+
+
+def binding_targets(frame: pd.DataFrame, spec: CodesignSpec, question: Question) -> list[str]:
+    """Why no stored design answers ``question`` although some are within its budget: each target, with
+    how many of those designs meet it and the fastest one's latency; the targets no design meets alone
+    first (they bind), then by how few meet them."""
+    ok = within(frame, question.budget, column="mapped")
+    out = []
+    for net, limit in question.limits_of(spec).items():
+        met = int(meets(ok, net, limit).sum())
+        fastest = float(ok[f"latency_ms_{net}"].astype(float).min())
+        out.append((met, f"{net} <= {limit:.4g} ms: met by {met} of {len(ok)} (fastest {fastest:.4g} ms)"))
+    out.sort(key=lambda item: item[0])
+    return [text for _, text in out]
+
+
+def networks_frame(frame: pd.DataFrame, spec: CodesignSpec) -> pd.DataFrame:
+    """One row per (trial, network) of a trials frame: the trial's state, hardware, area, power and
+    feasibility, the network's weight, figures, target and whether the trial meets it."""
+    limits = spec.target_limits_ms()
+    head = ["trial", "state", *HW_PARAMS, "area_mm2", "power_mw", "feasible", "mapped"]
+    parts = []
+    for net, weight in spec.weights().items():
+        part = frame[[c for c in head if c in frame]].copy()
+        part.insert(1, "network", net)
+        part.insert(2, "weight", weight)
+        for key in NETWORK_FIGURES:
+            column = f"{key}_{net}"
+            part[key] = frame.get(column)
+        part["target_ms"] = limits.get(net)
+        part["meets_target"] = (_meets_column(part, limits[net]) if net in limits
+                                else part.latency_ms.notna())
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=[*head, "network", "weight", *NETWORK_FIGURES, "target_ms"])
+    return pd.concat(parts, ignore_index=True).sort_values("trial", kind="stable", ignore_index=True)
+
+
+def _meets_column(part: pd.DataFrame, limit_ms: float) -> pd.Series:
+    latency = part.latency_ms.astype(float)
+    return latency.notna() & (mix.violation(latency, limit_ms) <= 0)
+
+
+def format_networks(row: pd.Series, spec: CodesignSpec, weights: dict | None = None,
+                    limits: dict | None = None) -> str:
+    """Per network of one design: weight, latency (cycles, ms), energy, EDP and the target."""
+    from .tables import format_table
+
+    weights = weights or spec.weights()
+    limits = spec.target_limits_ms() if limits is None else limits
+    rows = []
+    for net in spec.network_names():
+        ms = row.get(f"latency_ms_{net}")
+        limit = limits.get(net)
+        rows.append({"network": net, "weight": weights.get(net, 1.0),
+                     "cycles": row.get(f"latency_cycles_{net}"), "ms": ms,
+                     "energy": row.get(f"energy_nj_{net}"),
+                     "target": f"<= {limit:.4g} ms" if limit else "-",
+                     "slack": (f"{100 * (1 - ms / limit):.0f} %" if limit and ms is not None else "-")})
+    columns = (("network", "network", None), ("weight", "weight", "g"),
+               ("latency (cycles)", "cycles", ",.0f"), ("latency (ms)", "ms", ".4g"),
+               ("energy (nJ)", "energy", ",.1f"), ("target", "target", None), ("slack", "slack", None))
+    return format_table(rows, columns)
 
 
 def describe_row(row: pd.Series) -> str:
@@ -137,13 +271,19 @@ def describe_row(row: pd.Series) -> str:
 
 __all__ = [
     "BASE_COLUMNS",
+    "Question",
     "best_rows",
+    "binding_targets",
+    "candidates",
     "chosen_row",
     "describe_row",
     "designs",
+    "format_networks",
+    "networks_frame",
     "pareto_rows",
     "pruned_summary",
     "query",
+    "reweighed",
     "trials_frame",
     "within",
 ]

@@ -1,4 +1,5 @@
-"""The design a study found, shown and written out: a MAESTRO hardware file and the network's mappings."""
+"""The design a study found, shown and written out: a MAESTRO hardware file and the network's mappings
+(in a mix, one mapping file per network)."""
 
 from __future__ import annotations
 
@@ -40,10 +41,18 @@ def format_layers(rows: list[dict]) -> str:
     return format_table(rows, columns)
 
 
+class Paths(tuple):
+    """Several files written, shown as a comma-separated list."""
+
+    def __str__(self) -> str:
+        return ", ".join(map(str, self))
+
+
 def write_design(study: optuna.Study, spec: CodesignSpec, trial: optuna.trial.FrozenTrial,
-                 directory: str | Path) -> tuple[Path, Path]:
+                 directory: str | Path) -> tuple[Path, Path | Paths]:
     """``hardware.m`` (MAESTRO hardware file) and ``mapping.m`` (the network, each layer with its
-    dataflow) of one trial, in ``directory`` (created)."""
+    dataflow) of one trial, in ``directory`` (created); in a mix, ``mapping-<network>.m`` per network
+    (the second value then lists them)."""
     out = check_output_dir(directory)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -52,10 +61,17 @@ def write_design(study: optuna.Study, spec: CodesignSpec, trial: optuna.trial.Fr
     acc = accelerator_of(trial, spec)
     header = (f"best design of study {study.study_name} (trial {trial.number}): {acc.describe()}\n"
               f"objective {', '.join(spec.objectives)}; mappings found by dse codesign's inner search")
-    mapping = format_network(spec.network_name, mapping_of(study, trial, spec), header)
     hw_path = write_text(out / "hardware.m", format_hw(acc), "--output-dir")
+    if spec.is_mix:
+        paths = []
+        for net in spec.network_names():
+            text = format_network(net, mapping_of(study, trial, spec, net), f"{header}\nnetwork {net} of "
+                                  f"the mix {spec.describe_networks()}")
+            paths.append(write_text(out / f"mapping-{net}.m", text, "--output-dir"))
+        return hw_path, Paths(paths)
+    mapping = format_network(spec.network_name, mapping_of(study, trial, spec), header)
     map_path = write_text(out / "mapping.m", mapping, "--output-dir")
     return hw_path, map_path
 
 
-__all__ = ["format_layers", "layer_rows", "write_design"]
+__all__ = ["Paths", "format_layers", "layer_rows", "write_design"]

@@ -1,4 +1,5 @@
-"""``dse codesign``: the best accelerator and mappings for a network under area/power budgets."""
+"""``dse codesign``: the best accelerator and mappings for a network, or a weighted mix of networks with
+latency targets, under area/power budgets."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from spaces.hardware import DEFAULT_SPECS, HW_PARAMS
 from spaces.union import SPACE_KINDS
 
 from ..lazy import lazy
+from ..mix import CLOCK_MHZ, TARGET_FLAGS
 from ..outputs import check_output_dir
 from ..storage import DEFAULT_STORAGE, GRACE_S, HEARTBEAT_S, STORAGE_ENV, redact
 from ..watchdog import TRIAL_TIMEOUT_S
@@ -22,6 +24,7 @@ from .common import (
     count_arg,
     hardware_int,
     levels_arg,
+    positive_float,
     seconds,
     seed_arg,
     whole_seconds,
@@ -41,10 +44,15 @@ def add_parser(subparsers) -> None:
                     "if it breaks the budget, else maps every distinct layer shape with the inner "
                     "searcher and scores the network. Persistent: running the same command again "
                     "resumes the study up to --trials complete trials.")
-    p.add_argument("--network", required=True, metavar="NAME|FILE",
-                   help="a built-in network (dse networks), a MAESTRO .m network file or an ONNX model")
-    p.add_argument("--objective", default="latency", help="latency, energy, edp or latency,energy")
+    p.add_argument("--network", required=True, action="append", metavar="NAME|FILE[:weight=W]",
+                   help="a built-in network (dse networks), a MAESTRO .m network file or an ONNX model; "
+                        "give it several times for a mix, each with an optional weight (default 1): one "
+                        "accelerator for them all, objectives the weighted sums")
+    p.add_argument("--objective", default="latency",
+                   help="latency, energy, edp, area, or two of them for a Pareto front (latency,energy; "
+                        "energy,area)")
     add_budget_arguments(p)
+    add_target_arguments(p)
     add_study_arguments(p)
     p.add_argument("--trials", type=count_arg, default=50, help="complete trials wanted (default 50)")
     p.add_argument("--timeout", type=seconds, metavar="S", help="stop starting trials after S seconds")
@@ -73,6 +81,31 @@ def add_parser(subparsers) -> None:
                    help="where to write the best design's hardware.m and mapping.m (default: <study>-best)")
     add_heartbeat_arguments(p)
     p.set_defaults(run=run)
+
+
+def add_target_arguments(p: argparse.ArgumentParser, *, clock: bool = True) -> None:
+    g = p.add_argument_group("latency targets (one inference of a network; constraints, like the budget)")
+    g.add_argument("--max-latency-ms", action="append", default=[], metavar="NET=MS",
+                   help="NET must run in at most MS milliseconds (repeat per network; NET may be left "
+                        "out with one network)")
+    g.add_argument("--min-fps", action="append", default=[], metavar="NET=FPS",
+                   help="NET must run at least FPS times a second (a limit of 1000/FPS ms)")
+    if clock:
+        g.add_argument("--clock-mhz", type=positive_float, default=CLOCK_MHZ, metavar="MHZ",
+                       help=f"clock that turns cycles into ms (default {CLOCK_MHZ:g} MHz)")
+
+
+def targets_of(args: argparse.Namespace) -> list[tuple[str, str | None, float]]:
+    """The targets given, as ``(kind, NET or None, value)`` (bad syntax: SpecError naming the flag)."""
+    from ..mix import parse_assignment
+
+    out = []
+    for kind, flag in TARGET_FLAGS.items():
+        what = "ms" if kind == "max_latency_ms" else "fps"
+        for text in getattr(args, kind, None) or []:
+            net, value = parse_assignment(text, flag, what=what)
+            out.append((kind, net, value))
+    return out
 
 
 def add_study_arguments(p: argparse.ArgumentParser, *, required: bool = False) -> None:
@@ -107,8 +140,10 @@ def run(args: argparse.Namespace) -> int:
     tech = Tech.from_file(args.tech).to_dict() if args.tech else {}
     if tech == Tech().to_dict():
         tech = {}
+    network = args.network[0] if len(args.network) == 1 else args.network
     spec = cd.CodesignSpec.create(
-        args.network, objectives=args.objective, budget=budget_of(args),
+        network, targets=targets_of(args), clock_mhz=args.clock_mhz, objectives=args.objective,
+        budget=budget_of(args),
         hardware={n: getattr(args, f"hw_{n}") for n in HW_PARAMS if getattr(args, f"hw_{n}") is not None},
         noc_hops=args.noc_hops, tech=tech, inner=args.inner, inner_space=args.inner_space,
         levels=args.levels, inner_time_limit=args.inner_time_limit, inner_trials=args.inner_trials,
@@ -128,7 +163,8 @@ def execute(study, spec: cd.CodesignSpec, name: str, url: str, *, workers: int, 
     output_dir = check_output_dir(output_dir or f"{name}-best")
     before = cd.counts(study)["COMPLETE"]
     hw = spec.hardware_space()
-    print(f"study {name} in {redact(url)}: {spec.network_name} ({len(spec.shapes())} distinct layer shapes), "
+    what = spec.describe_networks() if spec.is_mix or spec.targets else spec.network_name
+    print(f"study {name} in {redact(url)}: {what} ({len(spec.shapes())} distinct layer shapes), "
           f"objective {', '.join(spec.objectives)}, {hw.size():,} hardware designs; "
           f"{before} of {trials} trials complete", file=sys.stderr)
     warning = cd.worker_count_warning(url, workers)
@@ -174,6 +210,8 @@ def report(study, spec: cd.CodesignSpec, name: str, output_dir: str | None, *, s
         print(f"chosen ({why}): trial {int(best.trial)}")
     else:
         print("best design: " + results.describe_row(best))
+    if spec.is_mix or spec.targets:
+        sys.stdout.write(results.format_networks(best, spec))
     trial = study.trials[int(best.trial)]
     sys.stdout.write(winner.format_layers(winner.layer_rows(study, spec, trial)))
     hw_path, map_path = winner.write_design(study, spec, trial, output_dir or f"{name}-best")
@@ -182,4 +220,4 @@ def report(study, spec: cd.CodesignSpec, name: str, output_dir: str | None, *, s
 
 
 __all__ = ["add_heartbeat_arguments", "add_parser", "add_storage_arguments",
-           "add_study_arguments", "execute", "report", "run"]
+           "add_study_arguments", "add_target_arguments", "execute", "report", "run", "targets_of"]

@@ -159,6 +159,16 @@ def run_export(args: argparse.Namespace) -> int:
         else:
             frame.to_csv(tmp, index=False)
     print(f"wrote {len(frame)} trials x {len(frame.columns)} columns to {path}")
+    if spec.is_mix:            # and one row per (trial, network)
+        per_network = results.networks_frame(frame, spec)
+        net_path = path.with_name(f"{path.stem}-networks{path.suffix}")
+        with output_path(net_path) as tmp:
+            if path.suffix == ".parquet":
+                per_network.to_parquet(tmp, index=False)
+            else:
+                per_network.to_csv(tmp, index=False)
+        print(f"wrote {len(per_network)} (trial, network) rows x {len(per_network.columns)} columns to "
+              f"{net_path}")
     return 0
 
 
