@@ -13,12 +13,24 @@ import traceback
 
 from costmodel import DseError
 
-from .commands import codesign, common, dashboard, import_onnx, networks, query, study, sweep, worker
+from .commands import (
+    codesign,
+    common,
+    dashboard,
+    import_onnx,
+    networks,
+    query,
+    study,
+    sweep,
+    validate,
+    worker,
+)
 from .commands import eval as eval_cmd
 from .commands import map as map_cmd
 from .storage import password_warning, storage_url
 
-COMMANDS = (eval_cmd, map_cmd, codesign, worker, study, query, dashboard, sweep, networks, import_onnx)
+COMMANDS = (eval_cmd, map_cmd, codesign, worker, study, query, dashboard, sweep, networks, import_onnx,
+            validate)
 
 
 _PATH_ERRORS = {errno.ENAMETOOLONG, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM,
