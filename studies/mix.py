@@ -85,7 +85,7 @@ def target_ms(kind: str, value: float) -> float:
 
 def target_text(kind: str, value: float, net: str) -> str:
     """A target as it was typed: ``--min-fps bert_base=30``."""
-    return f"{TARGET_FLAGS[kind]} {net}={value:g}"
+    return f"{TARGET_FLAGS[kind]} {net}={value:.12g}"
 
 
 def cycles_to_ms(cycles: float, clock_mhz: float) -> float:

@@ -182,7 +182,7 @@ def candidates(frame: pd.DataFrame, spec: CodesignSpec, question: Question) -> p
         ok = ok[meets(ok, net, limit)]
     if spec.is_mix and question.weights:
         ok = reweighed(ok, spec, question.weights_of(spec))
-    return ok
+    return ok.assign(feasible=True)          # feasible for this question (the study's targets aside)
 
 
 def query(frame: pd.DataFrame, budget: Budget, objectives, *, spec: CodesignSpec | None = None,
