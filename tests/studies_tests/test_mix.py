@@ -320,3 +320,24 @@ def test_the_plot_shows_each_network_against_its_target(capsys, study, tmp_path)
     assert code == 0, err
     assert (tmp_path / "mix-networks.png").stat().st_size > 5000
     assert "mix-networks.png" in out
+
+
+def test_a_mix_study_resumes_with_the_same_command_and_refuses_a_changed_target(capsys, tmp_path):
+    tiny, lm = write_file(tmp_path, "tiny.m", NETWORK), write_file(tmp_path, "lm.m", LM)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+
+    def codesign(trials: int, target: str = "tiny=0.05"):
+        return run(capsys, "codesign", "--network", f"{tiny}:weight=2", "--network", lm, "--study", "r",
+                   "--storage", url, *HARDWARE, *BUDGET, "--max-latency-ms", target, "--trials", trials,
+                   "--output-dir", tmp_path / "best")
+
+    assert codesign(3)[0] == 0
+    first = {t.number: t.params for t in cd.load("r", url).get_trials(deepcopy=False)}
+    code, _, err = codesign(5)
+    assert code == 0, err
+    trials = cd.load("r", url).get_trials(deepcopy=False)
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 5
+    assert {t.number: t.params for t in trials if t.number in first} == first         # kept as they were
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 5                # no design twice
+    code, _, err = codesign(6, "tiny=0.04")
+    assert code == 2 and "exists with a different targets" in err
