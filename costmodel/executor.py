@@ -12,27 +12,31 @@ Definitions (semantics doc sections 3 and 4.1-4.2, read literally):
   does not exist.
 * ``TemporalMap``: every sub-cluster gets the same window; one loop level per map.
 * ``SpatialMap``: window number ``j N + i`` goes to sub-cluster ``i`` in fold ``j`` (N sub-clusters); a
-  fold with fewer windows leaves sub-clusters idle. A second ``SpatialMap`` on a level moves in lockstep
-  with the first (window ``j N + i`` of its own walk; none left: idle), as MAESTRO runs it.
+  fold with fewer windows leaves sub-clusters idle. A second ``SpatialMap`` on a level has its own loop
+  over its own folds, and sub-cluster ``i`` gets window ``j' N + i`` of it: within a fold the two move in
+  lockstep (as MAESTRO runs them), so sub-cluster i never sees window pairs of different indices mod N.
 * Directive order is loop order, outermost first. A dimension a level does not map is held whole.
 * ``Cluster(n)`` ends a level: each sub-cluster's tile is the extent its level below walks. The top
   level has ``num_pes // (n1 x n2 ...)`` sub-clusters.
 * CONV family: ``Y``/``X`` are input rows/columns; a map on ``Y'``/``X'`` is one on ``Y``/``X`` of size
   ``m + R - 1`` (R: this level's R directive size, else the R extent); with a stride s != 1, a ``Y``
-  map of size m >= R is MAESTRO's strided map: ``o = (m + s - R) // s`` output rows per window, size
-  ``o min(s, R) + max(R - s, 0)``, offset ``o s`` (``o R`` below the top when R < s).
+  map of size m >= R is MAESTRO's strided map: ``o = (m + s - R) // s`` output rows per window, the
+  rows ``(o - 1) s + R`` they read (MAESTRO's ``o min(s, R) + max(R - s, 0)`` when R >= s), offset
+  ``o s``.
 * A PE computes, for its tile, every MAC whose filter row is in its R window and whose output row's
   whole window of that R window lies inside its Y window (likewise X/S): output row y' with
   ``y' s + r_lo >= y_lo`` and ``y' s + r_hi <= y_hi``. A tile smaller than its filter window
   computes nothing.
 
-What is recorded, per level step: each sub-cluster's tile of each tensor (occupancy, hence the L1 and
-L2 requirements, double-buffered: 2 x the largest tile); the input and weight elements it must receive
-because it did not hold them at its previous step of the same walk (temporal reuse), read once from
-the level above however many sub-clusters receive them (multicast), hence L2 reads and NoC traffic; the
-output elements each sub-cluster produces in the step, sent up once however many sub-clusters reduce
-into them (hence output L2 writes, MAESTRO's convention of partial sums leaving every step); and every
-MAC each PE executes, marked in a coverage array over the layer's iteration space.
+What is recorded, per level step, for the sub-clusters that execute some MAC in it (one that
+computes nothing in a step receives nothing and keeps what it held): each sub-cluster's tile of each
+tensor (occupancy, hence the L1 and L2 requirements, double-buffered: 2 x the largest tile); the input
+and weight elements it must receive because it did not hold them at its previous step of the same
+walk (temporal reuse), read once from the level above however many sub-clusters receive them
+(multicast), hence L2 reads and NoC traffic; the output elements each sub-cluster produces in the
+step, sent up once however many sub-clusters reduce into them (hence output L2 writes, MAESTRO's
+convention of partial sums leaving every step); and every MAC each PE executes, marked in a coverage
+array over the layer's iteration space.
 
 Timing follows the model's rules: a NoC transfer of V > 0 elements takes ``latency + ceil(V/bw) - 1``
 cycles (0 for V = 0); a PE step takes ``ceil(MACs / lanes)``; a sub-cluster step's compute is the
@@ -344,9 +348,13 @@ class _Run:
                 s = sp.stride[dim]
                 r = sp.dims["R" if dim == "Y" else "S"]
                 if s != 1 and size >= r:
+                    # o output rows per window, the next window starting at the next output's row.
+                    # MAESTRO's size o min(s, R) + max(R - s, 0) is the same rows for R >= s; for
+                    # R < s it counts only the o R rows used, which are not contiguous: the
+                    # executor holds the rows between them too.
                     o = (size + s - r) // s
-                    size = o * min(s, r) + max(r - s, 0)
-                    ofs = o * (r if (li > 0 and r < s) else s)
+                    size = (o - 1) * s + r
+                    ofs = o * s
             out.append(_Map(spatial=d.kind.value == "SpatialMap", dim=dim, size=size, offset=ofs,
                             text=str(d)))
         n_spatial = sum(m.spatial for m in out)
@@ -370,19 +378,10 @@ class _Run:
         n = self.num_sub[li]
         innermost = li == len(self.levels) - 1
         top = li == 0
-        spatial = [m for m in maps if m.spatial]
-        first = spatial[0]
-        loops: list[tuple[_Map, list[Range]]] = []   # temporal maps and the first spatial map (folds)
-        second = None
-        for m in maps:
-            wins = _windows(*tile[m.dim], m.size, m.offset)
-            if m is first or not m.spatial:
-                loops.append((m, wins))
-            else:
-                second = (self.col[m.dim], np.array(wins, dtype=np.int64).reshape(-1, 2))
-        fw = np.array(next(w for m, w in loops if m is first), dtype=np.int64).reshape(-1, 2)
-        fcol = self.col[first.dim]
-        counts = [-(-len(w) // n) if m is first else len(w) for m, w in loops]
+        loops: list[tuple[_Map, list[Range]]] = [(m, _windows(*tile[m.dim], m.size, m.offset)) for m in maps]
+        # A spatial map's loop runs over its folds; sub-cluster i gets window fold x n + i of each.
+        folds = [(self.col[m.dim], np.array(w, dtype=np.int64).reshape(-1, 2)) for m, w in loops if m.spatial]
+        counts = [-(-len(w) // n) if m.spatial else len(w) for m, w in loops]
         held = {t: _Held(n, len(sp.tensors[t])) for t in ("input", "weight")}
         lo0 = np.array([tile[d][0] for d in self.dim_names], dtype=np.int64)
         hi0 = np.array([tile[d][1] for d in self.dim_names], dtype=np.int64)
@@ -393,24 +392,33 @@ class _Run:
             if self.report.steps > MAX_STEPS:
                 self._too_many_steps()
             blo, bhi = lo0.copy(), hi0.copy()
-            fold = 0
+            fold_of = []
             for (m, wins), k in zip(loops, index, strict=True):
-                if m is first:
-                    fold = k
+                if m.spatial:
+                    fold_of.append(k)
                 else:
                     c = self.col[m.dim]
                     blo[c], bhi[c] = wins[k]
-            g = fold * n + all_ids
-            ok = g < len(fw)
-            if second is not None:
-                ok &= g < len(second[1])
-            ids, g = all_ids[ok], g[ok]
+            ok = np.ones(n, dtype=bool)
+            for (_, w), f in zip(folds, fold_of, strict=True):
+                ok &= f * n + all_ids < len(w)
+            ids = all_ids[ok]
             tlo = np.repeat(blo[None, :], len(ids), axis=0)
             thi = np.repeat(bhi[None, :], len(ids), axis=0)
-            tlo[:, fcol], thi[:, fcol] = fw[g, 0], fw[g, 1]
-            if second is not None:
-                c2, w2 = second
-                tlo[:, c2], thi[:, c2] = w2[g, 0], w2[g, 1]
+            for (c, w), f in zip(folds, fold_of, strict=True):
+                g = f * n + ids
+                tlo[:, c], thi[:, c] = w[g, 0], w[g, 1]
+            # Compute first: a sub-cluster that executes no MAC in this step receives nothing.
+            if innermost:
+                compute, busy = self._pes(tlo, thi)
+            else:
+                compute, busy = 0, np.zeros(len(ids), dtype=bool)
+                for j, (rlo, rhi) in enumerate(zip(tlo.tolist(), thi.tolist(), strict=True)):
+                    before = self.report.macs_executed
+                    sub = {d: (rlo[k], rhi[k]) for k, d in enumerate(self.dim_names)}
+                    compute = max(compute, self.sub_walk(li + 1, sub))
+                    busy[j] = self.report.macs_executed > before
+            tlo, thi, ids = tlo[busy], thi[busy], ids[busy]
             ingress = 0
             for tensor in ("input", "weight"):
                 xlo, xhi = self._boxes(tlo, thi, tensor)
@@ -426,15 +434,6 @@ class _Run:
             if top:
                 self.report.output_l2_writes += egress
                 self.l2["output"] = max(self.l2["output"], egress)
-            if not len(ids):
-                compute = 0
-            elif innermost:
-                compute = self._pes(tlo, thi)
-            else:
-                compute = 0
-                for rlo, rhi in zip(tlo.tolist(), thi.tolist(), strict=True):
-                    sub = {d: (rlo[j], rhi[j]) for j, d in enumerate(self.dim_names)}
-                    compute = max(compute, self.sub_walk(li + 1, sub))
             steps.append((ingress, egress, compute))
         if top:
             self.report.top_steps = len(steps)
@@ -451,21 +450,24 @@ class _Run:
             xlo[:, k], xhi[:, k] = lo, np.maximum(lo, hi)
         return xlo, xhi
 
-    def _pes(self, tlo: np.ndarray, thi: np.ndarray) -> int:
-        """One step of the active PEs: mark their MACs, record their L1 tiles; returns compute cycles."""
-        for tensor in ("input", "weight", "output"):
-            xlo, xhi = self._boxes(tlo, thi, tensor)
-            self.l1[tensor] = max(self.l1[tensor], int(_volumes(xlo, xhi).max()))
-        if self.space.conv:
-            cols = self.tensor_cols["output"]
-            self.l1_window = max(self.l1_window, int(_volumes(tlo[:, cols], thi[:, cols]).max()))
+    def _pes(self, tlo: np.ndarray, thi: np.ndarray) -> tuple[int, np.ndarray]:
+        """One step of the active PEs: mark their MACs, record the L1 tiles of those that compute;
+        returns the compute cycles and which PEs compute."""
         alo, ahi = self._boxes(tlo, thi, "iteration")
         macs = _volumes(alo, ahi)
         busy = macs > 0
-        if busy.any():
-            for box in _merged(alo[busy], ahi[busy]):
-                self._mark(box)
-        return int(-(-macs.max() // self.acc.simd_lanes))
+        if not busy.any():
+            return 0, busy
+        for box in _merged(alo[busy], ahi[busy]):
+            self._mark(box)
+        blo, bhi = tlo[busy], thi[busy]
+        for tensor in ("input", "weight", "output"):
+            xlo, xhi = self._boxes(blo, bhi, tensor)
+            self.l1[tensor] = max(self.l1[tensor], int(_volumes(xlo, xhi).max()))
+        if self.space.conv:
+            cols = self.tensor_cols["output"]
+            self.l1_window = max(self.l1_window, int(_volumes(blo[:, cols], bhi[:, cols]).max()))
+        return int(-(-macs.max() // self.acc.simd_lanes)), busy
 
     def sub_walk(self, li: int, tile: Tile) -> int:
         """``walk`` below the top, replayed from an earlier walk on a tile of the same shape.
@@ -541,13 +543,12 @@ class _Run:
                  held: _Held) -> tuple[int, int]:
         """Elements sub-clusters ``ids`` must receive (not held at their previous step): distinct, total.
 
-        Updates ``held``; a sub-cluster idle this step holds nothing afterwards.
+        Updates ``held``; a sub-cluster idle this step keeps what it held.
         """
         vol = _volumes(xlo, xhi)
         plo, phi, pv = held.lo[ids], held.hi[ids], held.valid[ids]
         inter = _volumes(np.maximum(xlo, plo), np.minimum(xhi, phi)) * pv
         new = vol - inter
-        held.valid[:] = False
         held.lo[ids], held.hi[ids], held.valid[ids] = xlo, xhi, vol > 0
         total = int(new.sum())
         need = new > 0

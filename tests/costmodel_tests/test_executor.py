@@ -1,0 +1,326 @@
+"""The reference executor (costmodel/executor.py): hand-checked executions, limits, invariants, and the
+default model against it on random dataflows.
+
+Hand-checked cases pin the executor's values (derived by hand in each docstring) and, where the model
+differs, the model's value too: those are the findings recorded in docs/maestro-deviations.md
+("What the executor finds"); a change to the model that closes one must update that section.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
+
+from costmodel import (
+    Accelerator,
+    Dataflow,
+    Directive,
+    Layer,
+    LayerType,
+    MappingError,
+    SpecError,
+    parse_dataflow,
+)
+from costmodel import executor as ex
+from costmodel.executor import execute
+from costmodel.executor_validate import COMPARED, describe, validate
+from costmodel.mfile import format_layer
+from tests.costmodel_tests.test_properties import SETTINGS, designs
+
+
+def _flow(text: str) -> Dataflow:
+    return parse_dataflow("Dataflow { " + text + " }")
+
+
+def _pairs(layer, text, acc) -> dict[str, tuple[int, int]]:
+    v = validate(layer, _flow(text), acc)
+    assert v.model_error is None and v.executor_error is None, (v.model_error, v.executor_error)
+    return {p.figure: (p.model, p.executor) for p in v.pairs}
+
+
+# ------------------------------------------------------------------------------ hand-checked cases
+WORKED = "SpatialMap(1,1) K; TemporalMap(1,1) C; TemporalMap(3,3) R; TemporalMap(3,3) S; " \
+         "TemporalMap(3,1) Y; TemporalMap(3,1) X;"
+
+
+def test_worked_example_of_the_semantics_doc():
+    """Semantics doc 4.6 (MAESTRO prints 325): K4 C2 R3 S3 Y6 X6, 4 PEs, bw 2, hop latency 1."""
+    layer = Layer.conv("L", K=4, C=2, R=3, S=3, Y=6, X=6)
+    acc = Accelerator(num_pes=4, noc_bw=2, noc_hop_latency=1)
+    rep = execute(layer, _flow(WORKED), acc)
+    assert rep.exact_cover and rep.macs_executed == 1152 and rep.outputs_never_written == 0
+    assert (rep.input_l2_reads, rep.weight_l2_reads, rep.output_l2_writes) == (144, 72, 128)
+    assert rep.runtime_cycles == 325 and rep.top_steps == 32
+    assert rep.l2_req == {"input": 18, "weight": 72, "output": 8}
+    # Per PE: input 3x3, weight 3x3, output 1 (MAESTRO sizes the output over its 3x3 input window).
+    assert rep.l1_req == {"input": 18, "weight": 18, "output": 2} and rep.l1_output_window == 18
+    # Each input element delivered once per step however many of the 4 PEs receive it.
+    assert rep.input_deliveries == 4 * 144
+    assert all(p.agree for p in validate(layer, _flow(WORKED), acc).pairs)
+
+
+def test_reset_after_an_uncoupled_advance_is_delivered_again():
+    """GEMM M2 N2 K2, ``M; N; SpatialMap K`` on 2 PEs. Weights (K, N): N walks N0, N1 under M0, then
+    resets to N0 under M1 while the PEs hold N1's weights: 4 tiles of 2 = 8 reads. The model (as
+    MAESTRO) counts no weight traffic at the step where M, a loop weights do not depend on, advances: 6.
+    """
+    layer = Layer.gemm("G", M=2, N=2, K=2)
+    figs = _pairs(layer, "TemporalMap(1,1) M; TemporalMap(1,1) N; SpatialMap(1,1) K;", Accelerator(num_pes=2))
+    assert figs["weight_l2_reads"] == (6, 8)
+    assert all(m == e for f, (m, e) in figs.items() if f != "weight_l2_reads")
+
+
+SLIDING_Y = "TemporalMap(1,1) C; SpatialMap(1,1) Y'; TemporalMap(1,1) X'; TemporalMap(3,3) R; " \
+            "TemporalMap(3,3) S;"
+
+
+def test_halo_shared_by_neighbours_is_read_once():
+    """DSCONV C1 R3 S3 Y6 X8, ``SpatialMap(1,1) Y'; TemporalMap(1,1) X'`` on 4 PEs: PE i holds input rows
+    i..i+2, so a step needs rows 0..5 once (multicast): 6x3 = 18 at the first step, then one new column
+    of 6 rows at each of the 5 others: 48. The model counts each PE's rows separately unless the
+    spatial map itself advances: 4x9 + 5x4x3 = 96."""
+    layer = Layer.conv("L", K=1, C=1, R=3, S=3, Y=6, X=8, layer_type=LayerType.DSCONV)
+    text = SLIDING_Y
+    figs = _pairs(layer, text, Accelerator(num_pes=4))
+    assert figs["input_l2_reads"] == (96, 48)
+    assert figs["num_macs"] == (216, 216) and figs["runtime_cycles"][0] == figs["runtime_cycles"][1]
+
+
+def test_sliding_spatial_edge_fold_computes_only_its_windows():
+    """The same layer on 3 PEs: Y' has 4 output rows, so the second fold has one busy PE. The executor
+    runs every MAC once (216); the model counts the edge fold with 3 busy PEs: 324 MACs, twice the
+    runtime."""
+    layer = Layer.conv("L", K=1, C=1, R=3, S=3, Y=6, X=8, layer_type=LayerType.DSCONV)
+    text = SLIDING_Y
+    acc = Accelerator(num_pes=3)
+    rep = execute(layer, _flow(text), acc)
+    assert rep.exact_cover and rep.macs_executed == 216 and rep.runtime_cycles == 108
+    figs = _pairs(layer, text, acc)
+    assert figs["num_macs"] == (324, 216) and figs["runtime_cycles"] == (216, 108)
+
+
+def test_part_of_a_reset_tile_still_held_is_not_delivered_again():
+    """CONV K1 C1 R3 S3 Y4 X4, ``Y'(1,1); X'(1,1)`` on one PE: inputs 9, +3 (X step), then the Y step
+    resets X: the PE holds rows 0-2 x cols 1-3 and needs rows 1-3 x cols 0-2, 4 of them held: +5, +3 =
+    20. The model re-reads the whole tile when X resets: 24."""
+    layer = Layer.conv("L", K=1, C=1, R=3, S=3, Y=4, X=4)
+    text = "TemporalMap(1,1) Y'; TemporalMap(1,1) X'; SpatialMap(1,1) C; TemporalMap(1,1) K; " \
+           "TemporalMap(3,3) R; TemporalMap(3,3) S;"
+    figs = _pairs(layer, text, Accelerator(num_pes=1))
+    assert figs["input_l2_reads"] == (24, 20)
+
+
+def test_overlapping_temporal_map_repeats_macs_as_the_model_counts():
+    """``TemporalMap(2,1) K`` over K4: windows 0-1, 1-2, 2-3: the middle channels twice, as the model
+    counts them (108 of which 36 repeat)."""
+    layer = Layer.conv("L", K=4, C=2, R=1, S=1, Y=3, X=3)
+    rep = execute(layer, _flow("SpatialMap(1,1) C; TemporalMap(2,1) K;"), Accelerator(num_pes=2))
+    assert rep.macs_executed == 108 and rep.macs_repeated == 36 and rep.macs_skipped == 0
+    assert "36 MAC executions repeat" in rep.coverage_problem()
+    figs = _pairs(layer, "SpatialMap(1,1) C; TemporalMap(2,1) K;", Accelerator(num_pes=2))
+    assert figs["num_macs"] == (108, 108)
+
+
+def test_stride_two_counts_true_output_rows():
+    """CONV R3 S1, stride 2, Y7: ``TemporalMap(7,7) Y`` is MAESTRO's strided map (7 rows, 3 outputs);
+    the executor computes the 3 true output rows of each of 2 windows... here one window covers all:
+    3 rows x 7 columns... every MAC once. MAESTRO's count, the model's, takes 5 rows (stride ignored in
+    the tile), Q5."""
+    layer = Layer(name="L", layer_type=LayerType.CONV, dims=(("K", 1), ("C", 1), ("R", 3), ("S", 1),
+                                                              ("Y", 7), ("X", 7)), strides=(("Y", 2),))
+    rep = execute(layer, _flow("SpatialMap(1,1) X; TemporalMap(7,7) Y; TemporalMap(3,3) R;"),
+                  Accelerator(num_pes=7))
+    assert rep.exact_cover and rep.macs_executed == layer.true_macs == 3 * 3 * 7
+
+
+def test_tile_smaller_than_the_filter_never_writes_outputs():
+    """The model refuses a Y tile of 2 rows for R=3; executed literally, no PE ever holds a whole
+    filter window: every output is missing (point 3 of issue 13)."""
+    layer = Layer.conv("L", K=2, C=2, R=3, S=3, Y=6, X=6)
+    text = "SpatialMap(1,1) K; TemporalMap(2,2) Y; TemporalMap(3,1) X; TemporalMap(3,3) R; " \
+           "TemporalMap(3,3) S;"
+    v = validate(layer, _flow(text), Accelerator(num_pes=2))
+    assert v.model_error is not None and "smaller than the filter" in v.model_error
+    assert v.report.outputs_never_written == v.report.outputs_total == 2 * 4 * 4
+    assert v.report.macs_executed == 0 and v.confirmed_invalid and v.agree
+    assert any("both find the mapping invalid" in line for line in describe(v))
+
+
+def test_two_spatial_maps_move_in_lockstep_within_a_fold():
+    """GEMM M4 N4 K2, ``SpatialMap M; SpatialMap N`` on 2 PEs: each has 2 folds, and in every fold PE i
+    gets window i of both, so only pairs (m, n) with m = n mod 2 are computed: 16 of 32 MACs, as the
+    model counts (MAESTRO's semantics); the executor shows half the outputs never written."""
+    layer = Layer.gemm("G", M=4, N=4, K=2)
+    v = validate(layer, _flow("SpatialMap(1,1) M; SpatialMap(1,1) N; TemporalMap(2,2) K;"),
+                 Accelerator(num_pes=2))
+    rep = v.report
+    assert rep.macs_executed == 16 and rep.macs_skipped == 16 and rep.outputs_never_written == 8
+    assert dict((p.figure, p.model) for p in v.pairs)["num_macs"] == 16
+
+
+def test_limits_are_refused_with_the_limit_named(monkeypatch):
+    big = Layer.conv("B", K=64, C=64, R=3, S=3, Y=58, X=58)
+    with pytest.raises(SpecError, match="at most 10,000,000"):
+        execute(big, _flow("SpatialMap(1,1) K;"), Accelerator(num_pes=8))
+    monkeypatch.setattr(ex, "MAX_STEPS", 10)
+    layer = Layer.conv("L", K=4, C=2, R=3, S=3, Y=6, X=6)
+    with pytest.raises(SpecError, match="more than 10 level steps"):
+        execute(layer, _flow(WORKED), Accelerator(num_pes=4))
+
+
+def test_mappings_the_directives_cannot_define_are_refused():
+    layer = Layer.conv("L", K=4, C=2, R=3, S=3, Y=6, X=6)
+    with pytest.raises(MappingError, match="no SpatialMap"):
+        execute(layer, _flow("TemporalMap(1,1) K;"), Accelerator(num_pes=4))
+    with pytest.raises(MappingError, match="cluster sizes multiply to 8"):
+        execute(layer, _flow("SpatialMap(1,1) K; Cluster(8); SpatialMap(1,1) C;"), Accelerator(num_pes=4))
+    with pytest.raises(SpecError, match="holes"):
+        execute(layer, _flow("SpatialMap(?k,?k) K;"), Accelerator(num_pes=4))
+
+
+# ------------------------------------------------------------------------------ random dataflows
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+@st.composite
+def single_stream_designs(draw):
+    """1-3 levels where each level has one SpatialMap on a non-sliding dimension that needs a single
+    fold, and at most one temporal map with more than one window; the other maps hold their dimension
+    whole; tiles divide their dimension (no edge tiles: see the module docstring of
+    docs/maestro-deviations.md's findings for what edges change). CONV, DSCONV, TRCONV, GEMM; strides
+    1 and 2."""
+    kind = draw(st.sampled_from(["CONV", "DSCONV", "TRCONV", "GEMM"]))
+    if kind == "GEMM":
+        m, n, k = (draw(st.integers(1, 12)) for _ in range(3))
+        layer = Layer.gemm("G", M=m, N=n, K=k)
+        free, sliding = ["M", "N", "K"], []
+    else:
+        r = draw(st.sampled_from([1, 3]))
+        stride = 1     # strided tiles: MAESTRO counts MACs as if stride 1 (Q5), see the hand-checked test
+        k = draw(st.integers(1, 8)) if kind != "DSCONV" else 1
+        layer = Layer.conv("L", K=k, C=draw(st.integers(1, 8)), R=r, S=r, Y=draw(st.integers(r, r + 7)),
+                           X=draw(st.integers(r, r + 7)), stride=stride, layer_type=LayerType(kind))
+        free = ["C"] + (["K"] if kind != "DSCONV" else [])
+        sliding = ["Y", "X"]
+    full = layer.full_dims()
+    extent = {d: full[d] for d in free + sliding}
+    n_levels = draw(st.integers(1, 3))
+    levels, windows = [], []
+    for _ in range(n_levels):
+        sp = draw(st.sampled_from(free))
+        tile = draw(st.sampled_from(_divisors(extent[sp])))
+        windows.append(-(-extent[sp] // tile))
+        moving = draw(st.sampled_from([d for d in free + sliding if d != sp] + [None]))
+        level = [Directive.spatial(tile, tile, sp)]
+        sizes = {sp: tile}
+        for d in free + sliding:
+            if d == sp:
+                continue
+            size = extent[d]
+            if d == moving and d in sliding:
+                r = layer.size("R" if d == "Y" else "S")
+                size = draw(st.sampled_from([m for m in range(r, extent[d] + 1)
+                                             if (extent[d] - m) % (m - r + 1) == 0]))
+                level.append(Directive.temporal(size, size - r + 1, d))     # each output row once
+            elif d == moving:
+                size = draw(st.sampled_from(_divisors(extent[d])))
+                level.append(Directive.temporal(size, size, d))
+            else:
+                level.append(Directive.temporal(size, size, d))
+            sizes[d] = size
+        if kind != "GEMM":
+            level += [Directive.temporal(layer.size("R"), layer.size("R"), "R"),
+                      Directive.temporal(layer.size("S"), layer.size("S"), "S")]
+        levels.append(draw(st.permutations(level)))
+        extent = {d: min(sizes[d], extent[d]) for d in extent}
+    directives: list[Directive] = list(levels[0])
+    for level, n in zip(levels[1:], windows[1:], strict=True):
+        directives += [Directive.cluster(n), *level]
+    # Every level's spatial map fits its sub-clusters in one fold.
+    acc = Accelerator(num_pes=math.prod(windows[1:]) * (windows[0] + draw(st.integers(0, 2))),
+                      simd_lanes=draw(st.integers(1, 2)), noc_bw=draw(st.none() | st.integers(1, 8)),
+                      noc_hop_latency=draw(st.integers(0, 1)),
+                      offchip_bw=draw(st.none() | st.integers(1, 64)))
+    return layer, Dataflow.of(*directives), acc
+
+
+_TALLY: dict[str, Counter] = {"single-stream": Counter(), "random": Counter()}
+
+
+def _tally(name: str, v) -> None:
+    c = _TALLY[name]
+    c["cases"] += 1
+    if not v.pairs:
+        c["refused by the model"] += 1
+        c["refusal confirmed"] += v.confirmed_invalid
+        return
+    c["compared"] += 1
+    for p in v.pairs:
+        c[p.figure] += p.agree
+    c["exact cover"] += v.report.coverage_problem() is None
+
+
+def _invariants(v, acc) -> None:
+    rep = v.report
+    if rep is None:
+        return
+    for name in ("macs_executed", "macs_distinct", "input_l2_reads", "weight_l2_reads", "output_l2_writes",
+                 "runtime_cycles", "input_deliveries", "weight_deliveries"):
+        assert getattr(rep, name) >= 0, name
+    assert rep.macs_distinct <= rep.macs_layer and rep.macs_distinct <= rep.macs_executed
+    assert rep.input_deliveries >= rep.input_l2_reads and rep.weight_deliveries >= rep.weight_l2_reads
+    # No PE computes faster than its lanes: the whole walk takes at least the executed MACs' peak.
+    assert rep.runtime_cycles >= math.ceil(rep.macs_executed / (rep.used_pes * acc.simd_lanes))
+    if rep.exact_cover:
+        assert rep.runtime_cycles >= rep.pe_peak_cycles
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(single_stream_designs())
+def test_model_equals_executor_on_single_stream_dataflows(design):
+    layer, df, acc = design
+    note(format_layer(layer, df) + f"\n{acc.describe()}")
+    v = validate(layer, df, acc)
+    note("\n".join(describe(v)))
+    _invariants(v, acc)
+    _tally("single-stream", v)
+    if v.pairs:
+        for p in v.pairs:
+            if p.figure == "num_macs" and layer.stride("Y") > 1:
+                continue
+            assert p.agree, p
+
+
+@settings(max_examples=120, **SETTINGS)
+@given(designs())
+def test_executor_invariants_on_random_dataflows(design):
+    """Random 1-3-level dataflows (edge tiles, strides, two SpatialMaps, every layer type): the
+    executor's invariants hold; agreement with the model is counted and printed, not asserted."""
+    layer, df, acc = design
+    if layer.true_macs > 50_000:
+        return                                      # keep the suite quick: the executor is literal
+    try:
+        v = validate(layer, df, acc)
+    except SpecError:
+        return                                      # beyond the executor's limits
+    except MappingError:
+        return                                      # a dataflow the directives cannot define
+    note(format_layer(layer, df) + "\n" + "\n".join(describe(v)))
+    _invariants(v, acc)
+    _tally("random", v)
+
+
+def test_report_agreement_counts(fuzz_report):
+    """Runs last in this module: prints how often each figure agreed in the two property tests."""
+    for name, c in _TALLY.items():
+        if not c["cases"]:
+            continue
+        per = ", ".join(f"{f} {c[f]}/{c['compared']}" for f in COMPARED)
+        fuzz_report.append(f"executor vs model, {name} dataflows: {c['cases']} cases, {c['compared']} "
+                           f"compared ({c['exact cover']} run every MAC once): {per}; refused by the model "
+                           f"{c['refused by the model']} (confirmed invalid {c['refusal confirmed']})")
