@@ -1,0 +1,82 @@
+"""``dse validate``: the model against the reference executor; exit 0 agree, 1 differ, 2 bad input."""
+
+from __future__ import annotations
+
+from .cli_helpers import run, write_file
+from .test_startup_and_jobs import _imported_after
+
+AGREE = """\
+Network t {
+Layer worked { Type: CONV Dimensions { K: 4, C: 2, R: 3, S: 3, Y: 6, X: 6 }
+Dataflow { SpatialMap(1,1) K; TemporalMap(1,1) C; TemporalMap(3,3) R; TemporalMap(3,3) S;
+           TemporalMap(3,1) Y; TemporalMap(3,1) X; } }
+}
+"""
+DIFFER = """\
+Network t {
+Layer refetch { Type: GEMM Dimensions { M: 2, N: 2, K: 2 }
+Dataflow { TemporalMap(1,1) M; TemporalMap(1,1) N; SpatialMap(1,1) K; } }
+}
+"""
+REFUSED = """\
+Network t {
+Layer short_tile { Type: CONV Dimensions { K: 2, C: 2, R: 3, S: 3, Y: 6, X: 6 }
+Dataflow { SpatialMap(1,1) K; TemporalMap(2,2) Y; TemporalMap(3,1) X; TemporalMap(3,3) R;
+           TemporalMap(3,3) S; } }
+}
+"""
+HW = ["--num-pes", "4", "--noc-bw", "2", "--noc-hop-latency", "1"]
+
+
+def test_agreeing_layer_exits_0_and_prints_both_values(tmp_path, capsys):
+    code, out, err = run(capsys, "validate", write_file(tmp_path, "a.m", AGREE), *HW)
+    assert code == 0 and err == ""
+    assert "layer worked" in out and "verdict: all figures agree" in out
+    line = next(x for x in out.splitlines() if x.strip().startswith("runtime_cycles"))
+    assert line.split()[1:] == ["325", "325", "yes"]
+    assert "every MAC of the layer executed exactly once" in out
+
+
+def test_differing_figure_exits_1_and_is_named(tmp_path, capsys):
+    code, out, err = run(capsys, "validate", write_file(tmp_path, "d.m", DIFFER), "--num-pes", "2")
+    assert code == 1 and err == ""
+    line = next(x for x in out.splitlines() if x.strip().startswith("weight_l2_reads"))
+    assert line.split()[1:] == ["6", "8", "NO"]
+    assert "verdict: differ on weight_l2_reads" in out
+
+
+def test_refusal_confirmed_by_the_executor_agrees(tmp_path, capsys):
+    code, out, _ = run(capsys, "validate", write_file(tmp_path, "r.m", REFUSED), "--num-pes", "2")
+    assert code == 0
+    assert "model: refuses the mapping" in out and "32 of 32 outputs are never written" in out
+    assert "both find the mapping invalid" in out
+
+
+def test_one_differing_layer_of_several_gives_1(tmp_path, capsys):
+    text = AGREE.rstrip().rstrip("}") + DIFFER.split("{", 1)[1]
+    code, out, _ = run(capsys, "validate", write_file(tmp_path, "m.m", text), *HW)
+    assert code == 1 and "layer worked" in out and "layer refetch" in out
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
+    cases = [
+        (["validate", tmp_path / "missing.m"], "missing.m"),
+        (["validate", write_file(tmp_path, "bad.m", "Network t {\nLayer a { Type: POOL }\n}\n")], "bad.m:2"),
+        (["validate", write_file(tmp_path, "a.m", AGREE), "--num-pes", "0"], "--num-pes"),
+        (["validate", write_file(tmp_path, "a.onnx", "x")], "expected a MAESTRO .m file"),
+    ]
+    for argv, needle in cases:
+        code, _, err = run(capsys, *argv)
+        assert code == 2, argv
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err, (argv, err)
+
+
+def test_layer_beyond_the_executor_limit_is_refused(tmp_path, capsys):
+    big = AGREE.replace("K: 4, C: 2, R: 3, S: 3, Y: 6, X: 6", "K: 64, C: 64, R: 3, S: 3, Y: 58, X: 58")
+    code, _, err = run(capsys, "validate", write_file(tmp_path, "big.m", big), *HW)
+    assert code == 2 and "at most 10,000,000" in err and "layer worked" in err
+
+
+def test_help_is_light(tmp_path):
+    assert _imported_after(["validate", "--help"], tmp_path) == set()
