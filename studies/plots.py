@@ -259,7 +259,7 @@ def _networks(plt, spec, chosen, why, path, name) -> Path:
             ax.plot([limits[net]] * 2, [i - 0.4, i + 0.4], color="C3", linewidth=2.5,
                     label=None if shown_target else "target (max latency)")
             shown_target = True
-            note = f"{latency[i]:.3g} ms = {100 * latency[i] / limits[net]:.0f}% of {limits[net]:.3g} ms"
+            note = f"{latency[i]:.3g} ms = {100 * latency[i] / limits[net]:.0f}% of {limits[net]:.4g} ms"
         else:
             note = f"{latency[i]:.3g} ms, no target"
         ax.annotate(note, (max(latency[i], limits.get(net, 0)), i), xytext=(6, 0),

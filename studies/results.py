@@ -258,14 +258,16 @@ def format_networks(row: pd.Series, spec: CodesignSpec, weights: dict | None = N
     return format_table(rows, columns)
 
 
-def describe_row(row: pd.Series) -> str:
+def describe_row(row: pd.Series, *, mix: bool = False) -> str:
+    """One design in a line: hardware, area, power, latency and energy (``mix``: the weighted sums)."""
     hw = (f"{int(row.num_pes)} PEs x {int(row.simd_lanes)} lanes, L1 {int(row.l1_size)}/PE, "
           f"L2 {int(row.l2_size)}, NoC {int(row.noc_bw)} el/cycle, off-chip {int(row.offchip_bw)} el/cycle")
     figures = (f"{row.area_mm2:.3f} mm^2, {row.power_mw:,.1f} mW")
     out = f"trial {int(row.trial)}: {hw}; {figures}"
     if row.latency_cycles is not None and not (isinstance(row.latency_cycles, float)
                                                and math.isnan(row.latency_cycles)):
-        out += f"; latency {int(row.latency_cycles):,} cycles, energy {row.energy_nj:,.1f} nJ"
+        out += (f"; {'weighted ' if mix else ''}latency {int(row.latency_cycles):,} cycles, "
+                f"{'weighted ' if mix else ''}energy {row.energy_nj:,.1f} nJ")
     return out
 
 

@@ -39,11 +39,12 @@ winner = lazy("studies.winner")
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "codesign", help="co-design an accelerator and its mappings for a network",
+        "codesign", help="co-design an accelerator and its mappings for a network or a mix of networks",
         description="An Optuna study over a hardware space: each trial builds an accelerator, rejects it "
-                    "if it breaks the budget, else maps every distinct layer shape with the inner "
-                    "searcher and scores the network. Persistent: running the same command again "
-                    "resumes the study up to --trials complete trials.")
+                    "if it breaks the budget, else maps every distinct layer shape (of every network of "
+                    "a mix, shared shapes once) with the inner searcher and scores the network, or the "
+                    "mix's weighted sum, with each network's latency held to its target. Persistent: "
+                    "running the same command again resumes the study up to --trials complete trials.")
     p.add_argument("--network", required=True, action="append", metavar="NAME|FILE[:weight=W]",
                    help="a built-in network (dse networks), a MAESTRO .m network file or an ONNX model; "
                         "give it several times for a mix, each with an optional weight (default 1): one "
@@ -206,10 +207,10 @@ def report(study, spec: cd.CodesignSpec, name: str, output_dir: str | None, *, s
         front = results.pareto_rows(frame, spec.objectives)
         print(f"Pareto front ({len(front)} designs):")
         for _, row in front.iterrows():
-            print("  " + results.describe_row(row))
+            print("  " + results.describe_row(row, mix=spec.is_mix))
         print(f"chosen ({why}): trial {int(best.trial)}")
     else:
-        print("best design: " + results.describe_row(best))
+        print("best design: " + results.describe_row(best, mix=spec.is_mix))
     if spec.is_mix or spec.targets:
         sys.stdout.write(results.format_networks(best, spec))
     trial = study.trials[int(best.trial)]

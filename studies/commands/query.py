@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"best stored design for {objectives[0]} under {limits}:")
     for _, row in answer.iterrows():
-        print("  " + results.describe_row(row))
+        print("  " + results.describe_row(row, mix=spec.is_mix))
     if spec.is_mix or spec.targets:
         sys.stdout.write(results.format_networks(answer.iloc[0], spec, question.weights_of(spec),
                                                  question.limits_of(spec)))

@@ -298,7 +298,7 @@ def test_a_pareto_front_of_mix_energy_and_area(capsys, study, tmp_path):
     code, out, err = run(capsys, "query", "--study", "mix", "--storage", study["url"], "--objective",
                          "energy,area")
     assert code == 0, err
-    row = r"; ([\d.]+) mm\^2, [\d,.]+ mW; latency [\d,]+ cycles, energy ([\d,.]+) nJ"
+    row = r"; ([\d.]+) mm\^2, [\d,.]+ mW; weighted latency [\d,]+ cycles, weighted energy ([\d,.]+) nJ"
     front = [(float(m.group(2).replace(",", "")), float(m.group(1))) for m in re.finditer(row, out)]
     assert front and all(not (b[0] <= a[0] and b[1] <= a[1] and b != a) for a in front for b in front)
     tiny, lm = write_file(tmp_path, "tiny.m", NETWORK), write_file(tmp_path, "lm.m", LM)
