@@ -29,7 +29,8 @@ Definitions (semantics doc sections 3 and 4.1-4.2, read literally):
   computes nothing.
 
 What is recorded, per level step, for the sub-clusters that execute some MAC in it (one that
-computes nothing in a step receives nothing and keeps what it held): each sub-cluster's tile of each
+computes nothing in a step receives nothing and keeps what it held; a step in which no sub-cluster
+computes takes no time): each sub-cluster's tile of each
 tensor (occupancy, hence the L1 and L2 requirements, double-buffered: 2 x the largest tile); the input
 and weight elements it must receive because it did not hold them at its previous step of the same
 walk (temporal reuse), read once from the level above however many sub-clusters receive them
@@ -418,6 +419,8 @@ class _Run:
                     sub = {d: (rlo[k], rhi[k]) for k, d in enumerate(self.dim_names)}
                     compute = max(compute, self.sub_walk(li + 1, sub))
                     busy[j] = self.report.macs_executed > before
+            if not busy.any():
+                continue        # nobody computes: nothing moves, no time passes
             tlo, thi, ids = tlo[busy], thi[busy], ids[busy]
             ingress = 0
             for tensor in ("input", "weight"):

@@ -127,29 +127,31 @@ def summarise(recs: list[dict]) -> list[str]:
 
 
 def _rule_lines(compared: list[dict]) -> list[str]:
-    """Per rule: cases naming it where the model differs from MAESTRO on some figure; the executor's
-    verdict on those figures (model's value, MAESTRO's value, neither)."""
+    """Per rule: the cases naming it, those where the model differs from MAESTRO on some figure, and
+    per differing figure value whether the executor gives the model's value, MAESTRO's, or neither."""
     tally: dict[str, Counter] = defaultdict(Counter)
     for r in compared:
         rules = [x for x in (r.get("deviations") or "").split(",") if x]
+        diffs = [(f, v) for f, v in r["figures"].items() if v[2] is not None and v[0] != v[2]]
         for rule in rules:
-            tally[rule]["named"] += 1
-            diffs = [(f, v) for f, v in r["figures"].items() if v[2] is not None and v[0] != v[2]]
-            if not diffs:
-                continue
-            tally[rule]["differ"] += 1
-            if all(v[1] == v[0] for _, v in diffs):
-                tally[rule]["model"] += 1
-            elif all(v[1] == v[2] for _, v in diffs):
-                tally[rule]["maestro"] += 1
-            else:
-                tally[rule]["neither"] += 1
-    ngconv = [r for r in compared if "ngconv_true_output" in r]
+            c = tally[rule]
+            c["named"] += 1
+            c["differ"] += bool(diffs)
+            c["case model"] += bool(diffs) and all(v[1] == v[0] for _, v in diffs)
+            for f, v in diffs:
+                verdict = "model" if v[1] == v[0] else "maestro" if v[1] == v[2] else "neither"
+                c[verdict] += 1
+                c[f"{f} {verdict}"] += 1
     out = []
     for rule, c in sorted(tally.items()):
-        out.append(f"  rule {rule}: named by {c['named']}, differs from MAESTRO on {c['differ']}: executor "
-                   f"confirms the model on {c['model']}, MAESTRO on {c['maestro']}, "
-                   f"neither on {c['neither']}")
+        figs = sorted({k.split()[0] for k in c if " " in k and k.split()[0] in COMPARED})
+        per = "; ".join(f"{f} " + "/".join(str(c[f"{f} {v}"]) for v in ("model", "maestro", "neither"))
+                        for f in figs)
+        out.append(f"  rule {rule}: named by {c['named']}, differs from MAESTRO on {c['differ']} (executor "
+                   f"confirms every differing figure of the model on {c['case model']}); differing values: "
+                   f"executor = model {c['model']}, = MAESTRO {c['maestro']}, neither {c['neither']}"
+                   + (f" [model/MAESTRO/neither: {per}]" if per else ""))
+    ngconv = [r for r in compared if "ngconv_true_output" in r]
     if ngconv:
         same = sum(all(r["ngconv_true_output"][f] == r["figures"][f][1] for f in ("output_l2_writes",
                                                                                   "l2_size_req"))
