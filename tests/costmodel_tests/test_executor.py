@@ -324,3 +324,31 @@ def test_report_agreement_counts(fuzz_report):
         fuzz_report.append(f"executor vs model, {name} dataflows: {c['cases']} cases, {c['compared']} "
                            f"compared ({c['exact cover']} run every MAC once): {per}; refused by the model "
                            f"{c['refused by the model']} (confirmed invalid {c['refusal confirmed']})")
+
+
+def test_edge_tile_of_a_temporal_map_is_read_at_its_own_size():
+    """DSCONV X3, ``TemporalMap(2,2) X`` on one PE: columns 0-1, then the edge tile, column 2: 3 input
+    reads. The model (as MAESTRO: the public MobileNetV2 yxp_os residual rows) reads the edge step as a
+    whole offset: 4."""
+    layer = Layer.conv("L", K=1, C=1, R=1, S=1, Y=1, X=3, layer_type=LayerType.DSCONV)
+    figs = _pairs(layer, "SpatialMap(1,1) C; TemporalMap(1,1) Y; TemporalMap(2,2) X;", Accelerator(num_pes=1))
+    assert figs["input_l2_reads"] == (4, 3)
+
+
+def test_refused_tile_smaller_than_the_filter_can_be_an_idle_edge():
+    """Generated case 368 (MAESTRO evaluates it): the model refuses an X tile of 6 columns for S=7 at
+    level 1, the stride-2 edge tile of the top level's window walk. That tile holds no whole filter
+    window, so it computes nothing, and the windows before it already cover every output: the
+    executor runs every MAC exactly once. Such a mapping could be evaluated (issue 13, point 3)."""
+    import pandas as pd
+
+    from costmodel import parse_network
+    from tests.costmodel_tests import fidelity
+
+    rows = pd.read_csv(fidelity.GENERATED)
+    row = rows[rows.case_id == "case_00368"].iloc[0]
+    mapped = parse_network(row.mfile_text).layers[0]
+    v = validate(mapped.layer, mapped.dataflow, Accelerator(num_pes=int(row.num_pes)))
+    assert "X tile 6 is smaller than the filter width S=7" in v.model_error
+    assert v.report.exact_cover and not v.confirmed_invalid and not v.agree
+    assert v.report.macs_executed == mapped.layer.true_macs
