@@ -274,7 +274,10 @@ def _volume(box: tuple[Range, ...]) -> int:
 
 # --------------------------------------------------------------------------------- the executor
 class _Run:
-    def __init__(self, layer: Layer, dataflow: Dataflow, acc: Accelerator) -> None:
+    def __init__(self, layer: Layer, dataflow: Dataflow, acc: Accelerator,
+                 conventions: frozenset[str] = frozenset()) -> None:
+        self.conventions = conventions
+        self._edge_ext: tuple[int, int] | None = None
         if dataflow.holes:
             raise SpecError(f"the dataflow has holes ({', '.join('?' + h for h in dataflow.holes)}): "
                             "the executor needs concrete sizes", key="dataflow")
@@ -388,6 +391,8 @@ class _Run:
         hi0 = np.array([tile[d][1] for d in self.dim_names], dtype=np.int64)
         all_ids = np.arange(n)
         steps = []   # per step: (ingress, egress, compute)
+        prev_index = None
+        spatial_pos = min(k for k, (m, _) in enumerate(loops) if m.spatial)
         for index in np.ndindex(*counts):
             self.report.steps += 1
             if self.report.steps > MAX_STEPS:
@@ -422,16 +427,20 @@ class _Run:
             if not busy.any():
                 continue        # nobody computes: nothing moves, no time passes
             tlo, thi, ids = tlo[busy], thi[busy], ids[busy]
+            changing = None if prev_index is None else next(
+                k for k, (a, b) in enumerate(zip(index, prev_index, strict=True)) if a != b)
+            prev_index = index
             ingress = 0
             for tensor in ("input", "weight"):
                 xlo, xhi = self._boxes(tlo, thi, tensor)
-                union, total = self._deliver(li, tensor, xlo, xhi, ids, held[tensor])
+                mode = self._convention(tensor, loops, counts, index, changing, spatial_pos)
+                union, total = self._deliver(li, tensor, xlo, xhi, ids, held[tensor], mode)
                 ingress += union
                 if top:
                     rep = self.report
                     setattr(rep, f"{tensor}_l2_reads", getattr(rep, f"{tensor}_l2_reads") + union)
                     setattr(rep, f"{tensor}_deliveries", getattr(rep, f"{tensor}_deliveries") + total)
-                    self.l2[tensor] = max(self.l2[tensor], self._union(li, tensor, xlo, xhi))
+                    self.l2[tensor] = max(self.l2[tensor], self._occupancy(li, tensor, xlo, xhi))
             olo, ohi = self._boxes(tlo, thi, "output")
             egress = self._union(li, "output", olo, ohi)
             if top:
@@ -542,17 +551,54 @@ class _Run:
             self._stamps[key] = np.zeros(shape, dtype=np.int64)
         return self._stamps[key]
 
+    def _convention(self, tensor: str, loops, counts, index, changing, spatial_pos) -> str:
+        """Which of MAESTRO's counting conventions (``execute(..., conventions=...)``) applies to
+        ``tensor`` at this step: "stationary", "reinit", "sum" (no multicast of halos), or ""."""
+        conv = self.conventions
+        if not conv:
+            return ""
+        coupled = set(self.space.tensors[tensor])
+        mode = ""
+        self._edge_ext = None
+        if changing is not None:
+            m, wins = loops[changing]
+            dim = m.dim
+            if dim not in coupled:
+                if "stationary" in conv:
+                    return "stationary"
+            elif "edge-offset" in conv and not m.spatial and wins[index[changing]][1] - \
+                    wins[index[changing]][0] < m.size:
+                self._edge_ext = (self.space.tensors[tensor].index(dim), m.size)
+                mode = "edge"
+            elif "reinit" in conv and any(
+                    loops[q][0].dim in coupled and counts[q] > 1 and index[q] == 0
+                    for q in range(changing + 1, len(loops))):
+                mode = "reinit"
+        if "no-halo" in conv and (changing is None or changing > spatial_pos):
+            mode += "sum"
+        return mode
+
     def _deliver(self, li: int, tensor: str, xlo: np.ndarray, xhi: np.ndarray, ids: np.ndarray,
-                 held: _Held) -> tuple[int, int]:
+                 held: _Held, mode: str = "") -> tuple[int, int]:
         """Elements sub-clusters ``ids`` must receive (not held at their previous step): distinct, total.
 
-        Updates ``held``; a sub-cluster idle this step keeps what it held.
+        Updates ``held``; a sub-cluster idle this step keeps what it held. ``mode`` applies one of
+        MAESTRO's counting conventions instead (see ``_convention``).
         """
         vol = _volumes(xlo, xhi)
         plo, phi, pv = held.lo[ids], held.hi[ids], held.valid[ids]
+        if "reinit" in mode:
+            pv = np.zeros_like(pv)
         inter = _volumes(np.maximum(xlo, plo), np.minimum(xhi, phi)) * pv
-        new = vol - inter
         held.lo[ids], held.hi[ids], held.valid[ids] = xlo, xhi, vol > 0
+        if "edge" in mode and self._edge_ext is not None:
+            k, size = self._edge_ext        # the edge window counted at the map's full size
+            ext = xhi.copy()
+            ext[:, k] = xlo[:, k] + size
+            vol = _volumes(xlo, ext)
+        new = vol - inter
+        if mode == "stationary":
+            return 0, 0
         total = int(new.sum())
         need = new > 0
         if not need.any():
@@ -565,7 +611,7 @@ class _Run:
             clo = np.maximum(rlo[0], plo[need].max(axis=0))
             chi = np.minimum(rhi[0], phi[need].min(axis=0))
             return int(vol[need][0]) - int(_volumes(clo[None], chi[None])[0]), total
-        if _disjoint(rlo, rhi):
+        if _disjoint(rlo, rhi) or "sum" in mode:
             return total, total
         stamp = self._stamp(li, tensor)
         self._stamp_id += 1
@@ -585,6 +631,15 @@ class _Run:
             union += int(fresh.sum())
             view[fresh] = sid
         return union, total
+
+    def _occupancy(self, li: int, tensor: str, xlo: np.ndarray, xhi: np.ndarray) -> int:
+        """What L2 holds of ``tensor`` for this step: the union of the tiles (with the "no-halo"
+        convention, each sub-cluster's tile counted apart unless all are the same)."""
+        if "no-halo" in self.conventions:
+            vol = _volumes(xlo, xhi)
+            same = len(xlo) and (xlo == xlo[0]).all() and (xhi == xhi[0]).all()
+            return int(vol[0]) if same else int(vol.sum())
+        return self._union(li, tensor, xlo, xhi)
 
     def _union(self, li: int, tensor: str, xlo: np.ndarray, xhi: np.ndarray) -> int:
         """Distinct elements over the sub-clusters' tiles."""
@@ -655,11 +710,32 @@ def _int(value, what: str) -> int:
     return value
 
 
-def execute(layer: Layer, dataflow: Dataflow, accelerator: Accelerator) -> ExecutionReport:
+CONVENTIONS = frozenset({"stationary", "reinit", "no-halo", "edge-offset"})
+
+
+def execute(layer: Layer, dataflow: Dataflow, accelerator: Accelerator, *,
+            conventions: frozenset[str] | set[str] = frozenset()) -> ExecutionReport:
     """Play ``dataflow`` out on ``layer`` and ``accelerator`` literally; see the module docstring.
+
+    ``conventions`` (diagnostics only: they make the execution less literal) switches on MAESTRO's
+    counting conventions for input and weight deliveries, to tell which one explains a difference:
+
+    * ``"stationary"``: at a step whose advancing loop is on a dimension the tensor does not depend
+      on, nothing is delivered, even when loops inside it that it does depend on start over;
+    * ``"reinit"``: when such an inner loop starts over at a step whose advancing loop the tensor
+      depends on, the whole tile is delivered, even the part still held;
+    * ``"no-halo"``: at the first step and at steps whose advancing loop is inside the spatial fold
+      loop, elements several sub-clusters need are counted once per sub-cluster (no multicast of the
+      overlap between neighbours' tiles), and so are the L2 tiles;
+    * ``"edge-offset"``: at a step where a temporal map the tensor depends on advances to its edge
+      tile, the delivery is counted as if that tile had the map's full size.
 
     Raises :class:`SpecError` for a layer beyond :data:`MAX_MACS` MACs or a mapping beyond
     :data:`MAX_STEPS` level steps, :class:`MappingError` for a dataflow the directives cannot define
     (no SpatialMap on a level, cluster sizes past the PE count, a map on a dimension the layer lacks).
     """
-    return _Run(layer, dataflow, accelerator).run()
+    unknown = set(conventions) - CONVENTIONS
+    if unknown:
+        raise SpecError(f"unknown conventions {sorted(unknown)} (known: {sorted(CONVENTIONS)})",
+                        key="conventions")
+    return _Run(layer, dataflow, accelerator, frozenset(conventions)).run()

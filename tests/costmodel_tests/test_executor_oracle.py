@@ -165,6 +165,55 @@ def _rule_lines(compared: list[dict]) -> list[str]:
     return out
 
 
+# ------------------------------------------------------------------------------------ explaining
+EXPLAINED = ("input_l2_reads", "weight_l2_reads", "l2_size_req", "runtime_cycles")
+CONVENTION_SETS = {"stationary": {"stationary"}, "reinit": {"reinit"}, "no-halo": {"no-halo"},
+                   "edge-offset": {"edge-offset"},
+                   "all four": {"stationary", "reinit", "no-halo", "edge-offset"}}
+
+
+def explain(recs: list[dict]):
+    """For each compared case whose traffic figures differ, the executor's figures under MAESTRO's
+    counting conventions (``execute(..., conventions=...)``): which of them make it give the model's."""
+    import pandas as pd
+
+    from costmodel.executor import execute
+    from costmodel.executor_validate import executor_figures
+
+    public = fidelity.public_rows()
+    public_by = {f"{r.layer_file} {r.hw_id}": (r, r.layer_text) for r in public.itertuples(index=False)}
+    generated = pd.read_csv(fidelity.GENERATED)
+    generated_by = {r.case_id: (r, r.mfile_text) for r in generated.itertuples(index=False)}
+    for rec in recs:
+        figs = rec.get("figures")
+        if not figs or all(figs[f][0] == figs[f][1] for f in EXPLAINED):
+            continue
+        row, text = (public_by if rec["set"] == "public" else generated_by)[rec["case"]]
+        acc = fidelity.accelerator_of(row) if rec["set"] == "public" else _generated_accelerator(row)
+        mapped = parse_network(text).layers[0]
+        differ = [f for f in EXPLAINED if figs[f][0] != figs[f][1]]
+        out = {"set": rec["set"], "case": rec["case"], "differ": differ}
+        for name, conv in CONVENTION_SETS.items():
+            fig = executor_figures(execute(mapped.layer, mapped.dataflow, acc, conventions=conv))
+            out[name] = [f for f in out["differ"] if fig[f] == figs[f][0]]
+        yield out
+
+
+def explain_lines(explained: list[dict]) -> list[str]:
+    lines = []
+    for which in ("public", "generated"):
+        es = [e for e in explained if e["set"] == which]
+        if not es:
+            continue
+        lines.append(f"{which}: {len(es)} cases differ on {', '.join(EXPLAINED)}; with MAESTRO's conventions "
+                     "the executor gives the model's value on:")
+        for f in EXPLAINED:
+            n = sum(f in e["differ"] for e in es)
+            per = ", ".join(f"{name} {sum(f in e[name] for e in es)}" for name in CONVENTION_SETS)
+            lines.append(f"  {f}: {n} differ; {per}")
+    return lines
+
+
 # ------------------------------------------------------------------------------------------ test
 def test_public_oracle_small_rows(fuzz_report):
     recs = list(records("public", TEST_MAX_MACS))
@@ -189,7 +238,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stop", type=int)
     p.add_argument("--out", help="append JSON lines here")
     p.add_argument("--summarise", nargs="+", metavar="JSONL")
+    p.add_argument("--explain", nargs="+", metavar="JSONL",
+                   help="re-run the differing cases of these records under MAESTRO's conventions")
+    p.add_argument("--explained", nargs="+", metavar="JSONL", help="summarise --explain's output")
     args = p.parse_args(argv)
+    if args.explain or args.explained:
+        recs = []
+        for path in args.explain or args.explained:
+            with open(path) as f:
+                recs += [json.loads(line) for line in f]
+        if args.explained:
+            print("\n".join(explain_lines(recs)))
+            return 0
+        with open(args.out or "/dev/stdout", "a") as out:
+            for e in explain(recs):
+                out.write(json.dumps(e) + "\n")
+                out.flush()
+        return 0
     if args.summarise:
         recs = []
         for path in args.summarise:
