@@ -1,6 +1,6 @@
 """Mapping-search quality and cost on the space users get: the free 2- and 3-level spaces.
 
-    python -m benchmarks.search [--quick | --smoke]
+    python -m benchmarks.search [--quick | --smoke] [--parts free2,free3,coarse,pareto,resnet50,anchor]
 
 On the README's accelerator (256 PEs, L1 512, L2 131,072, NoC 64 elements/cycle, hop latency 1), for
 21 layers of different kinds (ResNet-50 1x1, 3x3, strided 7x7 and FC layers, MobileNetV2 depthwise
@@ -240,6 +240,9 @@ def anchor(tmp: Path) -> dict:
             "anchor_seconds_busy": seconds[1]}
 
 
+PARTS = ("free2", "free3", "coarse", "pareto", "resnet50", "anchor")
+
+
 def main() -> None:
     import tempfile
 
@@ -249,7 +252,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="7 layers, 200 TPE trials, no 3-level table")
     parser.add_argument("--smoke", action="store_true",
                         help="2 small layers, small budgets (checks the script runs)")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"comma-separated parts to run (default all: {','.join(PARTS)})")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    if parts - set(PARTS):
+        unknown = ", ".join(sorted(parts - set(PARTS)))
+        parser.error(f"--parts: unknown {unknown}; choose from {', '.join(PARTS)}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.smoke:
         layers, trials, settings = SMOKE, 50, MapSettings(evaluations=3000, solver_time=1.0)
@@ -257,16 +266,28 @@ def main() -> None:
         layers, trials, settings = LAYERS[::3], 200, MapSettings()
     else:
         layers, trials, settings = LAYERS, 1000, MapSettings()
+    if args.smoke or args.quick:
+        parts -= {"free3"} if args.quick else {"free3", "resnet50", "anchor"}
     figures = {}
-    figures.update(summary(free_space_table(layers, 2, trials, settings), "free2"))
-    if not (args.smoke or args.quick):
-        figures.update(summary(free_space_table(layers, 3, trials, settings), "free3"))
-    figures.update(coarse_table(layers, trials))
-    figures.update(pareto_recovery(SMOKE[0] if args.smoke else FRONT, trials=100 if args.smoke else 2000))
-    if not args.smoke:
-        figures.update(resnet50_map())
+
+    def report(new: dict) -> None:        # each part's figures as soon as it ends, and all at the end
+        figures.update(new)
+        for k, v in new.items():
+            print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+        sys.stdout.flush()
+
+    for levels in (2, 3):
+        if f"free{levels}" in parts:
+            report(summary(free_space_table(layers, levels, trials, settings), f"free{levels}"))
+    if "coarse" in parts:
+        report(coarse_table(layers, trials))
+    if "pareto" in parts:
+        report(pareto_recovery(SMOKE[0] if args.smoke else FRONT, trials=100 if args.smoke else 2000))
+    if "resnet50" in parts:
+        report(resnet50_map())
+    if "anchor" in parts:
         with tempfile.TemporaryDirectory() as tmp:
-            figures.update(anchor(Path(tmp)))
+            report(anchor(Path(tmp)))
     print()
     for k, v in figures.items():
         print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
