@@ -196,7 +196,31 @@ def explain(recs: list[dict]):
         for name, conv in CONVENTION_SETS.items():
             fig = executor_figures(execute(mapped.layer, mapped.dataflow, acc, conventions=conv))
             out[name] = [f for f in out["differ"] if fig[f] == figs[f][0]]
+        out["with conventions"] = {f: int(fig[f]) for f in COMPARED}      # all four on (the last set)
         yield out
+
+
+def rule_lines_with_conventions(recs: list[dict], explained: list[dict]) -> list[str]:
+    """Per rule, over the figure values where the model differs from MAESTRO: does the executor, with
+    MAESTRO's four counting conventions on (which the model shares, so what is left is the rule's own
+    effect), give the model's value or MAESTRO's?"""
+    conv = {(e["set"], e["case"]): e["with conventions"] for e in explained}
+    tally: dict[str, Counter] = defaultdict(Counter)
+    for r in recs:
+        figs = r.get("figures")
+        if not figs:
+            continue
+        with_conv = conv.get((r["set"], r["case"]))
+        for rule in filter(None, (r.get("deviations") or "").split(",")):
+            for f, (mine, ex, theirs, _) in figs.items():
+                if theirs is None or mine == theirs:
+                    continue
+                value = ex if with_conv is None else with_conv[f]
+                tally[(r["set"], rule)][("model" if value == mine else "maestro" if value == theirs
+                                         else "neither")] += 1
+    return [f"  {which} rule {rule}: figure values differing from MAESTRO {sum(c.values())}: executor with "
+            f"MAESTRO's conventions = model {c['model']}, = MAESTRO {c['maestro']}, neither {c['neither']}"
+            for (which, rule), c in sorted(tally.items())]
 
 
 def explain_lines(explained: list[dict]) -> list[str]:
@@ -241,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--explain", nargs="+", metavar="JSONL",
                    help="re-run the differing cases of these records under MAESTRO's conventions")
     p.add_argument("--explained", nargs="+", metavar="JSONL", help="summarise --explain's output")
+    p.add_argument("--records", nargs="+", metavar="JSONL",
+                   help="with --explained: also the per-rule verdicts under MAESTRO's conventions")
     args = p.parse_args(argv)
     if args.explain or args.explained:
         recs = []
@@ -248,7 +274,14 @@ def main(argv: list[str] | None = None) -> int:
             with open(path) as f:
                 recs += [json.loads(line) for line in f]
         if args.explained:
-            print("\n".join(explain_lines(recs)))
+            lines = explain_lines(recs)
+            if args.records:
+                base = []
+                for path in args.records:
+                    with open(path) as f:
+                        base += [json.loads(line) for line in f]
+                lines += rule_lines_with_conventions(base, recs)
+            print("\n".join(lines))
             return 0
         with open(args.out or "/dev/stdout", "a") as out:
             for e in explain(recs):
