@@ -352,3 +352,13 @@ def test_refused_tile_smaller_than_the_filter_can_be_an_idle_edge():
     assert "X tile 6 is smaller than the filter width S=7" in v.model_error
     assert v.report.exact_cover and not v.confirmed_invalid and not v.agree
     assert v.report.macs_executed == mapped.layer.true_macs
+
+
+def test_l1_requirement_is_the_tile_held_not_the_map_size():
+    """``TemporalMap(64,64) C`` on C3, 4 PEs: each PE holds 3 input channels of one pixel, 3 weights
+    and 1 output, double-buffered: 14. The model (as MAESTRO) multiplies map sizes: 2x64 + 2x64 + 2."""
+    layer = Layer.conv("L", K=4, C=3, R=1, S=1, Y=4, X=4)
+    figs = _pairs(layer, "SpatialMap(1,1) K; TemporalMap(64,64) C; TemporalMap(1,1) Y; TemporalMap(1,1) X;",
+                  Accelerator(num_pes=4))
+    assert figs["l1_size_req"] == (258, 14)
+    assert all(m == e for f, (m, e) in figs.items() if f != "l1_size_req")
