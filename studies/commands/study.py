@@ -110,7 +110,9 @@ def run_show(args: argparse.Namespace) -> int:
     frame = results.trials_frame(study, spec)
     c = cd.counts(study)
     budget = ", ".join(f"{k} {v:g}" for k, v in spec.budget.items()) or "none"
-    print(f"study {args.name}: network {spec.network_name}, objective {', '.join(spec.objectives)}, "
+    what = (f"networks {spec.describe_networks()}" if spec.is_mix or spec.targets
+            else f"network {spec.network_name}")
+    print(f"study {args.name}: {what}, objective {', '.join(spec.objectives)}, "
           f"budget {budget}")
     print(f"hardware space: {spec.hardware_space().describe()}")
     print(f"inner search: {spec.inner} on {spec.inner_space} space ({spec.inner_objective} per layer); "
@@ -131,9 +133,12 @@ def run_show(args: argparse.Namespace) -> int:
         listed = results.best_rows(frame, spec.objectives, n=args.top)
         print(f"best {len(listed)} design(s):")
     for _, row in listed.iterrows():
-        print("  " + results.describe_row(row))
+        print("  " + results.describe_row(row, mix=spec.is_mix))
     chosen, why = results.chosen_row(frame, spec.objectives)
     trial = study.trials[int(chosen.trial)]
+    if spec.is_mix or spec.targets:
+        print(f"networks of trial {trial.number} ({why}):")
+        sys.stdout.write(results.format_networks(chosen, spec))
     print(f"layers of trial {trial.number} ({why}):")
     sys.stdout.write(winner.format_layers(winner.layer_rows(study, spec, trial)))
     if args.write:

@@ -95,6 +95,11 @@ def test_the_best_design_meets_every_target_and_is_written_per_network(capsys, s
     assert re.search(r"best \d+ design\(s\):\n  trial (\d+):", out).group(1) == str(best)
     best_nets = study["study"].trials[best].user_attrs["networks"]
     assert best_nets["tiny"]["latency_ms"] <= 0.03 and best_nets["lm"]["latency_ms"] <= 0.002
+    assert out.splitlines()[0].startswith("study mix: networks tiny x2 + lm; targets ")
+    assert f"networks of trial {best} (" in out and "weighted latency" in out
+    table = out.split(f"networks of trial {best} (", 1)[1].split("layers of trial", 1)[0]
+    lm_row = next(line for line in table.splitlines() if line.startswith("lm "))
+    assert f"{best_nets['lm']['latency_cycles']:,}" in lm_row and "<= 0.002 ms" in lm_row
     written = sorted(p.name for p in (study["folder"] / "best").iterdir())
     assert written == ["hardware.m", "mapping-lm.m", "mapping-tiny.m"]
     from costmodel import read_network
