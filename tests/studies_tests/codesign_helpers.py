@@ -46,3 +46,18 @@ def states(study: optuna.Study) -> dict[str, int]:
 def hardware_of(t) -> tuple:
     a = t.user_attrs
     return tuple(a.get(k) for k in ("num_pes", "simd_lanes", "l1_size", "l2_size", "noc_bw", "offchip_bw"))
+
+
+def count_layer_searches(monkeypatch) -> dict:
+    """Count the layer searches co-design trials run from now on (``["n"]``); they still run."""
+    from studies import codesign as cd
+
+    searched = {"n": 0}
+    real = cd.search_layer
+
+    def counting(*args, **kwargs):
+        searched["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cd, "search_layer", counting)
+    return searched

@@ -12,7 +12,7 @@ from studies.sampling import HardwareSampler
 from studies.storage import open_storage
 
 from .cli_helpers import run
-from .codesign_helpers import codesign_args, load, states, write_network
+from .codesign_helpers import codesign_args, count_layer_searches, load, states, write_network
 
 SPECS = {"num_pes": "4:64:*2", "simd_lanes": "1,2", "l1_size": "16:256:*2", "l2_size": "1024,4096,65536",
          "noc_bw": "4:32:*2", "offchip_bw": "8,32", "noc_hop_latency": "1"}
@@ -77,14 +77,7 @@ def test_once_every_design_within_the_budget_is_tried_the_rest_are_answered_from
                                       "l2_size": "16384", "noc_bw": "4", "offchip_bw": "8"})
     fitting = [d["num_pes"] for d in space.within(Budget(max_area_mm2=0.3)).designs()]
     assert fitting == [4, 8, 16]
-    searched = {"n": 0}
-    real = cd.search_layer
-
-    def counting(*a, **k):
-        searched["n"] += 1
-        return real(*a, **k)
-
-    monkeypatch.setattr(cd, "search_layer", counting)
+    searched = count_layer_searches(monkeypatch)
     code, _, err = run(capsys, *argv)
     assert code == 0, err
     study = load(f"sqlite:///{tmp_path / 's.db'}")

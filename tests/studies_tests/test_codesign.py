@@ -17,7 +17,7 @@ from studies.results import BASE_COLUMNS
 from studies.storage import open_storage, redact
 
 from .cli_helpers import run
-from .codesign_helpers import codesign_args, hardware_of, load, states, write_network
+from .codesign_helpers import codesign_args, count_layer_searches, hardware_of, load, states, write_network
 
 
 @pytest.fixture
@@ -131,14 +131,7 @@ def test_resume_after_an_interrupt_reruns_the_trial_and_reuses_its_cached_layers
 def test_running_again_with_more_trials_continues_where_it_stopped(capsys, network, sqlite, monkeypatch):
     assert run(capsys, *codesign_args(network, sqlite, trials=4))[0] == 0
     first = [(t.number, t.params) for t in load(sqlite).trials]
-    searched = {"n": 0}
-    real = cd.search_layer
-
-    def counting(*a, **k):
-        searched["n"] += 1
-        return real(*a, **k)
-
-    monkeypatch.setattr(cd, "search_layer", counting)
+    searched = count_layer_searches(monkeypatch)
     assert run(capsys, *codesign_args(network, sqlite, trials=7))[0] == 0
     study = load(sqlite)
     assert states(study) == {"COMPLETE": 7}

@@ -23,7 +23,15 @@ from studies import codesign as cd
 from studies import journal, storage
 
 from .cli_helpers import run
-from .codesign_helpers import HARDWARE, codesign_args, hardware_of, load, states, write_network
+from .codesign_helpers import (
+    HARDWARE,
+    codesign_args,
+    count_layer_searches,
+    hardware_of,
+    load,
+    states,
+    write_network,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 # Trials of a few seconds (an Optuna inner search per layer shape): long enough to be killed mid-way.
@@ -302,14 +310,7 @@ def test_a_design_already_complete_is_answered_from_storage(capsys, network, tmp
     assert run(capsys, *codesign_args(network, url, trials=3))[0] == 0
     study = load(url)
     study.enqueue_trial(study.trials[1].params)
-    searched = {"n": 0}
-    real = cd.search_layer
-
-    def counting(*a, **k):
-        searched["n"] += 1
-        return real(*a, **k)
-
-    monkeypatch.setattr(cd, "search_layer", counting)
+    searched = count_layer_searches(monkeypatch)
     code, out, _ = run(capsys, *codesign_args(network, url, trials=5))
     assert code == 0 and "1 repeated design(s) answered from storage" in out
     study = load(url)
@@ -333,14 +334,7 @@ def test_a_study_asking_for_more_trials_than_its_space_has_designs_ends(capsys, 
     for flag, value in (("--num-pes", "4,8"), ("--l1-size", "128"), ("--l2-size", "16384"),
                         ("--noc-bw", "16"), ("--offchip-bw", "32")):
         argv[argv.index(flag) + 1] = value
-    searched = {"n": 0}
-    real = cd.search_layer
-
-    def counting(*a, **k):
-        searched["n"] += 1
-        return real(*a, **k)
-
-    monkeypatch.setattr(cd, "search_layer", counting)
+    searched = count_layer_searches(monkeypatch)
     code, _, err = run(capsys, *argv)
     assert code == 0, err
     study = load(f"sqlite:///{tmp_path / 's.db'}")
