@@ -192,12 +192,7 @@ def _hv_ratio(exact, other) -> float:
     return mine / full if full else 0.0
 
 
-def _dse(*argv) -> tuple[float, str, str]:
-    s, _, out, err = _dse_timed(*argv)
-    return s, out, err
-
-
-def _dse_timed(*argv) -> tuple[float, float, str, str]:
+def _dse(*argv) -> tuple[float, float, str, str]:
     """Wall and CPU seconds (the process and its children) of one ``dse`` command, and its output."""
     dse = Path(sys.executable).with_name("dse")
     cmd = [str(dse)] if dse.exists() else [sys.executable, "-m", "studies.cli"]
@@ -216,8 +211,8 @@ def _network_cycles(stdout: str) -> int:
 
 
 def resnet50_map() -> dict:
-    seconds, out, _ = _dse("map", "resnet50", *README_FLAGS, "--jobs", "2")
-    _, templates, _ = _dse("map", "resnet50", *README_FLAGS, "--space", "templates")
+    seconds, _, out, _ = _dse("map", "resnet50", *README_FLAGS, "--jobs", "2")
+    _, _, templates, _ = _dse("map", "resnet50", *README_FLAGS, "--space", "templates")
     return {"resnet50_map_s": seconds, "resnet50_network_cycles": _network_cycles(out),
             "resnet50_latency_vs_templates": _network_cycles(out) / _network_cycles(templates)}
 
@@ -238,7 +233,7 @@ def anchor(tmp: Path) -> dict:
         busy = 2 if run == 1 else 0
         hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
         try:
-            s, c, out, _ = _dse_timed("map", str(path), "--num-pes", "256", "--noc-hop-latency", "1")
+            s, c, out, _ = _dse("map", str(path), "--num-pes", "256", "--noc-hop-latency", "1")
         finally:
             for h in hogs:
                 h.kill()

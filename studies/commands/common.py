@@ -215,8 +215,9 @@ def dataflow_for(layer: Layer, dataflow: Dataflow | None, gemm_dataflow: Dataflo
     return dataflow
 
 
-def gemm_hint(layer: Layer, gemm_dataflow: Dataflow | None) -> str:
-    """What to add to an error of a GEMM layer that took a convolution's dataflow."""
+def gemm_hint(layer: Layer, gemm_dataflow, *, suggest: str = "gemm_mnk") -> str:
+    """What to add to an error of a GEMM layer that took a convolution's dataflow (``gemm_dataflow``:
+    what ``--gemm-dataflow`` gave, None if nothing)."""
     if layer.layer_type is LayerType.GEMM and gemm_dataflow is None:
-        return " (a GEMM layer needs a GEMM dataflow: add --gemm-dataflow gemm_mnk)"
+        return f" (a GEMM layer needs a GEMM dataflow: add --gemm-dataflow {suggest})"
     return ""

@@ -14,7 +14,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
-from costmodel import Layer, LayerType, format_network, set_jobs
+from costmodel import Layer, format_network, set_jobs
 from costmodel.errors import InfeasibleError, SpecError
 from costmodel.workloads import LoadedNetwork, load_network
 from search import SearchResult, parse_objectives
@@ -31,6 +31,7 @@ from .common import (
     add_jobs_argument,
     count_arg,
     gemm_dataflow_of,
+    gemm_hint,
     levels_arg,
     positive_float,
     seconds,
@@ -191,10 +192,8 @@ def _map_shape(layer: Layer, acc, settings: MapSettings) -> SearchResult:
     try:
         return map_layer(layer, acc, settings)
     except (SpecError, InfeasibleError) as exc:   # e.g. a template that does not fit this layer
-        hint = ""
-        if (layer.layer_type is LayerType.GEMM and settings.gemm_space is None
-                and settings.space not in ("free", "coarse", "templates")):
-            hint = " (a GEMM layer needs a GEMM space: add --gemm-dataflow gemm_mnk_holes)"
+        template = settings.space not in ("free", "coarse", "templates")      # a convolution's, perhaps
+        hint = gemm_hint(layer, settings.gemm_space, suggest="gemm_mnk_holes") if template else ""
         return SearchResult(settings.searcher, settings.objectives, [], "error", 0, 0.0,
                             message=f"layer {names}: {exc}{hint}", stop="error")
 
