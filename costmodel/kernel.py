@@ -115,8 +115,8 @@ N_HW = 9
 # Rows of the per-design integer scratch (each row is one value per variable or per directive).
 (R_M, R_U, R_EM, R_EU, R_HAS, R_U1, R_UMAX1, R_SM, R_SU, R_SEM, R_SEU, R_SHAS, R_SZ, R_OF, R_IE, R_UNR,
  R_ST, R_ED, R_EE, R_CODES, R_OWNCODE, R_NCH, R_CH0, R_CH1, R_DIG, R_TILE, R_DITER, R_DSTAT,
- R_TM, R_DIG2, R_KIND, R_VAR, R_OWNER, R_FIRST, R_IE_PARTIAL) = range(35)
-N_ROWS = 35
+ R_TM, R_DIG2, R_KIND, R_VAR, R_OWNER, R_FIRST, R_IE_PARTIAL, R_DIG3) = range(36)
+N_ROWS = 36
 
 # Level results kept per sub-cluster tile: runtime, error record, empty record, flags.
 Q_RT, Q_ERR, Q_EMPTY, Q_FLAGS = 0, 1, 5, 9
@@ -144,7 +144,7 @@ def _less(a, b):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _take_smaller(dst, src):
     """``dst`` becomes the smaller of the two error records (kind 0 = none, never smaller)."""
     if src[0] != 0 and (dst[0] == 0 or _less(src, dst)):
@@ -152,7 +152,7 @@ def _take_smaller(dst, src):
             dst[k] = src[k]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _set(rec, kind, a, b, c):
     rec[0], rec[1], rec[2], rec[3] = kind, a, b, c
 
@@ -309,7 +309,7 @@ def _has_ee(sc, i):
     return False, False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _spatial_state(sc, P, state_at, spall):
     """(spatially mapped, at an edge, edge-edge possible, edge-edge) of a tensor in this class.
 
@@ -334,7 +334,7 @@ def _spatial_state(sc, P, state_at, spall):
 # Per-PE volumes are products over a tensor's directives (engine.pe_ingress, pe_egress). Temporal
 # factors do not depend on which sub-cluster is meant (first or not, edge-edge or not), so each
 # product is split: temporal factors once per class, spatial factors (at most two maps) per variant.
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _in_temporal(sc, P, tl, c, inited):
     prod = 1
     for k in range(P[tl]):
@@ -352,7 +352,7 @@ def _in_temporal(sc, P, tl, c, inited):
     return prod
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _in_spatial(sc, P, sl, first, ee, c, inited, nact1):
     prod = 1
     for k in range(P[sl]):
@@ -418,7 +418,7 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1):
     return edge_first + (extra if nedge > 1 else 0), term
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _out_temporal(sc, P, outf, psum_list):
     """(output factors, partial-sum factors) of the temporal directives."""
     out = 1
@@ -439,7 +439,7 @@ def _out_temporal(sc, P, outf, psum_list):
     return out, ps
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _out_spatial(sc, P, outs, first, ee, reuse, nact1):
     """Output factors of the spatial directives (``outs``: the L_OUTF spatial triples)."""
     vol = 1
@@ -468,7 +468,7 @@ def _out_spatial(sc, P, outs, first, ee, reuse, nact1):
     return vol
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _psum_spatial(sc, P, pss, first, ee, nact1):
     """Partial-sum factors of the spatial directives not coupled to the output."""
     vol = 1
@@ -490,7 +490,7 @@ def _psum_spatial(sc, P, pss, first, ee, nact1):
     return vol
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _crit(sc, P, out_state, psum_list, outf, nact1):
     """Critical-path MACs of one sub-cluster in this class (the discover pass needs only these)."""
     out_t, ps_t = _out_temporal(sc, P, outf, psum_list)
@@ -560,52 +560,45 @@ def _avg_bw_share(sc, nent, occ, traffic, comp):
     """Sum over MAESTRO's cases in this class of floor(occurrences x traffic / compute)."""
     if traffic % comp == 0:
         return occ * traffic // comp
-    # Split the class back into cases: directives at NONEDGE were at Init or Steady; directives
-    # that do not own their dimension's tables multiply the count by their own positions.
+    # Split the class back into cases: a directive at NONEDGE was at Init (1 - IE cases) or Steady
+    # (ST); one that does not own its dimension's tables at Init (1), Steady (ST) or Edge (ED). Each
+    # option's factor is 0, 1 or ST, so a case's floor depends only on which directives are at a
+    # Steady of ST > 1: enumerate those subsets, and count the cases of factor 1 as a multiplicity.
     piece = 1
-    nsplit = 0
+    mult = 1
+    nbig = 0
+    big = sc[R_DIG2]
+    ones = sc[R_DIG3]
     for i in range(nent):
         if sc[R_OWNER, i] == i:
             code = sc[R_OWNCODE, i]
-            if code == NONEDGE:
-                nsplit += 1
-            else:
+            if code != NONEDGE:
                 piece *= _variant_occ(sc, i, code)
-        else:
-            nsplit += 1
-    total = 0
-    # Mixed-radix walk over the options of every split directive (radix 2 or 3).
-    digits = sc[R_DIG2]
-    for k in range(nsplit):
-        digits[k] = 0
-    while True:
-        p = piece
-        k = 0
-        for i in range(nent):
-            if sc[R_OWNER, i] == i:
-                if sc[R_OWNCODE, i] != NONEDGE:
-                    continue
-                p *= (1 - sc[R_IE, i]) if digits[k] == 0 else sc[R_ST, i]
-            else:
-                p *= 1 if digits[k] == 0 else (sc[R_ST, i] if digits[k] == 1 else sc[R_ED, i])
-            k += 1
-        total += p * traffic // comp
-        k = 0
-        carry = True
-        for i in range(nent):
-            if not carry:
-                break
-            if sc[R_OWNER, i] == i and sc[R_OWNCODE, i] != NONEDGE:
                 continue
-            radix = 2 if sc[R_OWNER, i] == i else 3
-            digits[k] += 1
-            if digits[k] < radix:
-                carry = False
+            m1 = 1 - sc[R_IE, i]
+        else:
+            m1 = 1 + sc[R_ED, i]
+        st = sc[R_ST, i]
+        if st > 1:
+            big[nbig] = st
+            ones[nbig] = m1
+            nbig += 1
+        else:
+            mult *= m1 + st
+    if mult == 0:
+        return 0
+    total = 0
+    for mask in range(1 << nbig):
+        p = piece
+        cnt = mult
+        for k in range(nbig):
+            if (mask >> k) & 1:
+                p *= big[k]
             else:
-                digits[k] = 0
-            k += 1
-        if carry:
-            return total
+                cnt *= ones[k]
+        if cnt != 0:
+            total += cnt * (p * traffic // comp)
+    return total
 
 
 @njit(cache=True, inline="always")
@@ -621,7 +614,7 @@ def _variant_occ(sc, o, code):
     return 1 - sc[R_IE, o] + sc[R_ST, o]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _find_tile(inst_dims, count, tile, width):
     for j in range(count):
         same = True
@@ -634,7 +627,7 @@ def _find_tile(inst_dims, count, tile, width):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _subtile(sc, P, below, ee, nact1):
     """The sub-cluster tile of this class (engine.subtile_dims) in ``sc[R_TILE]``: one size per
     dimension of the level below, in L_BELOW order."""
@@ -1005,7 +998,7 @@ def _empty_record(sc, rec, li, conv, vx, vxp, vs, vy, vyp, vr):
     _set(rec, dx.NOTHING_COMPUTES, li, 0, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _next(sc, n_owners):
     """Advance the mixed-radix counter over the owners' variants (last owner fastest)."""
     for k in range(n_owners - 1, -1, -1):
@@ -1016,7 +1009,7 @@ def _next(sc, n_owners):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _register(inst_dims, inst_n, level, tile, width):
     """Add a sub-cluster tile to a level's table unless it is there; False if the table is full."""
     if _find_tile(inst_dims[level], inst_n[level], tile, width) >= 0:

@@ -334,7 +334,12 @@ class _Compiler:
         l1 = section([x for dims in (t.input, t.weight, t.output)
                       for x in (sum(v in inner for v in dims), *(inner[v] for v in dims if v in inner))])
         clusters = section([len(cluster_regs), *cluster_regs])
-        ops = section([x for op in self.regs.ops for x in op])
+        # Constants and holes write fresh registers (a constant corrected to 1 is rewritten right
+        # after it is made), so they can run first; runs of one kind keep the kernel's dispatch
+        # predictable. The other operations keep their order.
+        first = {OP_CONST: 0, OP_HOLE: 1}
+        ordered = sorted(self.regs.ops, key=lambda op: first.get(op[0], 2))
+        ops = section([x for op in ordered for x in op])
         sizes = layer.tensor_sizes()
         dev = 0
         if self.conv and any(layer.stride(d) != 1 for d in ("Y", "X", "Y'", "X'")):
