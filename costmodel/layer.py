@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 
@@ -59,8 +59,12 @@ class Layer:
     dims: tuple[tuple[str, int], ...]
     strides: tuple[tuple[str, int], ...] = ()
     count: int = 1
+    # Layers key the program and analysis caches: hash once, not per lookup.
+    _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.name, self.layer_type, self.dims, self.strides,
+                                                self.count)))
         names = [n for n, _ in self.dims]
         if len(set(names)) != len(names):
             raise MappingError("a dimension is given twice", layer=self.name)
@@ -80,6 +84,9 @@ class Layer:
         problem = limits.layer_problem(dict(self.dims), dict(self.strides), self.count)
         if problem:
             raise MappingError(problem, layer=self.name)
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @classmethod
     def conv(cls, name: str, *, K: int, C: int, R: int, S: int, Y: int, X: int, stride: int = 1,

@@ -100,6 +100,7 @@ class Program:
     code: np.ndarray                    # int64, the layout above
     holes: tuple[str, ...]              # hole names in register order
     hole_directives: dict[str, str]     # hole -> the first directive that uses it (for errors)
+    width: int = 2                      # scratch row width the kernel needs (variables, entries)
 
 
 def compile_structure(layer: Layer, dataflow: Dataflow, *, maestro_exact: bool,
@@ -362,7 +363,8 @@ class _Compiler:
             out[k] = v
         code = np.array(out, dtype=np.int64)
         code.setflags(write=False)
-        return Program(code, tuple(self.holes), dict(self.hole_directives))
+        width = max(int(code[H_VARS]), int(code[H_MAX_ENTRIES]), 2)
+        return Program(code, tuple(self.holes), dict(self.hole_directives), width)
 
 
 def _split(entries: list[int], spatial: list[int]) -> list[int]:
@@ -378,11 +380,9 @@ class ProgramSet:
 
     def __init__(self, programs: list[Program]) -> None:
         self.programs = programs
-        lengths = [len(p.code) for p in programs]
+        codes = [p.code for p in programs]
+        lengths = np.fromiter((len(c) for c in codes), dtype=np.int64, count=len(codes))
         self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        self.code = np.concatenate([p.code for p in programs]) if programs else np.zeros(0, np.int64)
-        self.max_holes = max((len(p.holes) for p in programs), default=0)
-        self.max_regs = max(int(p.code[H_REGS]) for p in programs)
-        self.max_vars = max(int(p.code[H_VARS]) for p in programs)
-        self.max_entries = max(int(p.code[H_MAX_ENTRIES]) for p in programs)
-        self.width = max(self.max_vars, self.max_entries, 2)     # of the kernel's scratch rows
+        self.code = np.concatenate(codes) if programs else np.zeros(0, np.int64)
+        self.max_regs = int(self.code[self.starts + H_REGS].max())
+        self.width = max(p.width for p in programs)              # of the kernel's scratch rows
