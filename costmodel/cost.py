@@ -402,8 +402,7 @@ def _assemble(layer, stack, res, log, batch, tech, hw, lanes, noc_bw, t, maestro
     ok = err == 0
 
     below_peak = ok & (runtime < peak)
-    # In the order of diagnostics.DEVIATIONS (the compiled engine reports bits in that order).
-    deviations = sorted(res.flags.items(), key=lambda item: dx.DEVIATIONS.index(item[0]))
+    deviations = list(res.flags.items())
     if layer.layer_type.is_conv_family and any(layer.stride(d) != 1 for d in ("Y", "X", "Y'", "X'")):
         deviations.append((DEV_STRIDE_OUTPUT, True))
     if stack.skipped_inheritance:
@@ -413,6 +412,8 @@ def _assemble(layer, stack, res, log, batch, tech, hw, lanes, noc_bw, t, maestro
     if not maestro_exact:
         deviations.append((DEV_PEAK, below_peak))
         runtime = np.maximum(runtime, np.where(ok, peak, 0))
+    # In the order of diagnostics.DEVIATIONS (the compiled engine reports bits in that order).
+    deviations.sort(key=lambda item: dx.DEVIATIONS.index(item[0]))
 
     def within(req, cap):
         return np.ones(batch, bool) if cap is None else req <= cap

@@ -67,6 +67,7 @@ DEVIATIONS = (
     "ngconv-output-reads",       # Q7: NGCONV output L2 reads without C
     "ngconv-output",             # Q7: NGCONV analysed with its true output (option)
     "pe-peak-bound",             # runtime raised to the PE-peak bound
+    "uncoupled-reread",          # a tile re-read after an uncoupled advance restarts a coupled map
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 

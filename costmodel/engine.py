@@ -424,8 +424,12 @@ class _LevelAnalysis:
     def pe_ingress(self, dims, first: bool, ee: bool, codes, c: int, inited):
         if c == -1:
             return self._mapped_volume(dims, first, ee, codes)
-        if self.entries[c].var not in dims:
+        uncoupled = self.entries[c].var not in dims
+        if uncoupled and (self.exact or inited is False):
             return 0
+        # An advance of a map the tensor does not depend on leaves it where it is (MAESTRO: 0), unless
+        # a coupled map inside restarts: then the sub-clusters hold its last window and need its first
+        # again, the whole tile as when a coupled map advances (deviation ``uncoupled-reread``).
         t, prod = self.tables, 1
         for i, e in enumerate(self.entries):
             if e.var not in dims:
@@ -453,7 +457,7 @@ class _LevelAnalysis:
                     else:
                         f = mapped
             prod = prod * f
-        return prod
+        return np.where(inited, prod, 0) if uncoupled else prod
 
     # ---------------------------------------------------------------- per-PE output volumes
     def pe_egress(self, psum: bool, first: bool, ee: bool, codes, consider_reuse: bool = True):
@@ -565,12 +569,13 @@ class _LevelAnalysis:
         return egress, macs, crit, negative[0]
 
     def ingress(self, dims, codes, c: int):
-        """Input volume of a class and whether MAESTRO would abort on it (a changing temporal map
-        with no new elements)."""
+        """Input volume of a class, whether MAESTRO would abort on it (a changing temporal map
+        with no new elements), and whether the volume is a re-read MAESTRO counts as 0."""
         inited = self._inited(dims, codes, c) if c >= 0 else False
         self.terminate = False
         vol = self._spread(dims, lambda f, e: self.pe_ingress(dims, f, e, codes, c, inited), codes)
-        return vol, self.terminate
+        reread = c >= 0 and not self.exact and self.entries[c].var not in dims
+        return vol, self.terminate, np.asarray(reread & (vol != 0))
 
     # ------------------------------------------------------------------ sub-cluster tiles
     def subtile_key(self, codes, ee: bool) -> tuple:
@@ -698,13 +703,14 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
         mac_s.append(mac)
         crit_s.append(crit)
         neg_s.append(negative)
-    in_s, w_s, term_s = [], [], []
+    in_s, w_s, term_s, reread_s = [], [], [], []
     for k in in_rows:
-        vi, ti = a.ingress(t.input, cls.rows[k], cls.c[k])
-        vw, tw = a.ingress(t.weight, cls.rows[k], cls.c[k])
+        vi, ti, ri = a.ingress(t.input, cls.rows[k], cls.c[k])
+        vw, tw, rw = a.ingress(t.weight, cls.rows[k], cls.c[k])
         in_s.append(vi)
         w_s.append(vw)
         term_s.append(ti | tw)
+        reread_s.append(ri | rw)
     eg_sig, crit_sig = _stack(eg_s, B), _stack(crit_s, B)
     in_sig, w_sig = _stack(in_s, B), _stack(w_s, B)
     valid = (crit_sig > 0)[out_idx]                                     # (K, B)
@@ -713,6 +719,7 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     used_out = _group_any(used, st.out_groups)
 
     flags = dict(a.flags)
+    flags["uncoupled-reread"] = (used & _stack(reread_s, B, bool)[in_idx]).any(axis=0)
     if innermost:
         compute_sig = -(-crit_sig // hw.lanes)
         sp_edge = np.array([_is_edge(cls.rows[k][a.sp_first]) for k in out_rows])[:, None]

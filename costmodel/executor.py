@@ -563,16 +563,19 @@ class _Run:
         if changing is not None:
             m, wins = loops[changing]
             dim = m.dim
+            restarts = "reinit" in conv and any(
+                loops[q][0].dim in coupled and counts[q] > 1 and index[q] == 0
+                for q in range(changing + 1, len(loops)))
             if dim not in coupled:
                 if "stationary" in conv:
                     return "stationary"
+                if restarts:
+                    mode = "reinit"
             elif "edge-offset" in conv and not m.spatial and wins[index[changing]][1] - \
                     wins[index[changing]][0] < m.size:
                 self._edge_ext = (self.space.tensors[tensor].index(dim), m.size)
                 mode = "edge"
-            elif "reinit" in conv and any(
-                    loops[q][0].dim in coupled and counts[q] > 1 and index[q] == 0
-                    for q in range(changing + 1, len(loops))):
+            elif restarts:
                 mode = "reinit"
         if "no-halo" in conv and (changing is None or changing > spatial_pos):
             mode += "sum"
@@ -722,8 +725,9 @@ def execute(layer: Layer, dataflow: Dataflow, accelerator: Accelerator, *,
 
     * ``"stationary"``: at a step whose advancing loop is on a dimension the tensor does not depend
       on, nothing is delivered, even when loops inside it that it does depend on start over;
-    * ``"reinit"``: when such an inner loop starts over at a step whose advancing loop the tensor
-      depends on, the whole tile is delivered, even the part still held;
+    * ``"reinit"``: when such an inner loop starts over (without ``"stationary"``, also at a step
+      whose advancing loop the tensor does not depend on), the whole tile is delivered, even the
+      part still held;
     * ``"no-halo"``: at the first step and at steps whose advancing loop is inside the spatial fold
       loop, elements several sub-clusters need are counted once per sub-cluster (no multicast of the
       overlap between neighbours' tiles), and so are the L2 tiles;

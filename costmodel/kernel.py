@@ -127,6 +127,7 @@ DEV_SUBTILE = dx.DEV_BIT["subtile-edges"]
 DEV_INIT_EMPTY = dx.DEV_BIT["init-case-empty"]
 DEV_WHOLE_LAST = dx.DEV_BIT["whole-last-tile"]
 DEV_PEAK = dx.DEV_BIT["pe-peak-bound"]
+DEV_REREAD = dx.DEV_BIT["uncoupled-reread"]
 
 
 # ------------------------------------------------------------------------------ small helpers
@@ -384,10 +385,11 @@ def _in_spatial(sc, P, sl, first, ee, c, inited, nact1):
 
 
 @njit(cache=True)
-def _ingress(sc, P, block, bit, c, n, nedge, nact1):
+def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact):
     """(volume, MAESTRO would stop here) of an input/weight tensor in this class (engine.ingress)."""
-    if c >= 0 and (sc[R_TM, c] & bit) == 0:
-        return 0, False                    # the changing map leaves this tensor where it is
+    uncoupled = c >= 0 and (sc[R_TM, c] & bit) == 0
+    if uncoupled and exact:
+        return 0, False                    # MAESTRO: the changing map leaves this tensor where it is
     tl = block
     sl = tl + 1 + P[tl]
     inited = False
@@ -397,6 +399,9 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1):
                 j = P[lst + 1 + k]
                 if j > c and sc[R_CODES, j] == INIT and sc[R_UNR, sc[R_OWNER, j]] == 0:
                     inited = True
+    if uncoupled and not inited:
+        return 0, False
+    # Uncoupled but a coupled map inside restarts: the whole tile again (deviation uncoupled-reread).
     term = c >= 0 and sc[R_KIND, c] == TEMPORAL and not inited and sc[R_U, sc[R_VAR, c]] == 0
     temporal = _in_temporal(sc, P, tl, c, inited)
     is_sp, at_edge, possible, hee = _spatial_state(sc, P, sl + 1 + P[sl], -1)
@@ -880,9 +885,12 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                         idle = True
                         _take_smaller(acc[A_REASON], acc[A_EMPTY])
 
-            vi, ti = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1)
-            vw, tw = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1)
+            vi, ti = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1, exact)
+            vw, tw = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1, exact)
             term_any = term_any or ti or tw
+            if used and not exact and c >= 0 and ((vi != 0 and (sc[R_TM, c] & T_INPUT) == 0)
+                                                  or (vw != 0 and (sc[R_TM, c] & T_WEIGHT) == 0)):
+                flags |= DEV_REREAD
             if all_init and not valid:
                 init_empty = True
             if (used or is_top) and egress < 0:

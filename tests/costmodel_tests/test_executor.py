@@ -23,6 +23,7 @@ from costmodel import (
     LayerType,
     MappingError,
     SpecError,
+    evaluate_batch,
     parse_dataflow,
 )
 from costmodel import executor as ex
@@ -65,13 +66,45 @@ def test_worked_example_of_the_semantics_doc():
 
 def test_reset_after_an_uncoupled_advance_is_delivered_again():
     """GEMM M2 N2 K2, ``M; N; SpatialMap K`` on 2 PEs. Weights (K, N): N walks N0, N1 under M0, then
-    resets to N0 under M1 while the PEs hold N1's weights: 4 tiles of 2 = 8 reads. The model (as
-    MAESTRO) counts no weight traffic at the step where M, a loop weights do not depend on, advances: 6.
-    """
+    resets to N0 under M1 while the PEs hold N1's weights: 4 tiles of 2 = 8 reads. MAESTRO counts no
+    weight traffic at the step where M, a loop weights do not depend on, advances: 6; the model re-reads
+    the tile there (deviation ``uncoupled-reread``) and agrees with the executor; ``maestro_exact``
+    keeps MAESTRO's 6, which is the executor's under MAESTRO's ``stationary`` convention."""
     layer = Layer.gemm("G", M=2, N=2, K=2)
-    figs = _pairs(layer, "TemporalMap(1,1) M; TemporalMap(1,1) N; SpatialMap(1,1) K;", Accelerator(num_pes=2))
-    assert figs["weight_l2_reads"] == (6, 8)
-    assert all(m == e for f, (m, e) in figs.items() if f != "weight_l2_reads")
+    text = "TemporalMap(1,1) M; TemporalMap(1,1) N; SpatialMap(1,1) K;"
+    acc = Accelerator(num_pes=2)
+    figs = _pairs(layer, text, acc)
+    assert figs["weight_l2_reads"] == (8, 8)
+    assert all(m == e for m, e in figs.values())
+    assert validate(layer, _flow(text), acc).deviations == "uncoupled-reread"
+    exact = evaluate_batch(layer, _flow(text), accelerator=acc, maestro_exact=True).row(0)
+    assert exact.weight_l2_reads == 6 and exact.deviations == ""
+    assert execute(layer, _flow(text), acc, conventions={"stationary"}).weight_l2_reads == 6
+
+
+def test_uncoupled_reread_is_the_whole_tile_with_shared_halos_once():
+    """CONV K2 C1 R3 S3 Y6 X5, ``K; SpatialMap(1,1) Y'; X'(1,1)`` on 4 PEs: inputs do not depend on K,
+    but X' restarts under K1, so the PEs, holding columns 2-4, need columns 0-2 again. A literal run
+    re-reads the 2 columns they lack (54 reads in all); with MAESTRO's conventions the model keeps
+    (``reinit``: the whole 6x3 tile again, its halo rows read once since the spatial map sits inside
+    the advancing loop; ``no-halo``: 4x9 + 2x4x3 at K0's steps) the executor gives the model's 84 + 18 =
+    102; MAESTRO (``maestro_exact``) counts 84. With the spatial map outside K the re-read tiles are
+    counted per PE (``no-halo``): 4x9 more, 120."""
+    layer = Layer.conv("L", K=2, C=1, R=3, S=3, Y=6, X=5)
+    acc = Accelerator(num_pes=4)
+    three = {"reinit", "no-halo", "edge-offset"}
+    for text, model, maestro in (
+            ("TemporalMap(1,1) K; SpatialMap(1,1) Y'; TemporalMap(1,1) X'; TemporalMap(3,3) R; "
+             "TemporalMap(3,3) S;", 102, 84),
+            ("SpatialMap(1,1) Y'; TemporalMap(1,1) K; TemporalMap(1,1) X'; TemporalMap(3,3) R; "
+             "TemporalMap(3,3) S;", 120, 84)):
+        df = _flow(text)
+        cost = evaluate_batch(layer, df, accelerator=acc).row(0)
+        assert (cost.input_l2_reads, cost.deviations) == (model, "uncoupled-reread")
+        assert evaluate_batch(layer, df, accelerator=acc, maestro_exact=True).row(0).input_l2_reads == maestro
+        assert execute(layer, df, acc, conventions=three).input_l2_reads == model
+        assert execute(layer, df, acc, conventions=three | {"stationary"}).input_l2_reads == maestro
+        assert execute(layer, df, acc).input_l2_reads == 54
 
 
 SLIDING_Y = "TemporalMap(1,1) C; SpatialMap(1,1) Y'; TemporalMap(1,1) X'; TemporalMap(3,3) R; " \

@@ -37,9 +37,12 @@ def test_public_oracle_default_model(oracle):
     tally = fidelity.compare(*oracle, fidelity.ORACLE_NAMES)
     print("\n" + tally.report("public oracle, default model"))
     assert tally.rows_ok == 1349
-    # Measured floor: every other row differs only in figures a deviation rule names; most of them
-    # (input/weight reads, energy) through whole-last-tile, MAESTRO's off-by-one in under-filled folds.
-    assert tally.equal_exact >= 876
+    # Measured floor: every other row differs only in figures a deviation rule names. Input/weight
+    # reads (and energy, runtime) differ on most rows through uncoupled-reread (1,041 rows name it and
+    # differ): MAESTRO delivers nothing when a loop a tensor does not depend on advances and a loop
+    # inside that it does depend on restarts, e.g. each new K fold of KCP_WS restarting C, Y, X (876
+    # rows were equal before that rule); whole-last-tile is MAESTRO's off-by-one in under-filled folds.
+    assert tally.equal_exact >= 165
     assert tally.unexplained == []
     assert tally.energy_equal == tally.energy_checked
     assert tally.ok_rows_with_error == []

@@ -12,10 +12,11 @@ Dataflow { SpatialMap(1,1) K; TemporalMap(1,1) C; TemporalMap(3,3) R; TemporalMa
            TemporalMap(3,1) Y; TemporalMap(3,1) X; } }
 }
 """
+# MAESTRO's edge-offset convention, which the model keeps: the edge tile of X read as a whole offset.
 DIFFER = """\
 Network t {
-Layer refetch { Type: GEMM Dimensions { M: 2, N: 2, K: 2 }
-Dataflow { TemporalMap(1,1) M; TemporalMap(1,1) N; SpatialMap(1,1) K; } }
+Layer refetch { Type: DSCONV Dimensions { K: 1, C: 1, R: 1, S: 1, Y: 1, X: 3 }
+Dataflow { SpatialMap(1,1) C; TemporalMap(1,1) Y; TemporalMap(2,2) X; } }
 }
 """
 REFUSED = """\
@@ -40,9 +41,9 @@ def test_agreeing_layer_exits_0_and_prints_both_values(tmp_path, capsys):
 def test_differing_figure_exits_1_and_is_named(tmp_path, capsys):
     code, out, err = run(capsys, "validate", write_file(tmp_path, "d.m", DIFFER), "--num-pes", "2")
     assert code == 1 and err == ""
-    line = next(x for x in out.splitlines() if x.strip().startswith("weight_l2_reads"))
-    assert line.split()[1:] == ["6", "8", "NO"]
-    assert "verdict: differ on weight_l2_reads" in out
+    line = next(x for x in out.splitlines() if x.strip().startswith("input_l2_reads"))
+    assert line.split()[1:] == ["4", "3", "NO"]
+    assert "verdict: differ on input_l2_reads" in out
 
 
 def test_refusal_confirmed_by_the_executor_agrees(tmp_path, capsys):
