@@ -30,6 +30,8 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 from costmodel import SpecError
 
+from .processes import uninterrupted
+
 SPARE_BYTES = 64 << 10          # refuse an append that would leave less than this free
 _RECORD_START = b'{"op_code":'
 
@@ -37,15 +39,19 @@ _RECORD_START = b'{"op_code":'
 @contextlib.contextmanager
 def _locked(path: str):
     lock = JournalFileSymlinkLock(path)      # the lock Optuna's own journal writers take
-    try:
-        lock.acquire()
-    except OSError as exc:                   # e.g. no room for the lock's symbolic link
-        raise _error(Path(path), f"cannot take its lock ({path}.lock): {exc.strerror or exc}; nothing "
-                                 "was written and every completed trial is kept") from None
-    try:
-        yield
-    finally:
-        lock.release()
+    # A worker's stop (SIGTERM raises KeyboardInterrupt) inside Optuna's acquire or release leaves
+    # the lock half taken or half released and turns the stop into an error, so the worker would not
+    # re-queue its trial: the stop waits until the lock is released.
+    with uninterrupted():
+        try:
+            lock.acquire()
+        except OSError as exc:               # e.g. no room for the lock's symbolic link
+            raise _error(Path(path), f"cannot take its lock ({path}.lock): {exc.strerror or exc}; "
+                                     "nothing was written and every completed trial is kept") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
 
 def _is_record(line: bytes) -> bool:
