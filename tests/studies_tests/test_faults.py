@@ -175,6 +175,36 @@ def test_a_failed_append_is_rolled_back_and_a_short_disk_refused(tmp_path, monke
     assert path.read_bytes() == good
 
 
+@pytest.mark.parametrize("step", ["acquire", "release"])
+def test_a_stop_inside_the_journal_lock_waits_until_the_lock_is_released(tmp_path, monkeypatch, step):
+    """SIGTERM (a worker's stop) delivered inside Optuna's lock acquire or release: the append is
+    written whole, the lock is released, and the stop is raised after that, so the worker's usual
+    KeyboardInterrupt path re-queues its trial (before the fix, Optuna's clean-up raised an internal
+    error there and left the trial unqueued)."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    from studies import processes
+
+    path = tmp_path / "j.log"
+    backend = journal.SafeJournalBackend(str(path))
+    original = getattr(JournalFileSymlinkLock, step)
+
+    def stopped_inside(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)       # the handler runs here, inside the lock's code
+        return original(self, *args, **kwargs)
+
+    previous = signal.signal(signal.SIGTERM, processes._interrupt)
+    try:
+        monkeypatch.setattr(JournalFileSymlinkLock, step, stopped_inside)
+        with pytest.raises(KeyboardInterrupt):
+            backend.append_logs([{"op_code": 0, "worker_id": "w", "study_name": "s", "directions": [1]}])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    monkeypatch.undo()
+    assert not os.path.lexists(f"{path}.lock"), "the lock was left taken"
+    assert [json.loads(line)["op_code"] for line in path.read_bytes().splitlines()] == [0]
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 1 MiB tmpfs (root only; in CI a failure to mount fails the test instead of skipping it)."""
