@@ -425,8 +425,8 @@ class _LevelAnalysis:
         if c == -1:
             return self._mapped_volume(dims, first, ee, codes)
         uncoupled = self.entries[c].var not in dims
-        if uncoupled and (self.exact or inited is False):
-            return 0
+        if uncoupled and (self.exact or not np.any(inited)):
+            return 0                       # no coupled map inside restarts in any design
         # An advance of a map the tensor does not depend on leaves it where it is (MAESTRO: 0), unless
         # a coupled map inside restarts: then the sub-clusters hold its last window and need its first
         # again, the whole tile as when a coupled map advances (deviation ``uncoupled-reread``).

@@ -386,10 +386,11 @@ def _in_spatial(sc, P, sl, first, ee, c, inited, nact1):
 
 @njit(cache=True)
 def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact):
-    """(volume, MAESTRO would stop here) of an input/weight tensor in this class (engine.ingress)."""
+    """(volume, MAESTRO would stop here, the volume is a re-read MAESTRO counts as 0) of an
+    input/weight tensor in this class (engine.ingress)."""
     uncoupled = c >= 0 and (sc[R_TM, c] & bit) == 0
     if uncoupled and exact:
-        return 0, False                    # MAESTRO: the changing map leaves this tensor where it is
+        return 0, False, False             # MAESTRO: the changing map leaves this tensor where it is
     tl = block
     sl = tl + 1 + P[tl]
     inited = False
@@ -400,17 +401,18 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact):
                 if j > c and sc[R_CODES, j] == INIT and sc[R_UNR, sc[R_OWNER, j]] == 0:
                     inited = True
     if uncoupled and not inited:
-        return 0, False
+        return 0, False, False
     # Uncoupled but a coupled map inside restarts: the whole tile again (deviation uncoupled-reread).
     term = c >= 0 and sc[R_KIND, c] == TEMPORAL and not inited and sc[R_U, sc[R_VAR, c]] == 0
     temporal = _in_temporal(sc, P, tl, c, inited)
     is_sp, at_edge, possible, hee = _spatial_state(sc, P, sl + 1 + P[sl], -1)
     first = temporal * _in_spatial(sc, P, sl, True, False, c, inited, nact1)
     if not is_sp:
-        return first, term
+        return first, term, uncoupled and first != 0
     rest = temporal * _in_spatial(sc, P, sl, False, False, c, inited, nact1)
     if not at_edge:
-        return first + (n - 1) * rest, term
+        vol = first + (n - 1) * rest
+        return vol, term, uncoupled and vol != 0
     edge_first = first
     n_ee = 0
     if possible:
@@ -420,7 +422,8 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact):
     extra = max(nedge - n_ee - 1, 0) * rest
     if possible:
         extra += n_ee * temporal * _in_spatial(sc, P, sl, False, True, c, inited, nact1)
-    return edge_first + (extra if nedge > 1 else 0), term
+    vol = edge_first + (extra if nedge > 1 else 0)
+    return vol, term, uncoupled and vol != 0
 
 
 @njit(cache=True, inline="always")
@@ -885,11 +888,10 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                         idle = True
                         _take_smaller(acc[A_REASON], acc[A_EMPTY])
 
-            vi, ti = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1, exact)
-            vw, tw = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1, exact)
+            vi, ti, ri = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1, exact)
+            vw, tw, rw = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1, exact)
             term_any = term_any or ti or tw
-            if used and not exact and c >= 0 and ((vi != 0 and (sc[R_TM, c] & T_INPUT) == 0)
-                                                  or (vw != 0 and (sc[R_TM, c] & T_WEIGHT) == 0)):
+            if used and (ri or rw):
                 flags |= DEV_REREAD
             if all_init and not valid:
                 init_empty = True

@@ -100,7 +100,7 @@ class Program:
     code: np.ndarray                    # int64, the layout above
     holes: tuple[str, ...]              # hole names in register order
     hole_directives: dict[str, str]     # hole -> the first directive that uses it (for errors)
-    width: int = 2                      # scratch row width the kernel needs (variables, entries)
+    width: int                          # scratch row width the kernel needs (variables, entries)
 
 
 def compile_structure(layer: Layer, dataflow: Dataflow, *, maestro_exact: bool,
