@@ -62,6 +62,11 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "depend on (not fully unrolled) restarts: MAESTRO counts no delivery, we re-read the tile",
               frozenset({"runtime_cycles", "input_l2_reads", "weight_l2_reads", "energy_mac_units",
                          "peak_noc_bw_req", "avg_noc_bw_req"})),
+    Deviation("idle-below-filter", "Q11",
+              "in a computing case of a level, every sub-cluster tile is smaller than the filter (the "
+              "edge tile a strided walk leaves below a Cluster): the case computes nothing and is idle, "
+              "where MAESTRO analyses the sub-clusters with the steady tile's sizes",
+              _ALL_COUNTS),
 )}
 
 

@@ -68,6 +68,7 @@ DEVIATIONS = (
     "ngconv-output",             # Q7: NGCONV analysed with its true output (option)
     "pe-peak-bound",             # runtime raised to the PE-peak bound
     "uncoupled-reread",          # a tile re-read after an uncoupled advance restarts a coupled map
+    "idle-below-filter",         # a case whose sub-cluster tiles are all below the filter is idle
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 

@@ -719,7 +719,7 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     used_out = _group_any(used, st.out_groups)
 
     flags = dict(a.flags)
-    flags["uncoupled-reread"] = (used & _stack(reread_s, B, bool)[in_idx]).any(axis=0)
+    idle_reason = None
     if innermost:
         compute_sig = -(-crit_sig // hw.lanes)
         sp_edge = np.array([_is_edge(cls.rows[k][a.sp_first]) for k in out_rows])[:, None]
@@ -732,6 +732,20 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
         err = log.smallest(err_sig, used_out)
         for name, f in sub_flags.items():
             flags[name] = flags.get(name, False) | f
+        if not ctx.maestro_exact:
+            # A case whose sub-cluster tiles are all smaller than the filter (the edge tile a strided
+            # walk leaves) computes nothing: it is idle, not an error (deviation idle-below-filter).
+            kinds = np.array([r[0] for r in log.records])[empty_sig]
+            below = (compute_sig == 0) & np.isin(kinds, (dx.TILE_BELOW_FILTER_X, dx.TILE_BELOW_FILTER_Y))
+            flags["idle-below-filter"] = (flags.get("idle-below-filter", False)
+                                          | (used_out & below).any(axis=0))
+            idle_reason = log.smallest(empty_sig, used_out & below)     # if nothing else computes
+            valid &= ~below[out_idx]
+            w = occ * valid
+            used = w > 0
+            used_out = _group_any(used, st.out_groups)
+    flags["uncoupled-reread"] = (flags.get("uncoupled-reread", False)
+                                 | (used & _stack(reread_s, B, bool)[in_idx]).any(axis=0))
     in_d_sig = _noc_delay(in_sig + w_sig, hw.noc_bw, hw.noc_latency)
     eg_d_sig = _noc_delay(eg_sig, hw.noc_bw, hw.noc_latency)
     compute, in_d, eg_d = compute_sig[out_idx], in_d_sig[in_idx], eg_d_sig[out_idx]
@@ -797,6 +811,8 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     # (e.g. a partial edge PE) is fine unless every sub-cluster of a computing case is idle.
     empty = (occ > 0).any(axis=0) & ~used.any(axis=0)
     result.empty = _empty_codes(a, empty, li, log)
+    if idle_reason is not None:
+        result.empty = np.where(empty & (idle_reason > 0), idle_reason, result.empty)
     if is_top:
         err = np.where(err == 0, result.empty, err)
     idle = used_out & (compute_sig == 0)

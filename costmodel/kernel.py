@@ -128,6 +128,7 @@ DEV_INIT_EMPTY = dx.DEV_BIT["init-case-empty"]
 DEV_WHOLE_LAST = dx.DEV_BIT["whole-last-tile"]
 DEV_PEAK = dx.DEV_BIT["pe-peak-bound"]
 DEV_REREAD = dx.DEV_BIT["uncoupled-reread"]
+DEV_IDLE_BELOW = dx.DEV_BIT["idle-below-filter"]
 
 
 # ------------------------------------------------------------------------------ small helpers
@@ -755,9 +756,10 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
     owners = base + P[rec + L_OWNERS]
     n_owners = P[owners]
 
-    # Accumulators (records in ``acc``: sub-cluster error, idle reason, a scratch record, empty tile).
-    A_SUB, A_REASON, A_REC, A_EMPTY, A_DMIN, A_DMAX, A_DSUM = range(7)
-    for r in range(7):
+    # Accumulators (records in ``acc``: sub-cluster error, idle reason, a scratch record, empty tile,
+    # delay min/max/sum, why cases below the filter idle).
+    A_SUB, A_REASON, A_REC, A_EMPTY, A_DMIN, A_DMAX, A_DSUM, A_IDLE = range(8)
+    for r in range(8):
         for q in range(4):
             acc[r, q] = 0
     for q in range(3):
@@ -885,8 +887,19 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                         active = float(nedge if at_edge else n)
                     _take_smaller(acc[A_SUB], acc[A_REC])
                     if compute == 0:
-                        idle = True
-                        _take_smaller(acc[A_REASON], acc[A_EMPTY])
+                        empty_kind = acc[A_EMPTY, 0]
+                        if not exact and (empty_kind == dx.TILE_BELOW_FILTER_X
+                                          or empty_kind == dx.TILE_BELOW_FILTER_Y):
+                            # Tiles smaller than the filter compute nothing: an idle case
+                            # (deviation idle-below-filter, engine._analyze_level).
+                            flags |= DEV_IDLE_BELOW
+                            _take_smaller(acc[A_IDLE], acc[A_EMPTY])
+                            valid = False
+                            w = 0
+                            used = False
+                        else:
+                            idle = True
+                            _take_smaller(acc[A_REASON], acc[A_EMPTY])
 
             vi, ti, ri = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1, exact)
             vw, tw, rw = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1, exact)
@@ -950,7 +963,11 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
     empty = inst_q[li, j, Q_EMPTY:Q_EMPTY + 4]
     _set(empty, 0, 0, 0, 0)
     if not any_used:
-        _empty_record(sc, empty, li, conv, vx, vxp, vs, vy, vyp, vr)
+        if acc[A_IDLE, 0] != 0:            # only idle cases: why their sub-clusters compute nothing
+            for q in range(4):
+                empty[q] = acc[A_IDLE, q]
+        else:
+            _empty_record(sc, empty, li, conv, vx, vxp, vs, vy, vyp, vr)
     if is_top and err[0] == 0:
         for q in range(4):
             err[q] = empty[q]
@@ -1190,7 +1207,7 @@ def _designs(P, starts, structure, holes, hw, tech, lo, hi, max_regs, max_w, int
     cap = 16
     regs = np.zeros(max_regs, dtype=np.int64)
     sc = np.zeros((N_ROWS, max_w), dtype=np.int64)
-    acc = np.zeros((7, 4), dtype=np.int64)
+    acc = np.zeros((8, 4), dtype=np.int64)
     inst_dims = np.zeros((4, cap, max_w), dtype=np.int64)
     inst_n = np.zeros(4, dtype=np.int64)
     inst_q = np.zeros((4, cap, Q_WIDTH), dtype=np.int64)

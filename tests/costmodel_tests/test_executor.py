@@ -23,6 +23,7 @@ from costmodel import (
     LayerType,
     MappingError,
     SpecError,
+    evaluate,
     evaluate_batch,
     parse_dataflow,
 )
@@ -368,11 +369,13 @@ def test_edge_tile_of_a_temporal_map_is_read_at_its_own_size():
     assert figs["input_l2_reads"] == (4, 3)
 
 
-def test_refused_tile_smaller_than_the_filter_can_be_an_idle_edge():
-    """Generated case 368 (MAESTRO evaluates it): the model refuses an X tile of 6 columns for S=7 at
-    level 1, the stride-2 edge tile of the top level's window walk. That tile holds no whole filter
-    window, so it computes nothing, and the windows before it already cover every output: the
-    executor runs every MAC exactly once. Such a mapping could be evaluated (issue 13, point 3)."""
+def test_a_strided_edge_tile_smaller_than_the_filter_is_idle_not_refused():
+    """Generated case 368 (MAESTRO evaluates it): the stride-2 walk of the top level leaves an edge
+    tile of 6 columns for S=7 at level 1. It holds no whole filter window, so it computes nothing, and
+    the windows before it produce every output: the executor runs every MAC exactly once. The model
+    used to refuse it ("X tile 6 is smaller than the filter width S=7"); it now takes the case as idle
+    (rule idle-below-filter) and counts fewer MACs than ``maestro_exact``, which analyses that tile
+    with the steady tile's sizes (issue 13, point 3)."""
     import pandas as pd
 
     from costmodel import parse_network
@@ -381,10 +384,32 @@ def test_refused_tile_smaller_than_the_filter_can_be_an_idle_edge():
     rows = pd.read_csv(fidelity.GENERATED)
     row = rows[rows.case_id == "case_00368"].iloc[0]
     mapped = parse_network(row.mfile_text).layers[0]
-    v = validate(mapped.layer, mapped.dataflow, Accelerator(num_pes=int(row.num_pes)))
-    assert "X tile 6 is smaller than the filter width S=7" in v.model_error
-    assert v.report.exact_cover and not v.confirmed_invalid and not v.agree
+    acc = Accelerator(num_pes=int(row.num_pes))
+    v = validate(mapped.layer, mapped.dataflow, acc)
+    assert v.model_error is None and v.report.exact_cover and not v.confirmed_invalid
     assert v.report.macs_executed == mapped.layer.true_macs
+    model = evaluate(mapped.layer, mapped.dataflow, acc)
+    exact = evaluate_batch(mapped.layer, mapped.dataflow, accelerator=acc, maestro_exact=True)
+    assert "idle-below-filter" in model.deviations.split(",")
+    assert mapped.layer.true_macs < model.num_macs < int(exact.num_macs[0]) == int(row.num_macs)
+
+
+def test_idle_edge_tile_below_the_filter_on_a_small_strided_layer():
+    """CONV R3, Y10, stride 2 (4 output rows), ``TemporalMap(7,2) Y`` above ``Cluster(2)`` with
+    ``SpatialMap(3,1) Y`` below: the last top-level tile is too short for a filter window at level 1.
+    Default model 30 MACs (the idle case adds none), ``maestro_exact`` 42 (it counts that case with the
+    steady tile's sizes); the executor runs the 24 true MACs once each. Both engines agree."""
+    layer = Layer(name="L", layer_type=LayerType.CONV, dims=(("K", 2), ("C", 1), ("R", 3), ("S", 1),
+                                                              ("Y", 10), ("X", 1)), strides=(("Y", 2),))
+    df = _flow("SpatialMap(1,1) K; TemporalMap(7,2) Y; TemporalMap(3,3) R; Cluster(2, P); "
+               "SpatialMap(3,1) Y; TemporalMap(3,3) R;")
+    acc = Accelerator(num_pes=4)
+    ref, com = (evaluate_batch(layer, df, accelerator=acc, engine=e) for e in ("reference", "compiled"))
+    exact = evaluate_batch(layer, df, accelerator=acc, maestro_exact=True)
+    assert int(ref.num_macs[0]) == int(com.num_macs[0]) == 30 and int(exact.num_macs[0]) == 42
+    assert ref.deviations[0] == com.deviations[0] and "idle-below-filter" in com.deviations[0]
+    rep = execute(layer, df, acc)
+    assert rep.exact_cover and rep.macs_executed == layer.true_macs == 24
 
 
 def test_l1_requirement_is_the_tile_held_not_the_map_size():
