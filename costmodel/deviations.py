@@ -52,7 +52,8 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               _ALL_COUNTS),
     Deviation("uncoupled-dim-inherited", "Q10",
               "a dimension no input or weight is coupled to (K of a DSCONV layer) is mapped above a "
-              "Cluster; MAESTRO carries it down and stops with 'Dimension K not found', we do not",
+              "Cluster (MAESTRO carries it down and stops with 'Dimension K not found', we do not) or "
+              "below one (MAESTRO stops the same way, we walk a size of 1)",
               frozenset({"status"})),
     Deviation("pe-peak-bound", "Q11",
               "MAESTRO's runtime would be below ceil(true MACs / (used PEs x SIMD lanes))",

@@ -907,9 +907,9 @@ def _sub_clusters(ctx: _Context, li: int, a: _LevelAnalysis, hw: Hardware, base:
     pick = np.concatenate(picks)
     base_inner = pick if base is None else base[pick]
     level = _take_level(below, base_inner)
-    dims_iter = {v: np.concatenate([_bcast(tile[v], B)[p] for tile, p in zip(tiles, picks,
-                                                                                       strict=True)])
-                 for v in below.dims}
+    # A dimension the level above does not tile (K of DSCONV, mapped only below) keeps its own size.
+    dims_iter = {v: np.concatenate([_bcast(tile[v], B)[p] for tile, p in zip(tiles, picks, strict=True)])
+                 if v in tiles[0] else level.dims[v] for v in below.dims}
     if len(pick):
         sub = _analyze_level(ctx, li + 1, level, dims_iter, level.dims, hw.take(pick), base_inner)
     else:                              # no case of this batch computes anything

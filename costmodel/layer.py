@@ -49,6 +49,11 @@ class TensorDims:
         """Dimensions of the input and weight tensors, sorted and unique (MAESTRO's unroll order)."""
         return tuple(sorted(set(self.input) | set(self.weight)))
 
+    def uncoupled_dims(self, dims) -> frozenset[str]:
+        """Dimensions of ``dims`` no tensor is coupled to (K of DSCONV; output sizes Y'/X' excluded)."""
+        coupled = set(self.input) | set(self.weight) | set(self.output) | set(OUTPUT_NAME.values())
+        return frozenset(d for d in dims if d not in coupled)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Layer:

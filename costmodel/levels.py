@@ -77,7 +77,8 @@ class LevelStack:
     bad_cluster: np.ndarray   # cluster sizes multiply past the PE count (MAESTRO: SIGFPE, Q3)
     bad_size: np.ndarray      # some directive size or offset is not a positive integer
     bad_rs: np.ndarray        # a TemporalMap on R/S does not span the whole filter (MAESTRO rejects it)
-    skipped_inheritance: bool = False   # a directive on an uncoupled dimension was not carried down
+    skipped_inheritance: bool = False   # an uncoupled dimension (K of DSCONV) not carried down, or
+                                        # walked with size 1 where a lower level maps it
 
 
 def _value(sym, layer_dims: dict[str, int], holes: dict[str, np.ndarray], batch: int, directive):
@@ -104,6 +105,7 @@ def build_levels(layer: Layer, dataflow: Dataflow, num_pes: np.ndarray,
     full = layer.full_dims()
     layer_dims = {k: int(v) for k, v in full.items()}
     input_side = layer.tensors.input_side_dims
+    uncoupled = layer.tensors.uncoupled_dims(full)
     conv = layer.layer_type.is_conv_family
     per_level = dataflow.levels
     clusters = dataflow.clusters
@@ -166,6 +168,11 @@ def build_levels(layer: Layer, dataflow: Dataflow, num_pes: np.ndarray,
             if var in dims and not any(e.var == var for e in entries):
                 entries.append(Entry(TEMPORAL, var, dims[var].copy(), dims[var].copy(), "unrolled"))
         for e in entries:
+            # Below the top a dimension no tensor is coupled to (K of DSCONV) has nothing to walk:
+            # a map on it takes one iteration (MAESTRO stops with "Dimension K not found").
+            if e.origin == "own" and e.var in uncoupled and e.var not in dims:
+                dims = {**dims, e.var: np.ones(batch, dtype=np.int64)}
+                skipped = True
             if e.var not in dims:
                 raise MappingError(f"{e.var} is not a dimension of this layer at this level",
                                    layer=layer.name, level=index, directive=e.label())

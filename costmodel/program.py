@@ -178,6 +178,7 @@ class _Compiler:
         dims_given = layer.dim_map
         strides = {ref: layer.stride(ref if ref in dims_given else OUTPUT_NAME[ref]) for ref in ("Y", "X")}
         input_side = layer.tensors.input_side_dims
+        uncoupled = layer.tensors.uncoupled_dims(self.full)
         dims = {k: regs.const(v) for k, v in self.full.items()}
         levels: list[tuple[list[_Entry], dict[str, int], int]] = []
         upper: list[_Entry] | None = None
@@ -208,6 +209,9 @@ class _Compiler:
                     entries.append(_Entry(TEMPORAL, var, regs.copy(dims[var]), regs.copy(dims[var]),
                                           "unrolled", f"TemporalMap {var} (unrolled)"))
             for e in entries:
+                if e.origin == "own" and e.var in uncoupled and e.var not in dims:
+                    dims = {**dims, e.var: regs.const(1)}   # nothing to walk: one iteration
+                    skipped = True
                 if e.var not in dims:
                     raise MappingError(f"{e.var} is not a dimension of this layer at this level",
                                        layer=layer.name, level=index, directive=e.label)
@@ -313,7 +317,9 @@ class _Compiler:
             for v in t.output:
                 a = OUTPUT_NAME[v] if (self.conv and v in OUTPUT_NAME) else v
                 outf[first[v] in spatial] += [first[v], var[v], var[a]]
-            below = levels[li + 1][1] if li + 1 < len(levels) else {}
+            # The sub-cluster tile: the dimensions below this level tiles (one mapped only below, K of
+            # DSCONV, keeps its own size there).
+            below = [v for v in levels[li + 1][1] if v in first] if li + 1 < len(levels) else []
             rec = level_tab + LEVEL_WIDTH * li
             out[rec + L_NENT] = len(entries)
             out[rec + L_ENT] = section(rows)

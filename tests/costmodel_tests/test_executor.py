@@ -412,6 +412,23 @@ def test_idle_edge_tile_below_the_filter_on_a_small_strided_layer():
     assert rep.exact_cover and rep.macs_executed == layer.true_macs == 24
 
 
+def test_dsconv_k_mapped_below_a_cluster_walks_one_iteration():
+    """DSCONV C4 R3 S3 Y6 X6 (576 MACs), ``SpatialMap(1,1) K`` as the only SpatialMap below
+    ``Cluster(2)``: a DSCONV has no K to walk there (MAESTRO stops with "Dimension K not found"; the
+    model used to refuse it). Walked as a dimension of size 1, one PE of each cluster is busy: 2 busy
+    PEs, 288 cycles. Both engines and the executor agree on all seven figures (issue 13, point 3)."""
+    layer = Layer.conv("D", K=1, C=4, R=3, S=3, Y=6, X=6, layer_type=LayerType.DSCONV)
+    df = _flow("SpatialMap(1,1) C; TemporalMap(Sz(R),1) Y; TemporalMap(Sz(S),1) X; TemporalMap(3,3) R; "
+               "TemporalMap(3,3) S; Cluster(2, P); SpatialMap(1,1) K; TemporalMap(1,1) C; "
+               "TemporalMap(3,3) R; TemporalMap(3,3) S;")
+    acc = Accelerator(num_pes=4)
+    ref, com = (evaluate_batch(layer, df, accelerator=acc, engine=e) for e in ("reference", "compiled"))
+    assert int(ref.runtime_cycles[0]) == int(com.runtime_cycles[0]) == 288
+    assert float(com.avg_utilized_pes[0]) == 2.0 and "uncoupled-dim-inherited" in com.deviations[0]
+    v = validate(layer, df, acc)
+    assert v.model_error is None and v.report.exact_cover and v.agree
+
+
 def test_l1_requirement_is_the_tile_held_not_the_map_size():
     """``TemporalMap(64,64) C`` on C3, 4 PEs: each PE holds 3 input channels of one pixel, 3 weights
     and 1 output, double-buffered: 14. The model (as MAESTRO) multiplies map sizes: 2x64 + 2x64 + 2."""
