@@ -88,6 +88,10 @@ class ErrorLog:
         order = np.argsort(rank)
         return np.where(ranked < big, order[np.minimum(ranked, big - 1)], 0)
 
+    def kinds(self, codes: np.ndarray) -> np.ndarray:
+        """The error kind of each code in ``codes``."""
+        return np.array([r[0] for r in self.records])[codes]
+
     @property
     def messages(self) -> list[str]:
         return [dx.message(*r) for r in self.records]
@@ -735,8 +739,8 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
         if not ctx.maestro_exact:
             # A case whose sub-cluster tiles are all smaller than the filter (the edge tile a strided
             # walk leaves) computes nothing: it is idle, not an error (deviation idle-below-filter).
-            kinds = np.array([r[0] for r in log.records])[empty_sig]
-            below = (compute_sig == 0) & np.isin(kinds, (dx.TILE_BELOW_FILTER_X, dx.TILE_BELOW_FILTER_Y))
+            below = (compute_sig == 0) & np.isin(log.kinds(empty_sig),
+                                                 (dx.TILE_BELOW_FILTER_X, dx.TILE_BELOW_FILTER_Y))
             flags["idle-below-filter"] = (flags.get("idle-below-filter", False)
                                           | (used_out & below).any(axis=0))
             idle_reason = log.smallest(empty_sig, used_out & below)     # if nothing else computes
