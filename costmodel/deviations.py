@@ -68,6 +68,12 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "edge tile a strided walk leaves below a Cluster): the case computes nothing and is idle, "
               "where MAESTRO analyses the sub-clusters with the steady tile's sizes",
               _ALL_COUNTS),
+    Deviation("temporal-edge-reads", "4.5",
+              "a temporal map a tensor depends on steps onto its edge tile: we deliver the elements of "
+              "the edge window not already held (all of it after a restart inside), where MAESTRO "
+              "counts a steady step's offset (or whole tile)",
+              frozenset({"runtime_cycles", "input_l2_reads", "weight_l2_reads", "energy_mac_units",
+                         "peak_noc_bw_req", "avg_noc_bw_req"})),
 )}
 
 

@@ -69,6 +69,7 @@ DEVIATIONS = (
     "pe-peak-bound",             # runtime raised to the PE-peak bound
     "uncoupled-reread",          # a tile re-read after an uncoupled advance restarts a coupled map
     "idle-below-filter",         # a case whose sub-cluster tiles are all below the filter is idle
+    "temporal-edge-reads",       # a temporal map's edge step delivers its edge tile's new elements
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 

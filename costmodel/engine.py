@@ -375,6 +375,7 @@ class _LevelAnalysis:
         self.umax1 = {v: np.maximum(u, 1) for v, u in t.U.items()}
         self.sp_first = next(i for i, e in enumerate(self.entries) if e.kind == SPATIAL)
         self.terminate = False          # set by pe_ingress for the signature being computed
+        self.edge_reads = False         # set by pe_ingress: a temporal edge step counted its own window
         # An under-filled spatial fold ("init-edge") whose last busy sub-cluster holds a whole tile:
         # MAESTRO still takes that sub-cluster as a partial one and counts only its edge-unique share
         # of the data (0 when the tiles divide the dimension), so data it needs is never delivered.
@@ -446,6 +447,13 @@ class _LevelAnalysis:
                 elif i == c:
                     self.terminate = self.terminate | (~inited & (t.U[v] == 0))
                     f = np.where(inited, t.M[v], self.umax1[v])
+                    if code == EDGE and not self.exact:
+                        # The edge step's window is the edge tile: its new elements, or all of it
+                        # after a restart, where MAESTRO counts an offset's worth or a whole tile
+                        # (deviation temporal-edge-reads).
+                        edge_f = np.where(inited, t.EM[v], np.minimum(t.EU[v], t.EM[v]))
+                        self.edge_reads = self.edge_reads | (edge_f != f)
+                        f = edge_f
                 else:
                     f = t.M[v]
             else:
@@ -574,12 +582,15 @@ class _LevelAnalysis:
 
     def ingress(self, dims, codes, c: int):
         """Input volume of a class, whether MAESTRO would abort on it (a changing temporal map
-        with no new elements), and whether the volume is a re-read MAESTRO counts as 0."""
+        with no new elements), whether the volume is a re-read MAESTRO counts as 0, and whether it
+        counts a temporal edge step's own window where MAESTRO counts a steady step's."""
         inited = self._inited(dims, codes, c) if c >= 0 else False
         self.terminate = False
+        self.edge_reads = False
         vol = self._spread(dims, lambda f, e: self.pe_ingress(dims, f, e, codes, c, inited), codes)
         reread = c >= 0 and not self.exact and self.entries[c].var not in dims
-        return vol, self.terminate, np.asarray(reread & (vol != 0))
+        return (vol, self.terminate, np.asarray(reread & (vol != 0)),
+                np.asarray(self.edge_reads & (vol != 0)))
 
     # ------------------------------------------------------------------ sub-cluster tiles
     def subtile_key(self, codes, ee: bool) -> tuple:
@@ -614,7 +625,9 @@ def _signatures(kinds: tuple[str, ...], rows: list[tuple[int, ...]], changing: l
     for row, c in zip(rows, changing, strict=True):
         okey = tuple((code if kind == SPATIAL else _is_edge(code)) for kind, code in zip(kinds, row,
                                                                                          strict=True))
-        ikey = (c, tuple(code if (kind == SPATIAL or i > c) else (code == INIT_IE)
+        # A temporal map at or outside the changing one matters only as Init-edge or not, except
+        # the changing map itself: its edge step reads differently (deviation temporal-edge-reads).
+        ikey = (c, tuple(code if (kind == SPATIAL or i >= c) else (code == INIT_IE)
                          for i, (kind, code) in enumerate(zip(kinds, row, strict=True))))
         out_idx.append(out_keys.setdefault(okey, len(out_keys)))
         in_idx.append(in_keys.setdefault(ikey, len(in_keys)))
@@ -707,14 +720,15 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
         mac_s.append(mac)
         crit_s.append(crit)
         neg_s.append(negative)
-    in_s, w_s, term_s, reread_s = [], [], [], []
+    in_s, w_s, term_s, reread_s, edge_s = [], [], [], [], []
     for k in in_rows:
-        vi, ti, ri = a.ingress(t.input, cls.rows[k], cls.c[k])
-        vw, tw, rw = a.ingress(t.weight, cls.rows[k], cls.c[k])
+        vi, ti, ri, ei = a.ingress(t.input, cls.rows[k], cls.c[k])
+        vw, tw, rw, ew = a.ingress(t.weight, cls.rows[k], cls.c[k])
         in_s.append(vi)
         w_s.append(vw)
         term_s.append(ti | tw)
         reread_s.append(ri | rw)
+        edge_s.append(ei | ew)
     eg_sig, crit_sig = _stack(eg_s, B), _stack(crit_s, B)
     in_sig, w_sig = _stack(in_s, B), _stack(w_s, B)
     valid = (crit_sig > 0)[out_idx]                                     # (K, B)
@@ -748,8 +762,8 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
             w = occ * valid
             used = w > 0
             used_out = _group_any(used, st.out_groups)
-    flags["uncoupled-reread"] = (flags.get("uncoupled-reread", False)
-                                 | (used & _stack(reread_s, B, bool)[in_idx]).any(axis=0))
+    for name, sig in (("uncoupled-reread", reread_s), ("temporal-edge-reads", edge_s)):
+        flags[name] = flags.get(name, False) | (used & _stack(sig, B, bool)[in_idx]).any(axis=0)
     in_d_sig = _noc_delay(in_sig + w_sig, hw.noc_bw, hw.noc_latency)
     eg_d_sig = _noc_delay(eg_sig, hw.noc_bw, hw.noc_latency)
     compute, in_d, eg_d = compute_sig[out_idx], in_d_sig[in_idx], eg_d_sig[out_idx]

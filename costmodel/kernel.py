@@ -129,6 +129,7 @@ DEV_WHOLE_LAST = dx.DEV_BIT["whole-last-tile"]
 DEV_PEAK = dx.DEV_BIT["pe-peak-bound"]
 DEV_REREAD = dx.DEV_BIT["uncoupled-reread"]
 DEV_IDLE_BELOW = dx.DEV_BIT["idle-below-filter"]
+DEV_TEMPORAL_EDGE = dx.DEV_BIT["temporal-edge-reads"]
 
 
 # ------------------------------------------------------------------------------ small helpers
@@ -337,8 +338,11 @@ def _spatial_state(sc, P, state_at, spall):
 # factors do not depend on which sub-cluster is meant (first or not, edge-edge or not), so each
 # product is split: temporal factors once per class, spatial factors (at most two maps) per variant.
 @njit(cache=True, inline="always")
-def _in_temporal(sc, P, tl, c, inited):
+def _in_temporal(sc, P, tl, c, inited, exact):
+    """(product of the temporal factors, whether the changing map's edge step counts its own window
+    where MAESTRO counts a steady step's: deviation temporal-edge-reads)."""
     prod = 1
+    edge_reads = False
     for k in range(P[tl]):
         i = P[tl + 1 + k]
         v = sc[R_VAR, i]
@@ -350,8 +354,13 @@ def _in_temporal(sc, P, tl, c, inited):
         elif code == INIT or i != c:
             prod *= sc[R_M, v]
         else:
-            prod *= sc[R_M, v] if inited else sc[R_UMAX1, v]
-    return prod
+            f = sc[R_M, v] if inited else sc[R_UMAX1, v]
+            if code == EDGE and not exact:
+                edge_f = sc[R_EM, v] if inited else min(sc[R_EU, v], sc[R_EM, v])
+                edge_reads = edge_f != f
+                f = edge_f
+            prod *= f
+    return prod, edge_reads
 
 
 @njit(cache=True, inline="always")
@@ -387,11 +396,11 @@ def _in_spatial(sc, P, sl, first, ee, c, inited, nact1):
 
 @njit(cache=True)
 def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact):
-    """(volume, MAESTRO would stop here, the volume is a re-read MAESTRO counts as 0) of an
-    input/weight tensor in this class (engine.ingress)."""
+    """(volume, MAESTRO would stop here, the volume is a re-read MAESTRO counts as 0, a temporal
+    edge step counted its own window) of an input/weight tensor in this class (engine.ingress)."""
     uncoupled = c >= 0 and (sc[R_TM, c] & bit) == 0
     if uncoupled and exact:
-        return 0, False, False             # MAESTRO: the changing map leaves this tensor where it is
+        return 0, False, False, False      # MAESTRO: the changing map leaves this tensor where it is
     tl = block
     sl = tl + 1 + P[tl]
     inited = False
@@ -402,18 +411,18 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact):
                 if j > c and sc[R_CODES, j] == INIT and sc[R_UNR, sc[R_OWNER, j]] == 0:
                     inited = True
     if uncoupled and not inited:
-        return 0, False, False
+        return 0, False, False, False
     # Uncoupled but a coupled map inside restarts: the whole tile again (deviation uncoupled-reread).
     term = c >= 0 and sc[R_KIND, c] == TEMPORAL and not inited and sc[R_U, sc[R_VAR, c]] == 0
-    temporal = _in_temporal(sc, P, tl, c, inited)
+    temporal, edge_reads = _in_temporal(sc, P, tl, c, inited, exact)
     is_sp, at_edge, possible, hee = _spatial_state(sc, P, sl + 1 + P[sl], -1)
     first = temporal * _in_spatial(sc, P, sl, True, False, c, inited, nact1)
     if not is_sp:
-        return first, term, uncoupled and first != 0
+        return first, term, uncoupled and first != 0, edge_reads and first != 0
     rest = temporal * _in_spatial(sc, P, sl, False, False, c, inited, nact1)
     if not at_edge:
         vol = first + (n - 1) * rest
-        return vol, term, uncoupled and vol != 0
+        return vol, term, uncoupled and vol != 0, edge_reads and vol != 0
     edge_first = first
     n_ee = 0
     if possible:
@@ -424,7 +433,7 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact):
     if possible:
         extra += n_ee * temporal * _in_spatial(sc, P, sl, False, True, c, inited, nact1)
     vol = edge_first + (extra if nedge > 1 else 0)
-    return vol, term, uncoupled and vol != 0
+    return vol, term, uncoupled and vol != 0, edge_reads and vol != 0
 
 
 @njit(cache=True, inline="always")
@@ -901,11 +910,13 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                             idle = True
                             _take_smaller(acc[A_REASON], acc[A_EMPTY])
 
-            vi, ti, ri = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1, exact)
-            vw, tw, rw = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1, exact)
+            vi, ti, ri, ei = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1, exact)
+            vw, tw, rw, ew = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1, exact)
             term_any = term_any or ti or tw
             if used and (ri or rw):
                 flags |= DEV_REREAD
+            if used and (ei or ew):
+                flags |= DEV_TEMPORAL_EDGE
             if all_init and not valid:
                 init_empty = True
             if (used or is_top) and egress < 0:

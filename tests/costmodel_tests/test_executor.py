@@ -93,7 +93,7 @@ def test_uncoupled_reread_is_the_whole_tile_with_shared_halos_once():
     counted per PE (``no-halo``): 4x9 more, 120."""
     layer = Layer.conv("L", K=2, C=1, R=3, S=3, Y=6, X=5)
     acc = Accelerator(num_pes=4)
-    three = {"reinit", "no-halo", "edge-offset"}
+    kept = {"reinit", "no-halo"}                  # the conventions the model keeps
     for text, model, maestro in (
             ("TemporalMap(1,1) K; SpatialMap(1,1) Y'; TemporalMap(1,1) X'; TemporalMap(3,3) R; "
              "TemporalMap(3,3) S;", 102, 84),
@@ -103,9 +103,41 @@ def test_uncoupled_reread_is_the_whole_tile_with_shared_halos_once():
         cost = evaluate_batch(layer, df, accelerator=acc).row(0)
         assert (cost.input_l2_reads, cost.deviations) == (model, "uncoupled-reread")
         assert evaluate_batch(layer, df, accelerator=acc, maestro_exact=True).row(0).input_l2_reads == maestro
-        assert execute(layer, df, acc, conventions=three).input_l2_reads == model
-        assert execute(layer, df, acc, conventions=three | {"stationary"}).input_l2_reads == maestro
+        assert execute(layer, df, acc, conventions=kept).input_l2_reads == model
+        assert execute(layer, df, acc, conventions=kept | {"stationary"}).input_l2_reads == maestro
         assert execute(layer, df, acc).input_l2_reads == 54
+
+
+def test_temporal_edge_step_reads_only_the_edge_tiles_new_elements():
+    """DSCONV C1 R1 S1 Y2 X14, ``SpatialMap(1,1) Y; TemporalMap(8,8) X`` on 2 PEs: the X walk is 8
+    columns, then the 6 left. A literal run reads each of the 28 inputs once; MAESTRO counts the edge
+    step as a whole offset, 8 columns per PE: 32 (the executor's ``edge-offset`` convention). The
+    model counts the edge tile's 6 (deviation ``temporal-edge-reads``); ``maestro_exact`` keeps 32."""
+    layer = Layer.conv("L", K=1, C=1, R=1, S=1, Y=2, X=14, layer_type=LayerType.DSCONV)
+    text = "SpatialMap(1,1) Y; TemporalMap(8,8) X; TemporalMap(1,1) R; TemporalMap(1,1) S;"
+    acc = Accelerator(num_pes=2)
+    figs = _pairs(layer, text, acc)
+    assert figs["input_l2_reads"] == (28, 28)
+    assert all(m == e for m, e in figs.values()), figs
+    assert validate(layer, _flow(text), acc).deviations == "temporal-edge-reads"
+    exact = evaluate_batch(layer, _flow(text), accelerator=acc, maestro_exact=True).row(0)
+    assert (exact.input_l2_reads, exact.deviations) == (32, "")
+    assert execute(layer, _flow(text), acc, conventions={"edge-offset"}).input_l2_reads == 32
+
+
+def test_temporal_edge_step_after_a_restart_reads_the_whole_edge_tile():
+    """GEMM M2 N5 K1, ``TemporalMap(1,1) M; TemporalMap(3,3) N; SpatialMap(1,1) K`` on 1 PE: weights
+    (K, N) do not depend on M, but N restarts under M1. Each M row walks N as 3 columns then the 2
+    left; the PE holds the last 2 when N restarts, so a literal run reads 3 + 2 + 3 + 2 = 10. MAESTRO
+    counts the second row's tiles as 0 (``stationary``); the model re-reads the whole tile at the
+    restart (``uncoupled-reread``), and at the edge step the edge tile's new elements: 2, not 3."""
+    layer = Layer.gemm("G", M=2, N=5, K=1)
+    text = "TemporalMap(1,1) M; TemporalMap(3,3) N; SpatialMap(1,1) K;"
+    acc = Accelerator(num_pes=1)
+    figs = _pairs(layer, text, acc)
+    assert figs["weight_l2_reads"] == (10, 10)
+    assert all(m == e for m, e in figs.values()), figs
+    assert validate(layer, _flow(text), acc).deviations == "uncoupled-reread,temporal-edge-reads"
 
 
 SLIDING_Y = "TemporalMap(1,1) C; SpatialMap(1,1) Y'; TemporalMap(1,1) X'; TemporalMap(3,3) R; " \
@@ -358,15 +390,6 @@ def test_report_agreement_counts(fuzz_report):
         fuzz_report.append(f"executor vs model, {name} dataflows: {c['cases']} cases, {c['compared']} "
                            f"compared ({c['exact cover']} run every MAC once): {per}; refused by the model "
                            f"{c['refused by the model']} (confirmed invalid {c['refusal confirmed']})")
-
-
-def test_edge_tile_of_a_temporal_map_is_read_at_its_own_size():
-    """DSCONV X3, ``TemporalMap(2,2) X`` on one PE: columns 0-1, then the edge tile, column 2: 3 input
-    reads. The model (as MAESTRO: the public MobileNetV2 yxp_os residual rows) reads the edge step as a
-    whole offset: 4."""
-    layer = Layer.conv("L", K=1, C=1, R=1, S=1, Y=1, X=3, layer_type=LayerType.DSCONV)
-    figs = _pairs(layer, "SpatialMap(1,1) C; TemporalMap(1,1) Y; TemporalMap(2,2) X;", Accelerator(num_pes=1))
-    assert figs["input_l2_reads"] == (4, 3)
 
 
 def test_a_strided_edge_tile_smaller_than_the_filter_is_idle_not_refused():

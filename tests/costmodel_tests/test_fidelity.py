@@ -41,8 +41,10 @@ def test_public_oracle_default_model(oracle):
     # reads (and energy, runtime) differ on most rows through uncoupled-reread (1,041 rows name it and
     # differ): MAESTRO delivers nothing when a loop a tensor does not depend on advances and a loop
     # inside that it does depend on restarts, e.g. each new K fold of KCP_WS restarting C, Y, X (876
-    # rows were equal before that rule); whole-last-tile is MAESTRO's off-by-one in under-filled folds.
-    assert tally.equal_exact >= 165
+    # rows were equal before that rule); whole-last-tile is MAESTRO's off-by-one in under-filled folds;
+    # temporal-edge-reads counts a temporal edge step's own new elements where MAESTRO counts a whole
+    # offset (165 rows were equal before it, 876 before uncoupled-reread).
+    assert tally.equal_exact >= 133
     assert tally.unexplained == []
     assert tally.energy_equal == tally.energy_checked
     assert tally.ok_rows_with_error == []
