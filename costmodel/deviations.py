@@ -74,6 +74,12 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "counts a steady step's offset (or whole tile)",
               frozenset({"runtime_cycles", "input_l2_reads", "weight_l2_reads", "energy_mac_units",
                          "peak_noc_bw_req", "avg_noc_bw_req"})),
+    Deviation("shared-halo-once", "4.5",
+              "neighbouring sub-clusters of a spatial map need overlapping tiles of an input or weight "
+              "(a sliding or overlapping spatial map) at the first step or a step of a loop inside the "
+              "spatial one: we deliver the overlap once (multicast), MAESTRO once per sub-cluster",
+              frozenset({"runtime_cycles", "l2_size_req", "input_l2_reads", "weight_l2_reads",
+                         "energy_mac_units", "peak_noc_bw_req", "avg_noc_bw_req"})),
 )}
 
 

@@ -70,6 +70,7 @@ DEVIATIONS = (
     "uncoupled-reread",          # a tile re-read after an uncoupled advance restarts a coupled map
     "idle-below-filter",         # a case whose sub-cluster tiles are all below the filter is idle
     "temporal-edge-reads",       # a temporal map's edge step delivers its edge tile's new elements
+    "shared-halo-once",          # elements neighbouring sub-clusters share are delivered once
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 

@@ -376,6 +376,7 @@ class _LevelAnalysis:
         self.sp_first = next(i for i, e in enumerate(self.entries) if e.kind == SPATIAL)
         self.terminate = False          # set by pe_ingress for the signature being computed
         self.edge_reads = False         # set by pe_ingress: a temporal edge step counted its own window
+        self.halo = False               # set by pe_ingress: a neighbour's shared elements counted once
         # An under-filled spatial fold ("init-edge") whose last busy sub-cluster holds a whole tile:
         # MAESTRO still takes that sub-cluster as a partial one and counts only its edge-unique share
         # of the data (0 when the tiles divide the dimension), so data it needs is never delivered.
@@ -413,10 +414,26 @@ class _LevelAnalysis:
                 f = t.EM[v] if edge else t.M[v]
             elif edge:
                 f = np.where(self.nact1, t.EM[v] if (first or ee) else 1, t.EM[v] if ee else t.M[v])
+                if self._halo_applies(dims, first):
+                    f = self._halo_once(f, np.where(self.nact1, f, t.EU[v] if ee else t.U[v]))
             else:
-                f = t.M[v]
+                f = self._halo_once(t.M[v], t.U[v]) if self._halo_applies(dims, first) else t.M[v]
             vol = vol * f
         return vol
+
+    def _halo_applies(self, dims, first: bool) -> bool:
+        """Deviation shared-halo-once applies to a sub-cluster after the first, for a tensor one
+        SpatialMap of the level distributes (the shares of two maps in lockstep are not a product)."""
+        return not (first or self.exact) and sum(e.kind == SPATIAL and e.var in dims
+                                                 for e in self.entries) == 1
+
+    def _halo_once(self, maestro, share):
+        """A sub-cluster after the first of a spatial map receives only its share of the elements
+        its neighbour does not also need (the overlap is multicast once), where MAESTRO counts its
+        whole tile at the first step and whenever a loop inside the spatial one advances (deviation
+        shared-halo-once)."""
+        self.halo = self.halo | (np.asarray(share) != np.asarray(maestro))
+        return share
 
     def _inited(self, dims, codes, c: int):
         """``IsTensorInited``: a coupled, not fully unrolled directive inside the changing one is at Init."""
@@ -468,6 +485,8 @@ class _LevelAnalysis:
                         f = np.where(inited, mapped, uniq)
                     else:
                         f = mapped
+                    if self._halo_applies(dims, first):
+                        f = self._halo_once(f, uniq)
             prod = prod * f
         return np.where(inited, prod, 0) if uncoupled else prod
 
@@ -582,15 +601,20 @@ class _LevelAnalysis:
 
     def ingress(self, dims, codes, c: int):
         """Input volume of a class, whether MAESTRO would abort on it (a changing temporal map
-        with no new elements), whether the volume is a re-read MAESTRO counts as 0, and whether it
-        counts a temporal edge step's own window where MAESTRO counts a steady step's."""
+        with no new elements), whether the volume is a re-read MAESTRO counts as 0, whether it
+        counts a temporal edge step's own window where MAESTRO counts a steady step's, and whether
+        it counts neighbours' shared elements once where MAESTRO counts them per sub-cluster."""
         inited = self._inited(dims, codes, c) if c >= 0 else False
         self.terminate = False
         self.edge_reads = False
+        self.halo = False
         vol = self._spread(dims, lambda f, e: self.pe_ingress(dims, f, e, codes, c, inited), codes)
         reread = c >= 0 and not self.exact and self.entries[c].var not in dims
-        return (vol, self.terminate, np.asarray(reread & (vol != 0)),
-                np.asarray(self.edge_reads & (vol != 0)))
+        nonzero = vol != 0
+        is_sp, at_edge, _ = self._spatial_state(dims, codes)
+        shared = is_sp and (self.nedge if at_edge else self.n) > 1     # a neighbour is counted
+        return (vol, self.terminate, np.asarray(reread & nonzero), np.asarray(self.edge_reads & nonzero),
+                np.asarray(self.halo & nonzero & shared))
 
     # ------------------------------------------------------------------ sub-cluster tiles
     def subtile_key(self, codes, ee: bool) -> tuple:
@@ -720,15 +744,16 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
         mac_s.append(mac)
         crit_s.append(crit)
         neg_s.append(negative)
-    in_s, w_s, term_s, reread_s, edge_s = [], [], [], [], []
+    in_s, w_s, term_s, reread_s, edge_s, halo_s = [], [], [], [], [], []
     for k in in_rows:
-        vi, ti, ri, ei = a.ingress(t.input, cls.rows[k], cls.c[k])
-        vw, tw, rw, ew = a.ingress(t.weight, cls.rows[k], cls.c[k])
+        vi, ti, ri, ei, hi = a.ingress(t.input, cls.rows[k], cls.c[k])
+        vw, tw, rw, ew, hw_ = a.ingress(t.weight, cls.rows[k], cls.c[k])
         in_s.append(vi)
         w_s.append(vw)
         term_s.append(ti | tw)
         reread_s.append(ri | rw)
         edge_s.append(ei | ew)
+        halo_s.append(hi | hw_)
     eg_sig, crit_sig = _stack(eg_s, B), _stack(crit_s, B)
     in_sig, w_sig = _stack(in_s, B), _stack(w_s, B)
     valid = (crit_sig > 0)[out_idx]                                     # (K, B)
@@ -762,8 +787,10 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
             w = occ * valid
             used = w > 0
             used_out = _group_any(used, st.out_groups)
-    for name, sig in (("uncoupled-reread", reread_s), ("temporal-edge-reads", edge_s)):
-        flags[name] = flags.get(name, False) | (used & _stack(sig, B, bool)[in_idx]).any(axis=0)
+    for name, sig, cases in (("uncoupled-reread", reread_s, used), ("temporal-edge-reads", edge_s, used),
+                             # the all-Init case also sizes the L2 tiles, computing or not
+                             ("shared-halo-once", halo_s, used | (cls.all_init & (occ > 0)))):
+        flags[name] = flags.get(name, False) | (cases & _stack(sig, B, bool)[in_idx]).any(axis=0)
     in_d_sig = _noc_delay(in_sig + w_sig, hw.noc_bw, hw.noc_latency)
     eg_d_sig = _noc_delay(eg_sig, hw.noc_bw, hw.noc_latency)
     compute, in_d, eg_d = compute_sig[out_idx], in_d_sig[in_idx], eg_d_sig[out_idx]

@@ -130,6 +130,7 @@ DEV_PEAK = dx.DEV_BIT["pe-peak-bound"]
 DEV_REREAD = dx.DEV_BIT["uncoupled-reread"]
 DEV_IDLE_BELOW = dx.DEV_BIT["idle-below-filter"]
 DEV_TEMPORAL_EDGE = dx.DEV_BIT["temporal-edge-reads"]
+DEV_HALO_ONCE = dx.DEV_BIT["shared-halo-once"]
 
 
 # ------------------------------------------------------------------------------ small helpers
@@ -364,43 +365,53 @@ def _in_temporal(sc, P, tl, c, inited, exact):
 
 
 @njit(cache=True, inline="always")
-def _in_spatial(sc, P, sl, first, ee, c, inited, nact1):
+def _in_spatial(sc, P, sl, first, ee, c, inited, nact1, exact):
+    """(product of the spatial factors, whether a sub-cluster after the first got its share of the
+    elements its neighbour does not also need where MAESTRO counts its whole tile: deviation
+    shared-halo-once, engine._halo_once)."""
     prod = 1
+    halo = False
     for k in range(P[sl]):
         i = P[sl + 1 + k]
         v = sc[R_VAR, i]
         code = sc[R_CODES, i]
+        uniq = sc[R_EU, v] if ee else sc[R_U, v]
         if c == -1:
             if _is_edge(code):
                 if nact1:
                     f = sc[R_EM, v] if (first or ee) else 1
+                    uniq = f
                 else:
                     f = sc[R_EM, v] if ee else sc[R_M, v]
             else:
                 f = sc[R_M, v]
+                uniq = sc[R_U, v]
         else:
             mapped = sc[R_EM, v] if ee else sc[R_M, v]
             if first:
                 f = mapped
             else:
-                uniq = sc[R_EU, v] if ee else sc[R_U, v]
                 if code == INIT or code == INIT_IE:
                     f = mapped if i < c else uniq
                 elif i == c:
                     f = mapped if inited else uniq
                 else:
                     f = mapped
+        if not (first or exact) and P[sl] == 1:     # two maps in lockstep overlap otherwise
+            halo = halo or f != uniq
+            f = uniq
         prod *= f
-    return prod
+    return prod, halo
 
 
 @njit(cache=True)
 def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact):
     """(volume, MAESTRO would stop here, the volume is a re-read MAESTRO counts as 0, a temporal
-    edge step counted its own window) of an input/weight tensor in this class (engine.ingress)."""
+    edge step counted its own window, neighbours' shared elements counted once) of an input/weight
+    tensor in this class (engine.ingress)."""
     uncoupled = c >= 0 and (sc[R_TM, c] & bit) == 0
     if uncoupled and exact:
-        return 0, False, False, False      # MAESTRO: the changing map leaves this tensor where it is
+        return 0, False, False, False, False   # MAESTRO: the changing map leaves this tensor be
     tl = block
     sl = tl + 1 + P[tl]
     inited = False
@@ -411,29 +422,34 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact):
                 if j > c and sc[R_CODES, j] == INIT and sc[R_UNR, sc[R_OWNER, j]] == 0:
                     inited = True
     if uncoupled and not inited:
-        return 0, False, False, False
+        return 0, False, False, False, False
     # Uncoupled but a coupled map inside restarts: the whole tile again (deviation uncoupled-reread).
     term = c >= 0 and sc[R_KIND, c] == TEMPORAL and not inited and sc[R_U, sc[R_VAR, c]] == 0
     temporal, edge_reads = _in_temporal(sc, P, tl, c, inited, exact)
     is_sp, at_edge, possible, hee = _spatial_state(sc, P, sl + 1 + P[sl], -1)
-    first = temporal * _in_spatial(sc, P, sl, True, False, c, inited, nact1)
+    first = temporal * _in_spatial(sc, P, sl, True, False, c, inited, nact1, exact)[0]
     if not is_sp:
-        return first, term, uncoupled and first != 0, edge_reads and first != 0
-    rest = temporal * _in_spatial(sc, P, sl, False, False, c, inited, nact1)
+        return first, term, uncoupled and first != 0, edge_reads and first != 0, False
+    rest_f, halo = _in_spatial(sc, P, sl, False, False, c, inited, nact1, exact)
+    rest = temporal * rest_f
     if not at_edge:
         vol = first + (n - 1) * rest
-        return vol, term, uncoupled and vol != 0, edge_reads and vol != 0
+        nz = vol != 0
+        return vol, term, uncoupled and nz, edge_reads and nz, halo and nz and n > 1
     edge_first = first
     n_ee = 0
     if possible:
         if nact1 and hee:
-            edge_first = temporal * _in_spatial(sc, P, sl, True, True, c, inited, nact1)
+            edge_first = temporal * _in_spatial(sc, P, sl, True, True, c, inited, nact1, exact)[0]
         n_ee = 1 if hee else 0
     extra = max(nedge - n_ee - 1, 0) * rest
     if possible:
-        extra += n_ee * temporal * _in_spatial(sc, P, sl, False, True, c, inited, nact1)
+        ee_f, ee_halo = _in_spatial(sc, P, sl, False, True, c, inited, nact1, exact)
+        extra += n_ee * temporal * ee_f
+        halo = halo or ee_halo
     vol = edge_first + (extra if nedge > 1 else 0)
-    return vol, term, uncoupled and vol != 0, edge_reads and vol != 0
+    nz = vol != 0
+    return vol, term, uncoupled and nz, edge_reads and nz, halo and nz and nedge > 1
 
 
 @njit(cache=True, inline="always")
@@ -910,13 +926,15 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                             idle = True
                             _take_smaller(acc[A_REASON], acc[A_EMPTY])
 
-            vi, ti, ri, ei = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1, exact)
-            vw, tw, rw, ew = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1, exact)
+            vi, ti, ri, ei, hi = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1, exact)
+            vw, tw, rw, ew, hw_ = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1, exact)
             term_any = term_any or ti or tw
             if used and (ri or rw):
                 flags |= DEV_REREAD
             if used and (ei or ew):
                 flags |= DEV_TEMPORAL_EDGE
+            if (used or (all_init and occ > 0)) and (hi or hw_):   # all-Init also sizes L2 tiles
+                flags |= DEV_HALO_ONCE
             if all_init and not valid:
                 init_empty = True
             if (used or is_top) and egress < 0:

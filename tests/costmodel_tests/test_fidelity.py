@@ -43,8 +43,10 @@ def test_public_oracle_default_model(oracle):
     # inside that it does depend on restarts, e.g. each new K fold of KCP_WS restarting C, Y, X (876
     # rows were equal before that rule); whole-last-tile is MAESTRO's off-by-one in under-filled folds;
     # temporal-edge-reads counts a temporal edge step's own new elements where MAESTRO counts a whole
-    # offset (165 rows were equal before it, 876 before uncoupled-reread).
-    assert tally.equal_exact >= 133
+    # offset; shared-halo-once multicasts the rows neighbouring sub-clusters share where MAESTRO
+    # counts them per sub-cluster (also in the L2 tiles, so runtimes move too). 133 rows were equal
+    # before shared-halo-once, 165 before temporal-edge-reads, 876 before uncoupled-reread.
+    assert tally.equal_exact >= 124
     assert tally.unexplained == []
     assert tally.energy_equal == tally.energy_checked
     assert tally.ok_rows_with_error == []
