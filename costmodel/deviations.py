@@ -80,7 +80,19 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "spatial one: we deliver the overlap once (multicast), MAESTRO once per sub-cluster",
               frozenset({"runtime_cycles", "l2_size_req", "input_l2_reads", "weight_l2_reads",
                          "energy_mac_units", "peak_noc_bw_req", "avg_noc_bw_req"})),
+    Deviation("edge-fold-output", "4.5",
+              "a CONV-family layer's sliding spatial map (Y' or X') leaves an edge fold with one busy "
+              "sub-cluster: it computes its output rows, where MAESTRO takes the edge size of the input "
+              "rows and counts R (or S) times too many outputs and MACs",
+              _ALL_COUNTS),
 )}
+
+
+def fold_output_applies(layer, maestro_exact: bool) -> bool:
+    """Whether rule edge-fold-output may apply to ``layer``: a stride-1 CONV-family layer (for strided
+    ones the rows of a window follow MAESTRO's strided rewrite, semantics doc Q5), not maestro_exact."""
+    return (not maestro_exact and layer.layer_type.is_conv_family
+            and layer.stride("Y") == 1 and layer.stride("X") == 1)
 
 
 def affected(deviations: str) -> frozenset[str]:

@@ -71,6 +71,7 @@ DEVIATIONS = (
     "idle-below-filter",         # a case whose sub-cluster tiles are all below the filter is idle
     "temporal-edge-reads",       # a temporal map's edge step delivers its edge tile's new elements
     "shared-halo-once",          # elements neighbouring sub-clusters share are delivered once
+    "edge-fold-output",          # a one-sub-cluster spatial edge fold computes its output rows
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import diagnostics as dx
+from .deviations import fold_output_applies
 from .layer import OUTPUT_NAME, Layer, TensorDims
 from .levels import SPATIAL, TEMPORAL, Level, LevelStack
 
@@ -356,6 +357,7 @@ class _LevelAnalysis:
         self.entries = level.entries
         self.n = level.num_sub
         self.conv = layer.layer_type.is_conv_family
+        self.maestro_fold = not fold_output_applies(layer, ctx.maestro_exact)
         self.tensors = ctx.tensors
         sizes = _sizes(level)
         self.tables, oversized = _mapping_tables(level, dims_map, self.conv, ctx.maestro_exact, sizes)
@@ -522,8 +524,7 @@ class _LevelAnalysis:
             else:
                 plain = self._get("M", a) if first else u1.get(a, 1)
                 if code == EDGE:
-                    # MAESTRO reads the edge size of the input dimension (Y, X) here, not of Y'/X'.
-                    f = np.where(nact1, self._get("EM", v) if (first or ee) else 1,
+                    f = np.where(nact1, self._edge_fold_size(v, a) if (first or ee) else 1,
                                  self._get("EU", a) if ee else plain)
                 elif code == INIT_IE and ee:
                     f = np.where(nact1, self._get("EM", a),
@@ -532,6 +533,26 @@ class _LevelAnalysis:
                     f = plain
             vol = vol * f
         return vol
+
+    def _edge_fold_size(self, v: str, a: str):
+        """Output size of the one busy sub-cluster of a spatial edge fold along dimension ``v``
+        (table ``a``: Y', X' for Y, X): MAESTRO reads the edge size of the input dimension, the
+        window's input rows; we the output rows it computes, none if the window is shorter than the
+        filter (deviation edge-fold-output)."""
+        return self._get("EM", v) if self.maestro_fold else np.maximum(self._get("EM", a), 0)
+
+    def edge_fold_differs(self, codes):
+        """Whether this class has a one-sub-cluster spatial edge fold whose output size MAESTRO
+        takes from the input rows (deviation edge-fold-output)."""
+        out = False
+        if self.maestro_fold:
+            return np.asarray(out)
+        for v in self.tensors.output:
+            i = self.first[v]
+            a = OUTPUT_NAME.get(v, v)
+            if self.entries[i].kind == SPATIAL and codes[i] == EDGE and a != v:
+                out = out | (self.nact1 & (self._get("EM", v) != np.maximum(self._get("EM", a), 0)))
+        return np.asarray(out)
 
     # --------------------------------------------------------------- spatial multiplication
     def _spatial_state(self, dims, codes, include_all_spatial: bool = False):
@@ -737,13 +758,14 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     # Volumes per signature, then per class by gathering.
     st = cls.structure
     out_idx, out_rows, in_idx, in_rows = st.signatures
-    eg_s, mac_s, crit_s, neg_s = [], [], [], []
+    eg_s, mac_s, crit_s, neg_s, fold_s = [], [], [], [], []
     for k in out_rows:
         eg, mac, crit, negative = a.output_volumes(cls.rows[k])
         eg_s.append(eg)
         mac_s.append(mac)
         crit_s.append(crit)
         neg_s.append(negative)
+        fold_s.append(a.edge_fold_differs(cls.rows[k]))
     in_s, w_s, term_s, reread_s, edge_s, halo_s = [], [], [], [], [], []
     for k in in_rows:
         vi, ti, ri, ei, hi = a.ingress(t.input, cls.rows[k], cls.c[k])
@@ -791,6 +813,9 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
                              # the all-Init case also sizes the L2 tiles, computing or not
                              ("shared-halo-once", halo_s, used | (cls.all_init & (occ > 0)))):
         flags[name] = flags.get(name, False) | (cases & _stack(sig, B, bool)[in_idx]).any(axis=0)
+    # Also where the class computes nothing because of it.
+    flags["edge-fold-output"] = (flags.get("edge-fold-output", False)
+                                 | ((occ > 0) & _stack(fold_s, B, bool)[out_idx]).any(axis=0))
     in_d_sig = _noc_delay(in_sig + w_sig, hw.noc_bw, hw.noc_latency)
     eg_d_sig = _noc_delay(eg_sig, hw.noc_bw, hw.noc_latency)
     compute, in_d, eg_d = compute_sig[out_idx], in_d_sig[in_idx], eg_d_sig[out_idx]

@@ -38,6 +38,7 @@ from .program import (
     H_CONV,
     H_DEV,
     H_EXACT,
+    H_FOLD_OUTPUT,
     H_L1,
     H_LEVEL_TAB,
     H_LEVELS,
@@ -131,6 +132,7 @@ DEV_REREAD = dx.DEV_BIT["uncoupled-reread"]
 DEV_IDLE_BELOW = dx.DEV_BIT["idle-below-filter"]
 DEV_TEMPORAL_EDGE = dx.DEV_BIT["temporal-edge-reads"]
 DEV_HALO_ONCE = dx.DEV_BIT["shared-halo-once"]
+DEV_EDGE_FOLD = dx.DEV_BIT["edge-fold-output"]
 
 
 # ------------------------------------------------------------------------------ small helpers
@@ -474,7 +476,7 @@ def _out_temporal(sc, P, outf, psum_list):
 
 
 @njit(cache=True, inline="always")
-def _out_spatial(sc, P, outs, first, ee, reuse, nact1):
+def _out_spatial(sc, P, outs, first, ee, reuse, nact1, maestro_fold):
     """Output factors of the spatial directives (``outs``: the L_OUTF spatial triples)."""
     vol = 1
     for k in range(P[outs]):
@@ -488,7 +490,7 @@ def _out_spatial(sc, P, outs, first, ee, reuse, nact1):
             plain = sc[R_U1, a] if has_a else 1
         if code == EDGE:
             if nact1:
-                f = (sc[R_EM, v] if sc[R_HAS, v] else 0) if (first or ee) else 1
+                f = _edge_fold_size(sc, v, a, maestro_fold) if (first or ee) else 1
             else:
                 f = (sc[R_EU, a] if has_a else 0) if ee else plain
         elif code == INIT_IE and ee:
@@ -525,7 +527,29 @@ def _psum_spatial(sc, P, pss, first, ee, nact1):
 
 
 @njit(cache=True, inline="always")
-def _crit(sc, P, out_state, psum_list, outf, nact1):
+def _edge_fold_differs(sc, P, outf):
+    """A one-sub-cluster spatial edge fold whose output size MAESTRO takes from the input rows
+    (deviation edge-fold-output, engine.edge_fold_differs); for nact1 designs only."""
+    outs = outf + 1 + 3 * P[outf]
+    for k in range(P[outs]):
+        o = outs + 1 + 3 * k
+        i, v, a = P[o], P[o + 1], P[o + 2]
+        if v != a and sc[R_CODES, i] == EDGE and _edge_fold_size(sc, v, a, True) != \
+                _edge_fold_size(sc, v, a, False):
+            return True
+    return False
+
+
+@njit(cache=True, inline="always")
+def _edge_fold_size(sc, v, a, maestro):
+    """engine._edge_fold_size: MAESTRO's input-row edge size, or the output rows (at least 0)."""
+    if maestro:
+        return sc[R_EM, v] if sc[R_HAS, v] else 0
+    return max(sc[R_EM, a], 0) if sc[R_HAS, a] else 0
+
+
+@njit(cache=True, inline="always")
+def _crit(sc, P, out_state, psum_list, outf, nact1, maestro_fold):
     """Critical-path MACs of one sub-cluster in this class (the discover pass needs only these)."""
     out_t, ps_t = _out_temporal(sc, P, outf, psum_list)
     outs = outf + 1 + 3 * P[outf]
@@ -533,11 +557,11 @@ def _crit(sc, P, out_state, psum_list, outf, nact1):
     is_sp, at_edge, possible, hee = _spatial_state(sc, P, out_state, -1)
     ee = is_sp and at_edge and possible and nact1 and hee
     return (ps_t * _psum_spatial(sc, P, pss, True, ee, nact1)
-            * out_t * _out_spatial(sc, P, outs, True, ee, True, nact1))
+            * out_t * _out_spatial(sc, P, outs, True, ee, True, nact1, maestro_fold))
 
 
 @njit(cache=True)
-def _outputs(sc, P, out_state, psum_list, outf, spall, n, nedge, nact1):
+def _outputs(sc, P, out_state, psum_list, outf, spall, n, nedge, nact1, maestro_fold):
     """(egress, MACs, critical-path MACs, a sub-cluster has negative MACs) of this class
     (engine.output_volumes)."""
     out_t, ps_t = _out_temporal(sc, P, outf, psum_list)
@@ -545,13 +569,13 @@ def _outputs(sc, P, out_state, psum_list, outf, spall, n, nedge, nact1):
     pss = psum_list + 1 + P[psum_list]
     # Egress: the output tile of every active sub-cluster.
     is_sp, at_edge, possible, hee = _spatial_state(sc, P, out_state, -1)
-    first = out_t * _out_spatial(sc, P, outs, True, False, True, nact1)
+    first = out_t * _out_spatial(sc, P, outs, True, False, True, nact1, maestro_fold)
     crit_first = ps_t * _psum_spatial(sc, P, pss, True, False, nact1) * first
     crit = crit_first
     if not is_sp:
         egress = first
     else:
-        rest = out_t * _out_spatial(sc, P, outs, False, False, True, nact1)
+        rest = out_t * _out_spatial(sc, P, outs, False, False, True, nact1, maestro_fold)
         if not at_edge:
             egress = first + (n - 1) * rest
         else:
@@ -559,12 +583,12 @@ def _outputs(sc, P, out_state, psum_list, outf, spall, n, nedge, nact1):
             n_ee = 0
             if possible:
                 if nact1 and hee:
-                    edge_first = out_t * _out_spatial(sc, P, outs, True, True, True, nact1)
+                    edge_first = out_t * _out_spatial(sc, P, outs, True, True, True, nact1, maestro_fold)
                     crit = ps_t * _psum_spatial(sc, P, pss, True, True, nact1) * edge_first
                 n_ee = 1 if hee else 0
             extra = max(nedge - n_ee - 1, 0) * rest
             if possible:
-                extra += n_ee * out_t * _out_spatial(sc, P, outs, False, True, True, nact1)
+                extra += n_ee * out_t * _out_spatial(sc, P, outs, False, True, True, nact1, maestro_fold)
             egress = edge_first + (extra if nedge > 1 else 0)
     # MACs: partial sums of every sub-cluster (the spatial state of all spatial maps).
     is_sp, at_edge, possible, hee = _spatial_state(sc, P, out_state, spall)
@@ -577,9 +601,9 @@ def _outputs(sc, P, out_state, psum_list, outf, spall, n, nedge, nact1):
         v_ft = 0
         if possible:
             v_tt = (ps_t * _psum_spatial(sc, P, pss, True, True, nact1)
-                    * out_t * _out_spatial(sc, P, outs, True, True, True, nact1))
+                    * out_t * _out_spatial(sc, P, outs, True, True, True, nact1, maestro_fold))
             v_ft = (ps_t * _psum_spatial(sc, P, pss, False, True, nact1)
-                    * out_t * _out_spatial(sc, P, outs, False, True, False, nact1))
+                    * out_t * _out_spatial(sc, P, outs, False, True, False, nact1, maestro_fold))
             negative = negative or v_tt < 0 or v_ft < 0
             if nact1 and hee:
                 edge_first = v_tt
@@ -696,6 +720,7 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
     nv = P[base + H_VARS]
     conv = P[base + H_CONV] != 0
     exact = P[base + H_EXACT] != 0
+    maestro_fold = P[base + H_FOLD_OUTPUT] == 0        # deviation edge-fold-output does not apply
     vy, vx, vyp, vxp, vr, vs = (P[base + H_VY], P[base + H_VX], P[base + H_VYP], P[base + H_VXP],
                                 P[base + H_VR], P[base + H_VS])
     rec = base + P[base + H_LEVEL_TAB] + LEVEL_WIDTH * li
@@ -859,7 +884,7 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
 
             if mode == DISCOVER:
                 # Register the sub-cluster tiles of the computing cases.
-                if _crit(sc, P, out_state, psum_list, outf, nact1) > 0:
+                if _crit(sc, P, out_state, psum_list, outf, nact1, maestro_fold) > 0:
                     _subtile(sc, P, below, False, nact1)
                     if not _register(inst_dims, inst_n, li + 1, sc[R_TILE], P[below]):
                         return False
@@ -874,7 +899,7 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                 continue
 
             egress, macs, crit, negative = _outputs(sc, P, out_state, psum_list, outf, spall, n, nedge,
-                                                    nact1)
+                                                    nact1, maestro_fold)
             valid = crit > 0
             w = occ if valid else 0
             used = w > 0
@@ -933,6 +958,8 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                 flags |= DEV_REREAD
             if used and (ei or ew):
                 flags |= DEV_TEMPORAL_EDGE
+            if occ > 0 and nact1 and not maestro_fold and _edge_fold_differs(sc, P, outf):
+                flags |= DEV_EDGE_FOLD             # also where the class computes nothing by it
             if (used or (all_init and occ > 0)) and (hi or hw_):   # all-Init also sizes L2 tiles
                 flags |= DEV_HALO_ONCE
             if all_init and not valid:

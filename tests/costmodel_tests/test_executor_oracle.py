@@ -7,12 +7,15 @@ script, because it takes tens of minutes on one core::
     .venv/bin/python -m tests.costmodel_tests.test_executor_oracle --set public --max-macs 1e6 --out P.jsonl
     .venv/bin/python -m tests.costmodel_tests.test_executor_oracle --set generated --out G.jsonl
     .venv/bin/python -m tests.costmodel_tests.test_executor_oracle --summarise P.jsonl G.jsonl
+    .venv/bin/python -m tests.costmodel_tests.test_executor_oracle --remodel P.jsonl --out P2.jsonl
     .venv/bin/python -m tests.costmodel_tests.test_executor_oracle --explain P.jsonl --out EP.jsonl
     .venv/bin/python -m tests.costmodel_tests.test_executor_oracle --explain G.jsonl --quick --out EG.jsonl
     .venv/bin/python -m tests.costmodel_tests.test_executor_oracle --explained EP.jsonl EG.jsonl \
         --records P.jsonl G.jsonl
 
-(2026-12-02, two shared cores: about 25 minutes for P, 35 for G, 20 for the two --explain runs.)
+(2026-12-02, two shared cores: about 25 minutes for P, 35 for G, 20 for the two --explain runs.
+``--remodel`` re-evaluates only the model after a change to it, keeping the executor's figures: a
+few minutes.)
 
 Each record holds, per compared figure, the default model's value, the executor's, MAESTRO's and the
 ``maestro_exact`` model's; the summary counts agreement per figure and, for each deviation rule
@@ -47,8 +50,10 @@ def _generated_accelerator(row) -> Accelerator:
                        noc_hops=int(row.noc_hops), offchip_bw=_num(row.offchip_bw_cstr))
 
 
-def records(which: str, max_macs: float, *, start: int = 0, stop: int | None = None):
-    """One record per case of ``which`` ("public" or "generated") with at most ``max_macs`` MACs."""
+def records(which: str, max_macs: float, *, start: int = 0, stop: int | None = None,
+            only: set[str] | None = None):
+    """One record per case of ``which`` ("public" or "generated") with at most ``max_macs`` MACs
+    (of the cases labelled ``only``, if given)."""
     import pandas as pd
 
     if which == "public":
@@ -63,6 +68,8 @@ def records(which: str, max_macs: float, *, start: int = 0, stop: int | None = N
         label = lambda r: r.case_id  # noqa: E731
     names = MAESTRO_COLUMNS[which]
     for row, text in list(zip(rows.itertuples(index=False), texts, strict=True))[start:stop]:
+        if only is not None and label(row) not in only:
+            continue
         rec = {"set": which, "case": label(row), "status": row.status}
         began = time.process_time()
         try:
@@ -97,6 +104,32 @@ def records(which: str, max_macs: float, *, start: int = 0, stop: int | None = N
             rec["input_error"] = str(e)
         rec["seconds"] = round(time.process_time() - began, 2)
         yield rec
+
+
+def remodel(recs: list[dict]):
+    """The records again with the model's figures and deviations of the current code, the executor's
+    kept (it shares nothing with the model): cheap after a change to the model. A case whose model
+    now refuses it, or no longer refuses it, is run again whole."""
+    cases = _cases()
+    for rec in recs:
+        if "figures" not in rec:
+            if rec.get("model_error") is None:
+                yield rec                          # input error or over the executor's limits
+                continue
+            _, mapped, acc = _case(cases, rec)
+            if evaluate_batch(mapped.layer, mapped.dataflow, accelerator=acc).row(0).error:
+                yield rec                          # still refused
+                continue
+        else:
+            _, mapped, acc = _case(cases, rec)
+            cost = evaluate_batch(mapped.layer, mapped.dataflow, accelerator=acc).row(0)
+            if not cost.error:
+                for f, values in rec["figures"].items():
+                    values[0] = int(getattr(cost, f))
+                rec["deviations"] = cost.deviations
+                yield rec
+                continue
+        yield from records(rec["set"], math.inf, only={rec["case"]})
 
 
 def summarise(recs: list[dict]) -> list[str]:
@@ -183,25 +216,35 @@ CONVENTION_SETS = {"stationary": {"stationary"}, "reinit": {"reinit"}, "no-halo"
                    "the model's one": MODEL_CONVENTIONS}
 
 
+def _cases():
+    """(set, case label) -> (row, mapped layer, accelerator), for the records' cases."""
+    import pandas as pd
+
+    out = {}
+    for r in fidelity.public_rows().itertuples(index=False):
+        out["public", f"{r.layer_file} {r.hw_id}"] = (r, r.layer_text, fidelity.accelerator_of)
+    for r in pd.read_csv(fidelity.GENERATED).itertuples(index=False):
+        out["generated", r.case_id] = (r, r.mfile_text, _generated_accelerator)
+    return out
+
+
+def _case(cases, rec):
+    row, text, acc_of = cases[rec["set"], rec["case"]]
+    return row, parse_network(text).layers[0], acc_of(row)
+
+
 def explain(recs: list[dict], *, quick: bool = False):
     """For each compared case whose traffic figures differ, the executor's figures under MAESTRO's
     counting conventions (``execute(..., conventions=...)``): which of them make it give the model's."""
-    import pandas as pd
-
     from costmodel.executor import execute
     from costmodel.executor_validate import executor_figures
 
-    public = fidelity.public_rows()
-    public_by = {f"{r.layer_file} {r.hw_id}": (r, r.layer_text) for r in public.itertuples(index=False)}
-    generated = pd.read_csv(fidelity.GENERATED)
-    generated_by = {r.case_id: (r, r.mfile_text) for r in generated.itertuples(index=False)}
+    cases = _cases()
     for rec in recs:
         figs = rec.get("figures")
         if not figs or all(figs[f][0] == figs[f][1] for f in EXPLAINED):
             continue
-        row, text = (public_by if rec["set"] == "public" else generated_by)[rec["case"]]
-        acc = fidelity.accelerator_of(row) if rec["set"] == "public" else _generated_accelerator(row)
-        mapped = parse_network(text).layers[0]
+        _, mapped, acc = _case(cases, rec)
         differ = [f for f in EXPLAINED if figs[f][0] != figs[f][1]]
         out = {"set": rec["set"], "case": rec["case"], "differ": differ}
         for name, conv in CONVENTION_SETS.items():
@@ -286,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stop", type=int)
     p.add_argument("--out", help="append JSON lines here")
     p.add_argument("--summarise", nargs="+", metavar="JSONL")
+    p.add_argument("--remodel", nargs="+", metavar="JSONL",
+                   help="re-evaluate the model's figures of these records, keeping the executor's")
     p.add_argument("--explain", nargs="+", metavar="JSONL",
                    help="re-run the differing cases of these records under MAESTRO's conventions")
     p.add_argument("--quick", action="store_true",
@@ -313,6 +358,15 @@ def main(argv: list[str] | None = None) -> int:
             for e in explain(recs, quick=args.quick):
                 out.write(json.dumps(e) + "\n")
                 out.flush()
+        return 0
+    if args.remodel:
+        recs = []
+        for path in args.remodel:
+            with open(path) as f:
+                recs += [json.loads(line) for line in f]
+        with open(args.out or "/dev/stdout", "a") as out:
+            for rec in remodel(recs):
+                out.write(json.dumps(rec) + "\n")
         return 0
     if args.summarise:
         recs = []
