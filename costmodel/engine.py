@@ -417,7 +417,8 @@ class _LevelAnalysis:
             elif edge:
                 f = np.where(self.nact1, t.EM[v] if (first or ee) else 1, t.EM[v] if ee else t.M[v])
                 if self._halo_applies(dims, first):
-                    f = self._halo_once(f, np.where(self.nact1, f, t.EU[v] if ee else t.U[v]))
+                    share = np.minimum(t.EU[v], t.EM[v]) if ee else t.U[v]
+                    f = self._halo_once(f, np.where(self.nact1, f, share))
             else:
                 f = self._halo_once(t.M[v], t.U[v]) if self._halo_applies(dims, first) else t.M[v]
             vol = vol * f
@@ -431,9 +432,9 @@ class _LevelAnalysis:
 
     def _halo_once(self, maestro, share):
         """A sub-cluster after the first of a spatial map receives only its share of the elements
-        its neighbour does not also need (the overlap is multicast once), where MAESTRO counts its
-        whole tile at the first step and whenever a loop inside the spatial one advances (deviation
-        shared-halo-once)."""
+        its neighbour does not also need (the overlap is multicast once; never more than its tile),
+        where MAESTRO counts its whole tile at the first step and whenever a loop inside the spatial
+        one advances (deviation shared-halo-once)."""
         self.halo = self.halo | (np.asarray(share) != np.asarray(maestro))
         return share
 
@@ -488,7 +489,7 @@ class _LevelAnalysis:
                     else:
                         f = mapped
                     if self._halo_applies(dims, first):
-                        f = self._halo_once(f, uniq)
+                        f = self._halo_once(f, np.minimum(uniq, mapped))
             prod = prod * f
         return np.where(inited, prod, 0) if uncoupled else prod
 

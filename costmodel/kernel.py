@@ -400,8 +400,9 @@ def _in_spatial(sc, P, sl, first, ee, c, inited, nact1, exact):
                 else:
                     f = mapped
         if not (first or exact) and P[sl] == 1:     # two maps in lockstep overlap otherwise
-            halo = halo or f != uniq
-            f = uniq
+            share = min(uniq, sc[R_EM, v] if ee else sc[R_M, v])     # never more than the tile
+            halo = halo or f != share
+            f = share
         prod *= f
     return prod, halo
 

@@ -135,9 +135,17 @@ def l2_requirement(alg, space: FreeSpace, tab: Tables, sym: Symbols):
     _, _, act = active(alg, space, tab, sym, 0)
     total = []
     for dims in (t.input, t.weight):
-        vol = _product(alg, [_factor(alg, layer, tab, sym, v, 0) for v in dims])
-        coupled = any(_LOOP_OF.get(v, v) == sp for v in dims)
-        total.append(alg.mul(vol, act) if coupled else vol)
+        spread = next((v for v in dims if _LOOP_OF.get(v, v) == sp), None)
+        vol = _product(alg, [_factor(alg, layer, tab, sym, v, 0) for v in dims if v != spread])
+        if spread is None:
+            total.append(vol)
+            continue
+        # The first busy sub-cluster's tile and, for each other one, the share its neighbour does
+        # not also hold: a sliding window's shared rows are multicast once (deviation
+        # shared-halo-once); without overlap the share is the whole tile.
+        m = _factor(alg, layer, tab, sym, spread, 0)
+        u = alg.minimum(_factor(alg, layer, tab, sym, spread, 0, "offset"), m)
+        total.append(alg.mul(vol, alg.add(m, alg.mul(alg.add(act, -1), u))))
     out_dims = t.output
     coupled_var = next((v for v in out_dims if _LOOP_OF.get(v, v) == sp), None)
     others = [v for v in out_dims if v != coupled_var]

@@ -110,20 +110,26 @@ def remodel(recs: list[dict]):
     """The records again with the model's figures and deviations of the current code, the executor's
     kept (it shares nothing with the model): cheap after a change to the model. A case whose model
     now refuses it, or no longer refuses it, is run again whole."""
+    def model(rec):
+        _, mapped, acc = _case(cases, rec)
+        try:
+            return evaluate_batch(mapped.layer, mapped.dataflow, accelerator=acc).row(0)
+        except DseError:
+            return None                            # refused for its structure
+
     cases = _cases()
     for rec in recs:
         if "figures" not in rec:
             if rec.get("model_error") is None:
                 yield rec                          # input error or over the executor's limits
                 continue
-            _, mapped, acc = _case(cases, rec)
-            if evaluate_batch(mapped.layer, mapped.dataflow, accelerator=acc).row(0).error:
+            cost = model(rec)
+            if cost is None or cost.error:
                 yield rec                          # still refused
                 continue
         else:
-            _, mapped, acc = _case(cases, rec)
-            cost = evaluate_batch(mapped.layer, mapped.dataflow, accelerator=acc).row(0)
-            if not cost.error:
+            cost = model(rec)
+            if cost is not None and not cost.error:
                 for f, values in rec["figures"].items():
                     values[0] = int(getattr(cost, f))
                 rec["deviations"] = cost.deviations

@@ -12,11 +12,13 @@ Dataflow { SpatialMap(1,1) K; TemporalMap(1,1) C; TemporalMap(3,3) R; TemporalMa
            TemporalMap(3,1) Y; TemporalMap(3,1) X; } }
 }
 """
-# MAESTRO's edge-offset convention, which the model keeps: the edge tile of X read as a whole offset.
+# MAESTRO's reinit convention, which the model keeps: when X' restarts under the next Y' row the
+# whole tile is read again (9), though 4 of its elements are still held (5).
 DIFFER = """\
 Network t {
-Layer refetch { Type: DSCONV Dimensions { K: 1, C: 1, R: 1, S: 1, Y: 1, X: 3 }
-Dataflow { SpatialMap(1,1) C; TemporalMap(1,1) Y; TemporalMap(2,2) X; } }
+Layer refetch { Type: CONV Dimensions { K: 1, C: 1, R: 3, S: 3, Y: 4, X: 4 }
+Dataflow { TemporalMap(1,1) Y'; TemporalMap(1,1) X'; SpatialMap(1,1) C; TemporalMap(1,1) K;
+           TemporalMap(3,3) R; TemporalMap(3,3) S; } }
 }
 """
 REFUSED = """\
@@ -42,7 +44,7 @@ def test_differing_figure_exits_1_and_is_named(tmp_path, capsys):
     code, out, err = run(capsys, "validate", write_file(tmp_path, "d.m", DIFFER), "--num-pes", "2")
     assert code == 1 and err == ""
     line = next(x for x in out.splitlines() if x.strip().startswith("input_l2_reads"))
-    assert line.split()[1:] == ["4", "3", "NO"]
+    assert line.split()[1:] == ["24", "20", "NO"]
     assert "verdict: differ on input_l2_reads" in out
 
 
