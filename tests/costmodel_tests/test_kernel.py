@@ -30,7 +30,10 @@ from costmodel import (
     evaluate,
     evaluate_batch,
     evaluate_mixed,
+    Layer,
+    LayerType,
     jit,
+    parse_dataflow,
     parse_network,
     set_jobs,
 )
@@ -247,3 +250,36 @@ def fidelity_network_layer():
     from costmodel.networks import DATA
 
     return read_network(DATA / "resnet50_kcp_ws.m").layers[3]
+
+
+def test_mixed_batch_rows_stay_in_design_order_for_any_worker_count():
+    """The kernel runs a mixed batch's designs grouped by structure (for the cache); every row must still
+    be its own design's, with one worker or several."""
+    layer = Layer(name="conv", layer_type=LayerType.CONV,
+                  dims=(("K", 32), ("C", 16), ("R", 3), ("S", 3), ("Y", 30), ("X", 30)))
+    top = ("SpatialMap(1,1) K; TemporalMap(?c,{c_offset}) C; TemporalMap(Sz(R),Sz(R)) R; "
+           "TemporalMap(Sz(S),Sz(S)) S; TemporalMap(?t,?t) Y'; TemporalMap(?t,?t) X'; Cluster(?p, P);")
+    inner = ("SpatialMap(1,1) {spatial}; TemporalMap(Sz(R),1) Y; TemporalMap(Sz(S),1) X; "
+             "TemporalMap(Sz(R),Sz(R)) R; TemporalMap(Sz(S),Sz(S)) S;")
+    flows = [parse_dataflow("Dataflow { " + top.format(c_offset=o) + inner.format(spatial=s) + " }")
+             for o, s in (("?c", "C"), ("?c", "K"), ("1", "C"))]
+    n = 3 * compiled.PARALLEL_MIN + 17
+    rng = np.random.default_rng(5)
+    structure = rng.integers(0, len(flows), n)                 # interleaved, as searchers send them
+    values = np.stack([rng.choice([1, 2, 4, 8, 16], n), rng.integers(1, 31, n), rng.choice([1, 2, 4, 8], n)],
+                      axis=1)
+    try:
+        runs = []
+        for jobs in (1, 2, 3):
+            set_jobs(jobs)
+            runs.append(evaluate_mixed(layer, flows, structure, values, num_pes=64, noc_bw=32))
+    finally:
+        set_jobs(None)
+    assert _column_diff(runs[0], runs[1]) == {} and _column_diff(runs[0], runs[2]) == {}
+    for s, df in enumerate(flows):
+        rows = np.nonzero(structure == s)[0]
+        alone = evaluate_batch(layer, df, holes={h: values[rows, i] for i, h in enumerate(df.holes)},
+                               num_pes=64, noc_bw=32)
+        for figure in ("runtime_cycles", "input_l2_reads", "weight_l2_reads", "l2_size_req", "error"):
+            assert (getattr(runs[0], figure)[rows] == getattr(alone, figure)).all(), (s, figure)
+    assert len(set(runs[0].runtime_cycles.tolist())) > 50
