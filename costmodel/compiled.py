@@ -131,7 +131,7 @@ def _single_set(program) -> ProgramSet:
 @lru_cache(maxsize=16)
 def _program_set(programs: tuple) -> ProgramSet:
     """The programs of a mixed batch in one array (searchers score the same structures repeatedly;
-    joining 500 programs costs about as much as a tenth of their evaluation)."""
+    joining 500 programs takes about 3 ms, several per cent of their evaluation)."""
     return _single_set(programs[0]) if len(programs) == 1 else ProgramSet(list(programs))
 
 
