@@ -87,8 +87,10 @@ from .program import (
     TEMPORAL,
 )
 
-# Every function but ``_designs`` allocates nothing, so it runs without Numba's reference counting:
-# the atomic increments and decrements on the arrays it is passed took an eighth of the kernel's time.
+# Every function but ``_designs`` allocates nothing, so it runs without Numba's reference counting
+# (its ``_nrt`` option, private to Numba: a Numba that drops it fails every kernel test at compile
+# time): the atomic increments and decrements on the arrays it is passed took an eighth of the
+# kernel's samples under perf.
 NO_NRT = {"cache": True, "_nrt": False}
 
 INIT, INIT_IE, STEADY, EDGE, NONEDGE = range(5)
