@@ -525,7 +525,7 @@ class _LevelAnalysis:
             else:
                 plain = self._get("M", a) if first else u1.get(a, 1)
                 if code == EDGE:
-                    f = np.where(nact1, self._edge_fold_size(v, a) if (first or ee) else 1,
+                    f = np.where(nact1, self._edge_fold_size(v, a, self.maestro_fold) if (first or ee) else 1,
                                  self._get("EU", a) if ee else plain)
                 elif code == INIT_IE and ee:
                     f = np.where(nact1, self._get("EM", a),
@@ -535,12 +535,12 @@ class _LevelAnalysis:
             vol = vol * f
         return vol
 
-    def _edge_fold_size(self, v: str, a: str):
+    def _edge_fold_size(self, v: str, a: str, maestro: bool):
         """Output size of the one busy sub-cluster of a spatial edge fold along dimension ``v``
         (table ``a``: Y', X' for Y, X): MAESTRO reads the edge size of the input dimension, the
         window's input rows; we the output rows it computes, none if the window is shorter than the
         filter (deviation edge-fold-output)."""
-        return self._get("EM", v) if self.maestro_fold else np.maximum(self._get("EM", a), 0)
+        return self._get("EM", v) if maestro else np.maximum(self._get("EM", a), 0)
 
     def edge_fold_differs(self, codes):
         """Whether this class has a one-sub-cluster spatial edge fold whose output size MAESTRO
@@ -552,7 +552,8 @@ class _LevelAnalysis:
             i = self.first[v]
             a = OUTPUT_NAME.get(v, v)
             if self.entries[i].kind == SPATIAL and codes[i] == EDGE and a != v:
-                out = out | (self.nact1 & (self._get("EM", v) != np.maximum(self._get("EM", a), 0)))
+                out = out | (self.nact1 & (self._edge_fold_size(v, a, True)
+                                           != self._edge_fold_size(v, a, False)))
         return np.asarray(out)
 
     # --------------------------------------------------------------- spatial multiplication
