@@ -129,6 +129,12 @@ class Layer:
                 return v
         return 1
 
+    def row_strides(self) -> dict[str, int]:
+        """The stride MAESTRO applies to ``Y`` and ``X`` maps: it keys strides by the dimension as
+        given, so with output sizes Y'/X' it reads the stride of Y'/X' (normally absent, i.e. 1)."""
+        given = self.dim_map
+        return {ref: self.stride(ref if ref in given else OUTPUT_NAME[ref]) for ref in ("Y", "X")}
+
     @property
     def work(self) -> int:
         """The product of the dimensions as given (what :mod:`costmodel.limits` bounds)."""

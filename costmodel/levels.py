@@ -20,7 +20,7 @@ import numpy as np
 
 from .dataflow import Dataflow, DimSize, Directive, DirectiveKind, Hole
 from .errors import MappingError
-from .layer import OUTPUT_NAME, OVERLAP_PAIRS, Layer
+from .layer import OVERLAP_PAIRS, Layer
 
 SPATIAL = "S"
 TEMPORAL = "T"
@@ -129,10 +129,7 @@ def build_levels(layer: Layer, dataflow: Dataflow, num_pes: np.ndarray,
     top_sub = np.maximum(top_sub, 1)
     used_pes = product * top_sub
 
-    # MAESTRO keys strides by the dimension as given, so with output sizes Y'/X' it reads the stride of
-    # Y'/X' (normally absent, i.e. 1).
-    dims_given = layer.dim_map
-    strides = {ref: layer.stride(ref if ref in dims_given else OUTPUT_NAME[ref]) for ref in ("Y", "X")}
+    strides = layer.row_strides()
 
     levels: list[Level] = []
     skipped = False
