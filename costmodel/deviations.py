@@ -85,6 +85,16 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "sub-cluster: it computes its output rows, where MAESTRO takes the edge size of the input "
               "rows and counts R (or S) times too many outputs and MACs",
               _ALL_COUNTS),
+    Deviation("edge-fold-partial", "4.5",
+              "a spatial map's edge fold (after at least one full fold) ends in a partial tile: we "
+              "count it on a sub-cluster of its own beside the fold's whole tiles, where MAESTRO counts "
+              "it instead of the last whole tile, losing that tile's work and data",
+              _ALL_COUNTS),
+    Deviation("strided-output-rows", "Q5",
+              "a CONV-family layer with a stride s at most its filter size on Y or X, some tile of "
+              "which holds more than one output row: we count every s-th window position of the tile "
+              "as an output row, where MAESTRO counts every position (up to s times the true MACs)",
+              _ALL_COUNTS),
 )}
 
 
@@ -93,6 +103,16 @@ def fold_output_applies(layer, maestro_exact: bool) -> bool:
     ones the rows of a window follow MAESTRO's strided rewrite, semantics doc Q5), not maestro_exact."""
     return (not maestro_exact and layer.layer_type.is_conv_family
             and layer.stride("Y") == 1 and layer.stride("X") == 1)
+
+
+def output_row_strides(layer, maestro_exact: bool) -> dict[str, int]:
+    """The stride between the output rows of a ``Y``/``X`` tile (rule strided-output-rows): the
+    layer's where MAESTRO's strided rewrite keeps a window's input rows contiguous (filter at least
+    the stride); 1 otherwise, and always under ``maestro_exact``, as MAESTRO counts."""
+    strides = layer.row_strides()
+    dims = layer.dim_map
+    return {ref: s if (not maestro_exact and s > 1 and dims.get(sliding, 1) >= s) else 1
+            for (ref, sliding), s in ((("Y", "R"), strides["Y"]), (("X", "S"), strides["X"]))}
 
 
 def affected(deviations: str) -> frozenset[str]:

@@ -72,6 +72,8 @@ DEVIATIONS = (
     "temporal-edge-reads",       # a temporal map's edge step delivers its edge tile's new elements
     "shared-halo-once",          # elements neighbouring sub-clusters share are delivered once
     "edge-fold-output",          # a one-sub-cluster spatial edge fold computes its output rows
+    "edge-fold-partial",         # a spatial edge fold's partial last tile is counted beside the full
+    "strided-output-rows",       # a strided tile's output rows are every stride-th window position
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import diagnostics as dx
-from .deviations import fold_output_applies
+from .deviations import fold_output_applies, output_row_strides
 from .layer import OUTPUT_NAME, Layer, TensorDims
 from .levels import SPATIAL, TEMPORAL, Level, LevelStack
 
@@ -154,10 +154,12 @@ def _bcast(x, B: int) -> np.ndarray:
 
 
 def _mapping_tables(level: Level, dims: dict[str, np.ndarray], conv: bool, maestro_exact: bool,
-                    sizes: tuple[np.ndarray, np.ndarray]) -> tuple[_Tables, np.ndarray]:
+                    sizes: tuple[np.ndarray, np.ndarray],
+                    row_stride: dict[str, int]) -> tuple[_Tables, np.ndarray, np.ndarray]:
     """Mapping, unique and edge sizes per dimension (MAESTRO's tables keep the last directive on a
     dimension); also flags designs where a map larger than its dimension gets a different edge size
-    than MAESTRO gives it (deviation ``oversized-map-edge``)."""
+    than MAESTRO gives it (deviation ``oversized-map-edge``), and where a strided tile's output rows
+    differ from MAESTRO's stride-1 count (``strided-output-rows``)."""
     m, f = sizes
     d = _stack([dims[e.var] for e in level.entries], m.shape[1])
     t = np.maximum((d - m) // f, 0)
@@ -173,6 +175,7 @@ def _mapping_tables(level: Level, dims: dict[str, np.ndarray], conv: bool, maest
     edge_mapped = np.where(has_edge, em, m)
     edge_unique = np.maximum(f - (m - em), 0)
     M, U, EM, EU = {}, {}, {}, {}
+    strided = np.zeros((1, m.shape[1]), dtype=bool)
     for i, e in enumerate(level.entries):
         M[e.var], U[e.var], EM[e.var], EU[e.var] = m[i], uniq[i], edge_mapped[i], edge_unique[i]
     if conv:
@@ -180,11 +183,25 @@ def _mapping_tables(level: Level, dims: dict[str, np.ndarray], conv: bool, maest
             if e.var in OUTPUT_NAME:
                 sliding = "R" if e.var == "Y" else "S"
                 out = OUTPUT_NAME[e.var]
-                M[out] = M[e.var] - M.get(sliding, 0) + 1
-                U[out] = np.minimum(f[i], m[i])
-                EM[out] = EM[e.var] - EM.get(sliding, 0) + 1
-                EU[out] = np.minimum(f[i], EM[out])
-    return _Tables(M, U, EM, EU), wrong.any(axis=0)
+                s = row_stride[e.var]
+                span, edge_span = M[e.var] - M.get(sliding, 0), EM[e.var] - EM.get(sliding, 0)
+                M[out] = _output_rows(span, s)
+                U[out] = np.minimum(f[i], m[i]) // s
+                EM[out] = _output_rows(edge_span, s)
+                EU[out] = np.minimum(f[i] // s, EM[out])
+                if s > 1:                  # where MAESTRO's stride-1 rows give other sizes
+                    strided = (strided | (M[out] != span + 1) | (EM[out] != edge_span + 1)
+                               | (U[out] != np.minimum(f[i], m[i]))
+                               | (EU[out] != np.minimum(f[i], edge_span + 1)))
+    return _Tables(M, U, EM, EU), wrong.any(axis=0), np.asarray(strided).any(axis=0)
+
+
+def _output_rows(span: np.ndarray, s: int) -> np.ndarray:
+    """Output rows of a tile whose input rows exceed its filter rows by ``span``: every s-th window
+    position; a negative span (tile smaller than the filter) stays negative, as at stride 1."""
+    if s == 1:
+        return span + 1
+    return np.where(span >= 0, span // s + 1, span + 1)
 
 
 def _tables_differ(a: _Tables, b: _Tables) -> np.ndarray:
@@ -236,18 +253,24 @@ def _states(level: Level, dims: dict[str, np.ndarray], n: np.ndarray,
     return _States(ie, unrolled, steady, edge.astype(np.int64), ee)
 
 
-def _edge_clusters(level: Level, dims: dict[str, np.ndarray], n: np.ndarray) -> np.ndarray:
-    """Sub-clusters active in a spatial edge fold (``ClusterUnit::AnalyzeSpatialEdgeCase``)."""
+def _edge_clusters(level: Level, dims: dict[str, np.ndarray], n: np.ndarray,
+                   maestro_exact: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-clusters active in a spatial edge fold (``ClusterUnit::AnalyzeSpatialEdgeCase``), and
+    where that differs from MAESTRO's count: after a full fold MAESTRO counts only the whole tiles
+    and takes the last of them for the partial one; we count the partial tile beside them
+    (deviation edge-fold-partial)."""
     e = next(e for e in level.entries if e.kind == SPATIAL)
     d, m, f = dims[e.var], e.size, e.ofs
     full = f * (n - 1) + m
     t = np.where(d >= m, ((d - m) // f + 1) // n - 1, 0)
     rem = d - (t + 1) * f * n
     beyond = np.where(rem < m, 1, (rem - m) // np.maximum(f, 1) + 1)
+    partial = np.zeros_like(beyond) if maestro_exact else (rem >= m) & ((beyond - 1) * f + m < rem)
     within = np.where(d > m, (d - m) // f + 1, 1)
     within = within + ((d > m) & (f * (within - 1) + m < d))
-    out = np.where(d > full, beyond, within)
-    return np.where(d <= m, 1, out).astype(np.int64)
+    after_fold = (d > full) & (d > m)
+    out = np.where(after_fold, beyond + partial, np.where(d <= m, 1, within))
+    return out.astype(np.int64), after_fold & (partial > 0)
 
 
 def _noc_delay(volume: np.ndarray, bw: np.ndarray, latency: np.ndarray) -> np.ndarray:
@@ -360,13 +383,22 @@ class _LevelAnalysis:
         self.maestro_fold = not fold_output_applies(layer, ctx.maestro_exact)
         self.tensors = ctx.tensors
         sizes = _sizes(level)
-        self.tables, oversized = _mapping_tables(level, dims_map, self.conv, ctx.maestro_exact, sizes)
-        self.flags = {"oversized-map-edge": oversized}
+        rows = output_row_strides(layer, ctx.maestro_exact)
+        self.tables, oversized, strided = _mapping_tables(level, dims_map, self.conv, ctx.maestro_exact,
+                                                          sizes, rows)
+        self.flags = {"oversized-map-edge": oversized, "strided-output-rows": strided}
         if dims_map is not dims_static and any((dims_map[v] != d).any() for v, d in dims_static.items()):
-            static_tables, _ = _mapping_tables(level, dims_static, self.conv, ctx.maestro_exact, sizes)
+            static_tables, _, _ = _mapping_tables(level, dims_static, self.conv, ctx.maestro_exact, sizes,
+                                               rows)
             self.flags["subtile-edges"] = _tables_differ(self.tables, static_tables)
         self.states = _states(level, dims_iter, self.n, sizes)
-        self.nedge = _edge_clusters(level, dims_static, self.n)
+        # Busy sub-clusters of an edge fold from the tile itself too (MAESTRO: the steady tile).
+        self.nedge, partial = _edge_clusters(level, dims_map, self.n, ctx.maestro_exact)
+        self.flags["edge-fold-partial"] = partial
+        if dims_map is not dims_static:
+            static_nedge, _ = _edge_clusters(level, dims_static, self.n, ctx.maestro_exact)
+            differs = static_nedge != self.nedge
+            self.flags["subtile-edges"] = self.flags.get("subtile-edges", False) | differs
         self.nact1 = self.nedge == 1
         self.cls = _Classes(level, self.states)
         self.first: dict[str, int] = {}

@@ -48,6 +48,8 @@ from .program import (
     H_SIZE_OUT,
     H_SIZE_W,
     H_STATIC_ERR,
+    H_SX,
+    H_SY,
     H_TRUE_MACS,
     H_VARS,
     H_VR,
@@ -139,6 +141,8 @@ DEV_IDLE_BELOW = dx.DEV_BIT["idle-below-filter"]
 DEV_TEMPORAL_EDGE = dx.DEV_BIT["temporal-edge-reads"]
 DEV_HALO_ONCE = dx.DEV_BIT["shared-halo-once"]
 DEV_EDGE_FOLD = dx.DEV_BIT["edge-fold-output"]
+DEV_EDGE_PARTIAL = dx.DEV_BIT["edge-fold-partial"]
+DEV_STRIDED_ROWS = dx.DEV_BIT["strided-output-rows"]
 
 
 # ------------------------------------------------------------------------------ small helpers
@@ -216,10 +220,21 @@ def _run_ops(P, base, holes, regs):
 
 # ------------------------------------------------------------------------------ one level
 @njit(**NO_NRT)
-def _tables(sc, nent, nv, dmap, conv, vy, vx, vyp, vxp, vr, vs, exact, rm, ru, rem, reu, rhas):
+def _output_rows(span, s):
+    """Output rows of a tile whose input rows exceed its filter rows by ``span``
+    (engine._output_rows)."""
+    if s == 1 or span < 0:
+        return span + 1
+    return span // s + 1
+
+
+@njit(**NO_NRT)
+def _tables(sc, nent, nv, dmap, conv, vy, vx, vyp, vxp, vr, vs, sy, sx, exact, rm, ru, rem, reu, rhas):
     """MAESTRO's per-dimension mapping tables (engine._mapping_tables) into rows ``rm``..``rhas``;
-    returns whether a map larger than its dimension gets a corrected edge size."""
+    returns the deviation bits they show: a map larger than its dimension getting a corrected edge
+    size, strided output rows."""
     wrong_any = False
+    strided = False
     for v in range(nv):
         sc[rhas, v] = 0
     for i in range(nent):
@@ -249,14 +264,21 @@ def _tables(sc, nent, nv, dmap, conv, vy, vx, vyp, vxp, vr, vs, exact, rm, ru, r
                 continue
             sl = vr if v == vy else vs
             out = vyp if v == vy else vxp
+            s = sy if v == vy else sx
             m_sl = sc[rm, sl] if sc[rhas, sl] else 0
             em_sl = sc[rem, sl] if sc[rhas, sl] else 0
-            sc[rm, out] = sc[rm, v] - m_sl + 1
-            sc[ru, out] = min(sc[R_OF, i], sc[R_SZ, i])
-            sc[rem, out] = sc[rem, v] - em_sl + 1
-            sc[reu, out] = min(sc[R_OF, i], sc[rem, out])
+            span = sc[rm, v] - m_sl
+            edge_span = sc[rem, v] - em_sl
+            sc[rm, out] = _output_rows(span, s)
+            sc[ru, out] = min(sc[R_OF, i], sc[R_SZ, i]) // s
+            sc[rem, out] = _output_rows(edge_span, s)
+            sc[reu, out] = min(sc[R_OF, i] // s, sc[rem, out])
             sc[rhas, out] = 1
-    return wrong_any
+            if s > 1 and (sc[rm, out] != span + 1 or sc[rem, out] != edge_span + 1
+                          or sc[ru, out] != min(sc[R_OF, i], sc[R_SZ, i])
+                          or sc[reu, out] != min(sc[R_OF, i], edge_span + 1)):
+                strided = True                  # MAESTRO's stride-1 rows give other sizes
+    return (DEV_OVERSIZED if wrong_any else 0) | (DEV_STRIDED_ROWS if strided else 0)
 
 
 @njit(**NO_NRT)
@@ -291,22 +313,28 @@ def _states(sc, nent, n):
 
 
 @njit(**NO_NRT)
-def _edge_clusters(sc, sp, n):
-    """Sub-clusters active in a spatial edge fold (engine._edge_clusters), from the static dims."""
-    d = sc[R_DSTAT, sc[R_VAR, sp]]
+def _edge_clusters(sc, dmap, sp, n, exact):
+    """Sub-clusters active in a spatial edge fold (engine._edge_clusters), from the dims in row
+    ``dmap``, and whether a partial last tile is counted beside the whole ones (deviation
+    edge-fold-partial)."""
+    d = sc[dmap, sc[R_VAR, sp]]
     m = sc[R_SZ, sp]
     f = sc[R_OF, sp]
     if d <= m:
-        return 1
+        return 1, False
     full = f * (n - 1) + m
     if d > full:
-        t = ((d - m) // f + 1) // n - 1 if d >= m else 0
+        t = ((d - m) // f + 1) // n - 1
         rem = d - (t + 1) * f * n
-        return 1 if rem < m else (rem - m) // max(f, 1) + 1
+        if rem < m:
+            return 1, False
+        beyond = (rem - m) // max(f, 1) + 1
+        partial = not exact and (beyond - 1) * f + m < rem
+        return beyond + (1 if partial else 0), partial
     within = (d - m) // f + 1
     if f * (within - 1) + m < d:
         within += 1
-    return within
+    return within, False
 
 
 @njit(inline="always", **NO_NRT)
@@ -730,6 +758,7 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
     maestro_fold = P[base + H_FOLD_OUTPUT] == 0        # deviation edge-fold-output does not apply
     vy, vx, vyp, vxp, vr, vs = (P[base + H_VY], P[base + H_VX], P[base + H_VYP], P[base + H_VXP],
                                 P[base + H_VR], P[base + H_VS])
+    sy, sx = P[base + H_SY], P[base + H_SX]
     rec = base + P[base + H_LEVEL_TAB] + LEVEL_WIDTH * li
     nent = P[rec + L_NENT]
     ent = base + P[rec + L_ENT]
@@ -775,12 +804,11 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
 
     # Tables from the tile itself (or the static dims, MAESTRO's way); states from the tile.
     dmap = R_DSTAT if (exact or is_top) else R_DITER
-    flags = 0
-    if _tables(sc, nent, nv, dmap, conv, vy, vx, vyp, vxp, vr, vs, exact, R_M, R_U, R_EM, R_EU, R_HAS):
-        flags |= DEV_OVERSIZED
+    flags = _tables(sc, nent, nv, dmap, conv, vy, vx, vyp, vxp, vr, vs, sy, sx, exact, R_M, R_U, R_EM, R_EU,
+                    R_HAS)
     if mode == EVALUATE and dmap == R_DITER and differ:
-        _tables(sc, nent, nv, R_DSTAT, conv, vy, vx, vyp, vxp, vr, vs, exact, R_SM, R_SU, R_SEM, R_SEU,
-                R_SHAS)
+        _tables(sc, nent, nv, R_DSTAT, conv, vy, vx, vyp, vxp, vr, vs, sy, sx, exact, R_SM, R_SU, R_SEM,
+                R_SEU, R_SHAS)
         for v in range(nv):
             if sc[R_HAS, v] and (sc[R_U, v] != sc[R_SU, v] or sc[R_EM, v] != sc[R_SEM, v]
                                  or sc[R_EU, v] != sc[R_SEU, v]):
@@ -801,7 +829,12 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
             if not exact and whole and sc[R_IE, sc[R_OWNER, i]]:
                 flags |= DEV_WHOLE_LAST
     sp = P[rec + L_SPFIRST]
-    nedge = _edge_clusters(sc, sp, n)
+    # Busy sub-clusters of an edge fold from the tile itself too (MAESTRO: the steady tile).
+    nedge, partial = _edge_clusters(sc, dmap, sp, n, exact)
+    if partial:
+        flags |= DEV_EDGE_PARTIAL
+    if dmap == R_DITER and differ and _edge_clusters(sc, R_DSTAT, sp, n, exact)[0] != nedge:
+        flags |= DEV_SUBTILE
     nact1 = nedge == 1
 
     # Occurrence multiplier of directives that do not own their dimension's tables.

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from costmodel import Layer
+from costmodel.deviations import output_row_strides
 from spaces.mapping import COL, ROW, FreeSpace
 
 # Analysis-side tensor dimension -> loop dimension whose tile sizes it (Y -> Y', X -> X').
@@ -168,6 +169,10 @@ def _out_factor(alg, layer: Layer, tab: Tables, sym: Symbols, var: str, which: s
         return layer.dim_map.get(var, 1)
     loop = _LOOP_OF.get(var, var)
     if loop not in (ROW, COL):
+        return alg.lookup(sym.chain[loop], tab.tile[loop][:, 0])
+    if output_row_strides(layer, maestro_exact=False)["Y" if loop == ROW else "X"] > 1:
+        # Strided output rows (deviation strided-output-rows): a tile of t output rows maps
+        # s(t-1)+R input rows with offset s*t, so both shares are the t rows themselves.
         return alg.lookup(sym.chain[loop], tab.tile[loop][:, 0])
     r = layer.dim_map.get("R" if loop == ROW else "S", 1)
     # Output rows of an input map of m rows: m - R + 1; unique share: min(offset, m).

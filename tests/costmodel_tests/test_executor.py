@@ -409,8 +409,9 @@ def test_a_strided_edge_tile_smaller_than_the_filter_is_idle_not_refused():
     tile of 6 columns for S=7 at level 1. It holds no whole filter window, so it computes nothing, and
     the windows before it produce every output: the executor runs every MAC exactly once. The model
     used to refuse it ("X tile 6 is smaller than the filter width S=7"); it now takes the case as idle
-    (rule idle-below-filter) and counts fewer MACs than ``maestro_exact``, which analyses that tile
-    with the steady tile's sizes (issue 13, point 3)."""
+    (rule idle-below-filter) and, counting a strided tile's output rows at the stride
+    (strided-output-rows), gives the layer's true MACs, where ``maestro_exact`` counts 3.25 times as
+    many (issue 13, points 3 and 1)."""
     import pandas as pd
 
     from costmodel import parse_network
@@ -428,14 +429,18 @@ def test_a_strided_edge_tile_smaller_than_the_filter_is_idle_not_refused():
     # Idle through idle-below-filter, or already at the level above: there the edge fold's one busy
     # sub-cluster has no output row (edge-fold-output) and the case does not reach its sub-clusters.
     assert {"idle-below-filter", "edge-fold-output"} & set(model.deviations.split(","))
-    assert mapped.layer.true_macs < model.num_macs < int(exact.num_macs[0]) == int(row.num_macs)
+    assert "strided-output-rows" in model.deviations
+    assert mapped.layer.true_macs == model.num_macs < int(exact.num_macs[0]) == int(row.num_macs)
 
 
-def test_idle_edge_tile_below_the_filter_on_a_small_strided_layer():
+def test_a_strided_edge_tile_holding_one_filter_window_computes_it():
     """CONV R3, Y10, stride 2 (4 output rows), ``TemporalMap(7,2) Y`` above ``Cluster(2)`` with
-    ``SpatialMap(3,1) Y`` below: the last top-level tile is too short for a filter window at level 1.
-    Default model 30 MACs (the idle case adds none), ``maestro_exact`` 42 (it counts that case with the
-    steady tile's sizes); the executor runs the 24 true MACs once each. Both engines agree."""
+    ``SpatialMap(3,1) Y`` below: the top level's tiles are rows 0-6 (3 output rows) and the edge rows
+    6-9 (1 output row, one filter window). Level 1 sizes the edge tile's busy sub-clusters from that
+    tile (4 rows: one window and a partial one, rule subtile-edges); with the steady tile's count, one
+    sub-cluster holding only the partial window, the model used to take the case as idle and count 30
+    MACs through MAESTRO's stride-1 rows. It now counts the 24 true MACs the executor runs once each,
+    and the same inputs; ``maestro_exact`` counts 42. Both engines agree."""
     layer = Layer(name="L", layer_type=LayerType.CONV, dims=(("K", 2), ("C", 1), ("R", 3), ("S", 1),
                                                               ("Y", 10), ("X", 1)), strides=(("Y", 2),))
     df = _flow("SpatialMap(1,1) K; TemporalMap(7,2) Y; TemporalMap(3,3) R; Cluster(2, P); "
@@ -443,10 +448,32 @@ def test_idle_edge_tile_below_the_filter_on_a_small_strided_layer():
     acc = Accelerator(num_pes=4)
     ref, com = (evaluate_batch(layer, df, accelerator=acc, engine=e) for e in ("reference", "compiled"))
     exact = evaluate_batch(layer, df, accelerator=acc, maestro_exact=True)
-    assert int(ref.num_macs[0]) == int(com.num_macs[0]) == 30 and int(exact.num_macs[0]) == 42
-    assert ref.deviations[0] == com.deviations[0] and "idle-below-filter" in com.deviations[0]
+    assert int(ref.num_macs[0]) == int(com.num_macs[0]) == 24 and int(exact.num_macs[0]) == 42
+    assert ref.deviations[0] == com.deviations[0]
+    assert {"subtile-edges", "strided-output-rows"} <= set(com.deviations[0].split(","))
+    assert "idle-below-filter" not in com.deviations[0]
     rep = execute(layer, df, acc)
     assert rep.exact_cover and rep.macs_executed == layer.true_macs == 24
+    assert int(com.input_l2_reads[0]) == rep.input_l2_reads == 10
+
+
+def test_a_partial_tile_after_a_full_spatial_fold_is_counted_beside_the_whole_ones():
+    """K22 over ``SpatialMap(4,4) K`` on 3 PEs: a full fold (K 0-11), then an edge fold of two whole
+    tiles (12-19) and a partial one (20-21). MAESTRO counts only the whole tiles of an edge fold and
+    takes the last of them for the partial one (144 MACs, 36 weights of 44); the model counts the
+    partial tile on a third sub-cluster (rule edge-fold-partial): 176 MACs and 44 weight reads, as the
+    literal execution. Both engines agree; ``maestro_exact`` keeps MAESTRO's count."""
+    layer = Layer.conv("L", K=22, C=2, R=1, S=1, Y=2, X=2)
+    df = _flow("SpatialMap(4,4) K; TemporalMap(1,1) C; TemporalMap(1,1) Y; TemporalMap(1,1) X;")
+    acc = Accelerator(num_pes=3)
+    ref, com = (evaluate_batch(layer, df, accelerator=acc, engine=e) for e in ("reference", "compiled"))
+    exact = evaluate_batch(layer, df, accelerator=acc, maestro_exact=True)
+    for cost in (ref, com):
+        assert int(cost.num_macs[0]) == 176 and int(cost.weight_l2_reads[0]) == 44
+        assert "edge-fold-partial" in cost.deviations[0]
+    assert int(exact.num_macs[0]) == 144 and int(exact.weight_l2_reads[0]) == 36
+    rep = execute(layer, df, acc)
+    assert rep.exact_cover and rep.macs_executed == 176 and rep.weight_l2_reads == 44
 
 
 def test_dsconv_k_mapped_below_a_cluster_walks_one_iteration():
