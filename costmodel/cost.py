@@ -369,14 +369,21 @@ def _assemble(layer, stack, res, log, batch, tech, hw, lanes, noc_bw, t, maestro
     l1_total = sum(v for k, v in counts.items() if "_l1_" in k)
     energy = tech.l2_energy_mac * l2_total + tech.l1_energy_mac * l1_total + macs
     # L1 requirement: double-buffered tiles of the innermost level (input window for the output, Q6).
-    sizes_inner = {e.var: e.size for e in stack.levels[-1].entries}
-    l1_req = full * 0
+    # A map larger than its dimension there holds the dimension (deviation l1-held-tile; MAESTRO
+    # counts the map's size).
+    inner = stack.levels[-1]
+    sizes_inner = {e.var: e.size for e in inner.entries}
+    l1_req, l1_maestro = full * 0, full * 0
     for dims in (t.input, t.weight, t.output):
-        vol = full
+        vol, vol_maestro = full, full
         for v in dims:
             if v in sizes_inner:
-                vol = vol * sizes_inner[v]
-        l1_req = l1_req + 2 * vol
+                size = sizes_inner[v]
+                vol_maestro = vol_maestro * size
+                vol = vol * (np.minimum(size, inner.dims[v]) if v in inner.dims else size)
+        l1_req, l1_maestro = l1_req + 2 * vol, l1_maestro + 2 * vol_maestro
+    if maestro_exact:
+        l1_req = l1_maestro
     l2_req = res.l2_req["input"] + res.l2_req["weight"] + res.l2_req["output"]
 
     runtime = res.runtime
@@ -403,6 +410,8 @@ def _assemble(layer, stack, res, log, batch, tech, hw, lanes, noc_bw, t, maestro
 
     below_peak = ok & (runtime < peak)
     deviations = list(res.flags.items())
+    if not maestro_exact:
+        deviations.append(("l1-held-tile", l1_req != l1_maestro))
     if layer.layer_type.is_conv_family and any(layer.stride(d) != 1 for d in ("Y", "X", "Y'", "X'")):
         deviations.append((DEV_STRIDE_OUTPUT, True))
     if stack.skipped_inheritance:

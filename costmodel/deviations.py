@@ -90,6 +90,10 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "count it on a sub-cluster of its own beside the fold's whole tiles, where MAESTRO counts "
               "it instead of the last whole tile, losing that tile's work and data",
               _ALL_COUNTS),
+    Deviation("l1-held-tile", "4.7",
+              "an innermost-level map is larger than the dimension it maps there (the layer's or the "
+              "tile of the level above): the PE holds the dimension, where MAESTRO sizes L1 by the map",
+              frozenset({"l1_size_req", "status"})),
     Deviation("strided-output-rows", "Q5",
               "a CONV-family layer with a stride s at most its filter size on Y or X, some tile of "
               "which holds more than one output row: we count every s-th window position of the tile "

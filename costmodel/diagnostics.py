@@ -74,6 +74,7 @@ DEVIATIONS = (
     "edge-fold-output",          # a one-sub-cluster spatial edge fold computes its output rows
     "edge-fold-partial",         # a spatial edge fold's partial last tile is counted beside the full
     "strided-output-rows",       # a strided tile's output rows are every stride-th window position
+    "l1-held-tile",              # an innermost map larger than its dimension holds the dimension
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 

@@ -143,6 +143,7 @@ DEV_HALO_ONCE = dx.DEV_BIT["shared-halo-once"]
 DEV_EDGE_FOLD = dx.DEV_BIT["edge-fold-output"]
 DEV_EDGE_PARTIAL = dx.DEV_BIT["edge-fold-partial"]
 DEV_STRIDED_ROWS = dx.DEV_BIT["strided-output-rows"]
+DEV_L1_HELD = dx.DEV_BIT["l1-held-tile"]
 
 
 # ------------------------------------------------------------------------------ small helpers
@@ -1201,14 +1202,22 @@ def _assemble(P, base, hw, tech, regs, top, bad_size, bad_rs, bad_cluster, produ
     energy = tech[T_L2E] * l2_total + tech[T_L1E] * l1_total + macs
     l1_off = base + P[base + H_L1]
     l1_req = 0
+    l1_maestro = 0
     k = l1_off
     for _ in range(3):
         count = P[k]
         vol = 1
+        vol_maestro = 1
         for q in range(count):
-            vol *= regs[P[k + 1 + q]]
+            size = regs[P[k + 1 + 2 * q]]
+            dim_reg = P[k + 2 + 2 * q]
+            vol_maestro *= size
+            vol *= min(size, regs[dim_reg]) if dim_reg >= 0 else size
         l1_req += 2 * vol
-        k += 1 + count
+        l1_maestro += 2 * vol_maestro
+        k += 1 + 2 * count
+    if exact:
+        l1_req = l1_maestro
     l2_req = top[I_L2_REQ]
     runtime = top[I_RUNTIME]
     true_macs = P[base + H_TRUE_MACS]
@@ -1228,6 +1237,8 @@ def _assemble(P, base, hw, tech, regs, top, bad_size, bad_rs, bad_cluster, produ
             err_kind = dx.MACS_ZERO
     ok = err_kind == 0
     dev = top[I_DEV] | P[base + H_DEV]
+    if not exact and l1_req != l1_maestro:
+        dev |= DEV_L1_HELD
     if not exact:
         if ok and runtime < peak:
             dev |= DEV_PEAK

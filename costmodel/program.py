@@ -337,9 +337,13 @@ class _Compiler:
             out[rec + L_SPALL] = section([len(spatial), *spatial])
         tensors = section([x for dims in (t.input, t.weight, t.output)
                            for x in (len(dims), *(var[v] for v in dims))])
-        inner = {e.var: e.size for e in levels[-1][0]}
+        # Per tensor: its innermost map sizes, each with the dimension it maps there (-1: none), as
+        # the held tile is the smaller (deviation l1-held-tile).
+        inner_entries, inner_dims, _ = levels[-1]
+        inner = {e.var: e.size for e in inner_entries}
         l1 = section([x for dims in (t.input, t.weight, t.output)
-                      for x in (sum(v in inner for v in dims), *(inner[v] for v in dims if v in inner))])
+                      for x in (sum(v in inner for v in dims),
+                                *(r for v in dims if v in inner for r in (inner[v], inner_dims.get(v, -1))))])
         clusters = section([len(cluster_regs), *cluster_regs])
         # Constants and holes write fresh registers (a constant corrected to 1 is rewritten right
         # after it is made), so they can run first; runs of one kind keep the kernel's dispatch
