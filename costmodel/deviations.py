@@ -94,6 +94,11 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "an innermost-level map is larger than the dimension it maps there (the layer's or the "
               "tile of the level above): the PE holds the dimension, where MAESTRO sizes L1 by the map",
               frozenset({"l1_size_req", "status"})),
+    Deviation("idle-edge-subcluster", "Q11",
+              "the partial last sub-cluster of a spatial map on Y or X holds fewer rows (columns) than "
+              "the filter: it computes nothing and receives nothing, where MAESTRO delivers its tile",
+              frozenset({"runtime_cycles", "l2_size_req", "input_l2_reads", "weight_l2_reads",
+                         "energy_mac_units", "peak_noc_bw_req", "avg_noc_bw_req"})),
     Deviation("strided-output-rows", "Q5",
               "a CONV-family layer with a stride s at most its filter size on Y or X, some tile of "
               "which holds more than one output row: we count every s-th window position of the tile "

@@ -75,6 +75,7 @@ DEVIATIONS = (
     "edge-fold-partial",         # a spatial edge fold's partial last tile is counted beside the full
     "strided-output-rows",       # a strided tile's output rows are every stride-th window position
     "l1-held-tile",              # an innermost map larger than its dimension holds the dimension
+    "idle-edge-subcluster",      # a spatial edge fold's partial tile below the filter receives nothing
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 

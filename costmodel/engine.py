@@ -422,6 +422,14 @@ class _LevelAnalysis:
             ie = self.states.init_edge
             self.flags["whole-last-tile"] = np.logical_or.reduce(
                 [ie[self.cls.owner_of[i]] & whole for i, whole in self.whole_last.items()])
+        # The partial last sub-cluster of a sliding spatial map (Y, X) whose tile is shorter than the
+        # filter computes nothing, so it receives nothing (deviation idle-edge-subcluster); MAESTRO
+        # delivers its tile.
+        self.ee_idle = False
+        spatial = [e for e in self.entries if e.kind == SPATIAL]
+        if not self.exact and self.conv and len(spatial) == 1 and spatial[0].var in OUTPUT_NAME:
+            self.ee_idle = t.EM[OUTPUT_NAME[spatial[0].var]] <= 0
+            self.flags["idle-edge-subcluster"] = self.ee_idle
 
     # --------------------------------------------------------------------------- look-ups
     def _get(self, table: str, var: str):
@@ -454,7 +462,11 @@ class _LevelAnalysis:
             else:
                 f = self._halo_once(t.M[v], t.U[v]) if self._halo_applies(dims, first) else t.M[v]
             vol = vol * f
-        return vol
+        return self._idle_edge(vol, first, ee)
+
+    def _idle_edge(self, vol, first: bool, ee: bool):
+        """No delivery to a partial last sub-cluster that computes nothing (``ee_idle``)."""
+        return np.where(self.ee_idle, 0, vol) if (ee and not first) else vol
 
     def _halo_applies(self, dims, first: bool) -> bool:
         """Deviation shared-halo-once applies to a sub-cluster after the first, for a tensor one
@@ -523,6 +535,7 @@ class _LevelAnalysis:
                     if self._halo_applies(dims, first):
                         f = self._halo_once(f, np.minimum(uniq, mapped))
             prod = prod * f
+        prod = self._idle_edge(prod, first, ee)
         return np.where(inited, prod, 0) if uncoupled else prod
 
     # ---------------------------------------------------------------- per-PE output volumes

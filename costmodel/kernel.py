@@ -144,6 +144,7 @@ DEV_EDGE_FOLD = dx.DEV_BIT["edge-fold-output"]
 DEV_EDGE_PARTIAL = dx.DEV_BIT["edge-fold-partial"]
 DEV_STRIDED_ROWS = dx.DEV_BIT["strided-output-rows"]
 DEV_L1_HELD = dx.DEV_BIT["l1-held-tile"]
+DEV_IDLE_EDGE = dx.DEV_BIT["idle-edge-subcluster"]
 
 
 # ------------------------------------------------------------------------------ small helpers
@@ -443,7 +444,7 @@ def _in_spatial(sc, P, sl, first, ee, c, inited, nact1, exact):
 
 
 @njit(**NO_NRT)
-def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact):
+def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle):
     """(volume, MAESTRO would stop here, the volume is a re-read MAESTRO counts as 0, a temporal
     edge step counted its own window, neighbours' shared elements counted once) of an input/weight
     tensor in this class (engine.ingress)."""
@@ -483,6 +484,8 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact):
     extra = max(nedge - n_ee - 1, 0) * rest
     if possible:
         ee_f, ee_halo = _in_spatial(sc, P, sl, False, True, c, inited, nact1, exact)
+        if ee_idle:
+            ee_f = 0                    # it computes nothing (deviation idle-edge-subcluster)
         extra += n_ee * temporal * ee_f
         halo = halo or ee_halo
     vol = edge_first + (extra if nedge > 1 else 0)
@@ -837,6 +840,14 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
     if dmap == R_DITER and differ and _edge_clusters(sc, R_DSTAT, sp, n, exact)[0] != nedge:
         flags |= DEV_SUBTILE
     nact1 = nedge == 1
+    # The partial last sub-cluster of a sliding spatial map shorter than the filter computes nothing
+    # and receives nothing (engine: ee_idle).
+    ee_idle = False
+    sv = sc[R_VAR, sp]
+    if not exact and conv and P[spall] == 1 and (sv == vy or sv == vx):
+        ee_idle = sc[R_EM, vyp if sv == vy else vxp] <= 0
+        if ee_idle:
+            flags |= DEV_IDLE_EDGE
 
     # Occurrence multiplier of directives that do not own their dimension's tables.
     mult = 1
@@ -992,8 +1003,8 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                             idle = True
                             _take_smaller(acc[A_REASON], acc[A_EMPTY])
 
-            vi, ti, ri, ei, hi = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1, exact)
-            vw, tw, rw, ew, hw_ = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1, exact)
+            vi, ti, ri, ei, hi = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1, exact, ee_idle)
+            vw, tw, rw, ew, hw_ = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1, exact, ee_idle)
             term_any = term_any or ti or tw
             if used and (ri or rw):
                 flags |= DEV_REREAD

@@ -507,3 +507,26 @@ def test_l1_requirement_is_the_tile_held_not_the_map_size():
         assert int(cost.l1_size_req[0]) == 14 and "l1-held-tile" in cost.deviations[0]
     exact = evaluate_batch(layer, _flow(text), accelerator=acc, maestro_exact=True)
     assert int(exact.l1_size_req[0]) == 258 and "l1-held-tile" not in exact.deviations[0]
+
+
+def test_a_partial_sub_cluster_shorter_than_the_filter_receives_nothing():
+    """DSCONV R3 S3 Y14 X14, stride 2, ``SpatialMap(Sz(S),1) X`` on 256 PEs (MobileNetV2's strided
+    depthwise rows, one channel): six windows of 3 columns every 2, then a partial tile of columns
+    12-13, shorter than the filter. That sub-cluster computes nothing; the executor delivers it
+    nothing, so 13 x 13 = 169 input elements are read (the 14th row and column no MAC uses). The
+    model agrees on every figure (rule idle-edge-subcluster), in both engines; without the rule it
+    delivered the partial tile's new column (182 reads, L2 114), and MAESTRO (``maestro_exact``),
+    which also counts shared halos per PE, reads 200."""
+    layer = Layer(name="L", layer_type=LayerType.DSCONV,
+                  dims=(("K", 1), ("C", 1), ("R", 3), ("S", 3), ("Y", 14), ("X", 14)),
+                  strides=(("Y", 2), ("X", 2)))
+    text = ("TemporalMap(1,1) C; TemporalMap(Sz(R),1) Y; SpatialMap(Sz(S),1) X; "
+            "TemporalMap(Sz(R),Sz(R)) R; TemporalMap(Sz(S),Sz(S)) S;")
+    acc = Accelerator(num_pes=256)
+    figs = _agreeing(layer, text, acc, {"idle-edge-subcluster"})
+    assert figs["input_l2_reads"] == (169, 169) and figs["l2_size_req"] == (108, 108)
+    ref, com = (evaluate_batch(layer, _flow(text), accelerator=acc, engine=e) for e in ("reference", "compiled"))
+    assert ref.deviations[0] == com.deviations[0]
+    assert int(ref.input_l2_reads[0]) == int(com.input_l2_reads[0]) == 169
+    exact = evaluate_batch(layer, _flow(text), accelerator=acc, maestro_exact=True)
+    assert int(exact.input_l2_reads[0]) == 200 and "idle-edge-subcluster" not in exact.deviations[0]
