@@ -15,6 +15,9 @@ _ALL_COUNTS = frozenset({
     "runtime_cycles", "num_macs", "l1_size_req", "l2_size_req", "input_l2_reads", "weight_l2_reads",
     "output_l2_writes", "energy_mac_units", "peak_noc_bw_req", "avg_noc_bw_req", "avg_utilized_pes",
 })
+# What a change in deliveries touches.
+_TRAFFIC = frozenset({"runtime_cycles", "input_l2_reads", "weight_l2_reads", "energy_mac_units",
+                      "peak_noc_bw_req", "avg_noc_bw_req"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +64,7 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
     Deviation("uncoupled-reread", "4.5",
               "a map a tensor does not depend on advances while a map inside it that the tensor does "
               "depend on (not fully unrolled) restarts: MAESTRO counts no delivery, we re-read the tile",
-              frozenset({"runtime_cycles", "input_l2_reads", "weight_l2_reads", "energy_mac_units",
-                         "peak_noc_bw_req", "avg_noc_bw_req"})),
+              _TRAFFIC),
     Deviation("idle-below-filter", "Q11",
               "in a computing case of a level, every sub-cluster tile is smaller than the filter (the "
               "edge tile a strided walk leaves below a Cluster): the case computes nothing and is idle, "
@@ -72,14 +74,12 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "a temporal map a tensor depends on steps onto its edge tile: we deliver the elements of "
               "the edge window not already held (all of it after a restart inside), where MAESTRO "
               "counts a steady step's offset (or whole tile)",
-              frozenset({"runtime_cycles", "input_l2_reads", "weight_l2_reads", "energy_mac_units",
-                         "peak_noc_bw_req", "avg_noc_bw_req"})),
+              _TRAFFIC),
     Deviation("shared-halo-once", "4.5",
               "neighbouring sub-clusters of a spatial map need overlapping tiles of an input or weight "
               "(a sliding or overlapping spatial map) at the first step or a step of a loop inside the "
               "spatial one: we deliver the overlap once (multicast), MAESTRO once per sub-cluster",
-              frozenset({"runtime_cycles", "l2_size_req", "input_l2_reads", "weight_l2_reads",
-                         "energy_mac_units", "peak_noc_bw_req", "avg_noc_bw_req"})),
+              _TRAFFIC | {"l2_size_req"}),
     Deviation("edge-fold-output", "4.5",
               "a CONV-family layer's sliding spatial map (Y' or X') leaves an edge fold with one busy "
               "sub-cluster: it computes its output rows, where MAESTRO takes the edge size of the input "
@@ -97,8 +97,7 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
     Deviation("idle-edge-subcluster", "Q11",
               "the partial last sub-cluster of a spatial map on Y or X holds fewer rows (columns) than "
               "the filter: it computes nothing and receives nothing, where MAESTRO delivers its tile",
-              frozenset({"runtime_cycles", "l2_size_req", "input_l2_reads", "weight_l2_reads",
-                         "energy_mac_units", "peak_noc_bw_req", "avg_noc_bw_req"})),
+              _TRAFFIC | {"l2_size_req"}),
     Deviation("strided-output-rows", "Q5",
               "a CONV-family layer with a stride s at most its filter size on Y or X, some tile of "
               "which holds more than one output row: we count every s-th window position of the tile "
