@@ -525,7 +525,8 @@ def test_a_partial_sub_cluster_shorter_than_the_filter_receives_nothing():
     acc = Accelerator(num_pes=256)
     figs = _agreeing(layer, text, acc, {"idle-edge-subcluster"})
     assert figs["input_l2_reads"] == (169, 169) and figs["l2_size_req"] == (108, 108)
-    ref, com = (evaluate_batch(layer, _flow(text), accelerator=acc, engine=e) for e in ("reference", "compiled"))
+    ref, com = (evaluate_batch(layer, _flow(text), accelerator=acc, engine=e)
+                for e in ("reference", "compiled"))
     assert ref.deviations[0] == com.deviations[0]
     assert int(ref.input_l2_reads[0]) == int(com.input_l2_reads[0]) == 169
     exact = evaluate_batch(layer, _flow(text), accelerator=acc, maestro_exact=True)
