@@ -98,6 +98,11 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "the partial last sub-cluster of a spatial map on Y or X holds fewer rows (columns) than "
               "the filter: it computes nothing and receives nothing, where MAESTRO delivers its tile",
               _TRAFFIC | {"l2_size_req"}),
+    Deviation("fold-overlap-reuse", "4.5",
+              "a spatial map advances a fold by less than its tile (sub-clusters x offset < size): the "
+              "first sub-cluster keeps the overlap with its previous tile, where MAESTRO delivers it "
+              "the whole tile again",
+              _TRAFFIC),
     Deviation("strided-output-rows", "Q5",
               "a CONV-family layer with a stride s at most its filter size on Y or X, some tile of "
               "which holds more than one output row: we count every s-th window position of the tile "

@@ -76,6 +76,7 @@ DEVIATIONS = (
     "strided-output-rows",       # a strided tile's output rows are every stride-th window position
     "l1-held-tile",              # an innermost map larger than its dimension holds the dimension
     "idle-edge-subcluster",      # a spatial edge fold's partial tile below the filter receives nothing
+    "fold-overlap-reuse",        # a fold advance shorter than the tile keeps the first tile's overlap
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 

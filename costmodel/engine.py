@@ -392,6 +392,8 @@ class _LevelAnalysis:
                                                rows)
             self.flags["subtile-edges"] = _tables_differ(self.tables, static_tables)
         self.states = _states(level, dims_iter, self.n, sizes)
+        # How far a spatial map's tiles move when it advances a fold: sub-clusters x offset.
+        self.fold_step = {i: self.n * sizes[1][i] for i, e in enumerate(self.entries) if e.kind == SPATIAL}
         # Busy sub-clusters of an edge fold from the tile itself too (MAESTRO: the steady tile).
         self.nedge, partial = _edge_clusters(level, dims_map, self.n, ctx.maestro_exact)
         self.flags["edge-fold-partial"] = partial
@@ -411,6 +413,7 @@ class _LevelAnalysis:
         self.terminate = False          # set by pe_ingress for the signature being computed
         self.edge_reads = False         # set by pe_ingress: a temporal edge step counted its own window
         self.halo = False               # set by pe_ingress: a neighbour's shared elements counted once
+        self.fold_reuse = False         # set by pe_ingress: a fold advance kept its tile's overlap
         # An under-filled spatial fold ("init-edge") whose last busy sub-cluster holds a whole tile:
         # MAESTRO still takes that sub-cluster as a partial one and counts only its edge-unique share
         # of the data (0 when the tiles divide the dimension), so data it needs is never delivered.
@@ -524,6 +527,12 @@ class _LevelAnalysis:
                 mapped = t.EM[v] if ee else t.M[v]
                 if first:
                     f = mapped
+                    if i == c and not self.exact:
+                        # A fold advance shorter than the tile: the first sub-cluster keeps the
+                        # overlap with its own previous tile (deviation fold-overlap-reuse).
+                        kept = np.where(inited, mapped, np.minimum(mapped, self.fold_step[i]))
+                        self.fold_reuse = self.fold_reuse | (kept != mapped)
+                        f = kept
                 else:
                     uniq = t.EU[v] if ee else t.U[v]
                     if at_init:
@@ -676,13 +685,14 @@ class _LevelAnalysis:
         self.terminate = False
         self.edge_reads = False
         self.halo = False
+        self.fold_reuse = False
         vol = self._spread(dims, lambda f, e: self.pe_ingress(dims, f, e, codes, c, inited), codes)
         reread = c >= 0 and not self.exact and self.entries[c].var not in dims
         nonzero = vol != 0
         is_sp, at_edge, _ = self._spatial_state(dims, codes)
         shared = is_sp and (self.nedge if at_edge else self.n) > 1     # a neighbour is counted
         return (vol, self.terminate, np.asarray(reread & nonzero), np.asarray(self.edge_reads & nonzero),
-                np.asarray(self.halo & nonzero & shared))
+                np.asarray(self.halo & nonzero & shared), np.asarray(self.fold_reuse & nonzero))
 
     # ------------------------------------------------------------------ sub-cluster tiles
     def subtile_key(self, codes, ee: bool) -> tuple:
@@ -813,16 +823,17 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
         crit_s.append(crit)
         neg_s.append(negative)
         fold_s.append(a.edge_fold_differs(cls.rows[k]))
-    in_s, w_s, term_s, reread_s, edge_s, halo_s = [], [], [], [], [], []
+    in_s, w_s, term_s, reread_s, edge_s, halo_s, keep_s = [], [], [], [], [], [], []
     for k in in_rows:
-        vi, ti, ri, ei, hi = a.ingress(t.input, cls.rows[k], cls.c[k])
-        vw, tw, rw, ew, hw_ = a.ingress(t.weight, cls.rows[k], cls.c[k])
+        vi, ti, ri, ei, hi, ki = a.ingress(t.input, cls.rows[k], cls.c[k])
+        vw, tw, rw, ew, hw_, kw = a.ingress(t.weight, cls.rows[k], cls.c[k])
         in_s.append(vi)
         w_s.append(vw)
         term_s.append(ti | tw)
         reread_s.append(ri | rw)
         edge_s.append(ei | ew)
         halo_s.append(hi | hw_)
+        keep_s.append(ki | kw)
     eg_sig, crit_sig = _stack(eg_s, B), _stack(crit_s, B)
     in_sig, w_sig = _stack(in_s, B), _stack(w_s, B)
     valid = (crit_sig > 0)[out_idx]                                     # (K, B)
@@ -857,6 +868,7 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
             used = w > 0
             used_out = _group_any(used, st.out_groups)
     for name, sig, cases in (("uncoupled-reread", reread_s, used), ("temporal-edge-reads", edge_s, used),
+                             ("fold-overlap-reuse", keep_s, used),
                              # the all-Init case also sizes the L2 tiles, computing or not
                              ("shared-halo-once", halo_s, used | (cls.all_init & (occ > 0)))):
         flags[name] = flags.get(name, False) | (cases & _stack(sig, B, bool)[in_idx]).any(axis=0)

@@ -145,6 +145,7 @@ DEV_EDGE_PARTIAL = dx.DEV_BIT["edge-fold-partial"]
 DEV_STRIDED_ROWS = dx.DEV_BIT["strided-output-rows"]
 DEV_L1_HELD = dx.DEV_BIT["l1-held-tile"]
 DEV_IDLE_EDGE = dx.DEV_BIT["idle-edge-subcluster"]
+DEV_FOLD_KEEP = dx.DEV_BIT["fold-overlap-reuse"]
 
 
 # ------------------------------------------------------------------------------ small helpers
@@ -403,12 +404,14 @@ def _in_temporal(sc, P, tl, c, inited, exact):
 
 
 @njit(inline="always", **NO_NRT)
-def _in_spatial(sc, P, sl, first, ee, c, inited, nact1, exact):
+def _in_spatial(sc, P, sl, first, ee, c, inited, nact1, exact, n):
     """(product of the spatial factors, whether a sub-cluster after the first got its share of the
     elements its neighbour does not also need where MAESTRO counts its whole tile: deviation
-    shared-halo-once, engine._halo_once)."""
+    shared-halo-once, engine._halo_once; whether the first kept its previous tile's overlap on a
+    fold advance: deviation fold-overlap-reuse)."""
     prod = 1
     halo = False
+    kept = False
     for k in range(P[sl]):
         i = P[sl + 1 + k]
         v = sc[R_VAR, i]
@@ -428,6 +431,9 @@ def _in_spatial(sc, P, sl, first, ee, c, inited, nact1, exact):
             mapped = sc[R_EM, v] if ee else sc[R_M, v]
             if first:
                 f = mapped
+                if i == c and not exact and not inited and n * sc[R_OF, i] < mapped:
+                    f = n * sc[R_OF, i]          # a fold advance shorter than the tile
+                    kept = True
             else:
                 if code == INIT or code == INIT_IE:
                     f = mapped if i < c else uniq
@@ -440,7 +446,7 @@ def _in_spatial(sc, P, sl, first, ee, c, inited, nact1, exact):
             halo = halo or f != share
             f = share
         prod *= f
-    return prod, halo
+    return prod, halo, kept
 
 
 @njit(**NO_NRT)
@@ -450,7 +456,7 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle):
     tensor in this class (engine.ingress)."""
     uncoupled = c >= 0 and (sc[R_TM, c] & bit) == 0
     if uncoupled and exact:
-        return 0, False, False, False, False   # MAESTRO: the changing map leaves this tensor be
+        return 0, False, False, False, False, False   # MAESTRO: the changing map leaves this be
     tl = block
     sl = tl + 1 + P[tl]
     inited = False
@@ -461,36 +467,41 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle):
                 if j > c and sc[R_CODES, j] == INIT and sc[R_UNR, sc[R_OWNER, j]] == 0:
                     inited = True
     if uncoupled and not inited:
-        return 0, False, False, False, False
+        return 0, False, False, False, False, False
     # Uncoupled but a coupled map inside restarts: the whole tile again (deviation uncoupled-reread).
     term = c >= 0 and sc[R_KIND, c] == TEMPORAL and not inited and sc[R_U, sc[R_VAR, c]] == 0
     temporal, edge_reads = _in_temporal(sc, P, tl, c, inited, exact)
     is_sp, at_edge, possible, hee = _spatial_state(sc, P, sl + 1 + P[sl], -1)
-    first = temporal * _in_spatial(sc, P, sl, True, False, c, inited, nact1, exact)[0]
+    first_f, _, kept = _in_spatial(sc, P, sl, True, False, c, inited, nact1, exact, n)
+    first = temporal * first_f
     if not is_sp:
-        return first, term, uncoupled and first != 0, edge_reads and first != 0, False
-    rest_f, halo = _in_spatial(sc, P, sl, False, False, c, inited, nact1, exact)
+        nz = first != 0
+        return first, term, uncoupled and nz, edge_reads and nz, False, kept and nz
+    rest_f, halo, _ = _in_spatial(sc, P, sl, False, False, c, inited, nact1, exact, n)
     rest = temporal * rest_f
     if not at_edge:
         vol = first + (n - 1) * rest
         nz = vol != 0
-        return vol, term, uncoupled and nz, edge_reads and nz, halo and nz and n > 1
+        return vol, term, uncoupled and nz, edge_reads and nz, halo and nz and n > 1, kept and nz
     edge_first = first
     n_ee = 0
     if possible:
+        # Flags as the engine's vectorised spread: from every branch it evaluates.
+        ee_first_f, _, ee_kept = _in_spatial(sc, P, sl, True, True, c, inited, nact1, exact, n)
+        kept = kept or ee_kept
         if nact1 and hee:
-            edge_first = temporal * _in_spatial(sc, P, sl, True, True, c, inited, nact1, exact)[0]
+            edge_first = temporal * ee_first_f
         n_ee = 1 if hee else 0
     extra = max(nedge - n_ee - 1, 0) * rest
     if possible:
-        ee_f, ee_halo = _in_spatial(sc, P, sl, False, True, c, inited, nact1, exact)
+        ee_f, ee_halo, _ = _in_spatial(sc, P, sl, False, True, c, inited, nact1, exact, n)
         if ee_idle:
             ee_f = 0                    # it computes nothing (deviation idle-edge-subcluster)
         extra += n_ee * temporal * ee_f
         halo = halo or ee_halo
     vol = edge_first + (extra if nedge > 1 else 0)
     nz = vol != 0
-    return vol, term, uncoupled and nz, edge_reads and nz, halo and nz and nedge > 1
+    return vol, term, uncoupled and nz, edge_reads and nz, halo and nz and nedge > 1, kept and nz
 
 
 @njit(inline="always", **NO_NRT)
@@ -1003,13 +1014,15 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                             idle = True
                             _take_smaller(acc[A_REASON], acc[A_EMPTY])
 
-            vi, ti, ri, ei, hi = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1, exact, ee_idle)
-            vw, tw, rw, ew, hw_ = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1, exact, ee_idle)
+            vi, ti, ri, ei, hi, ki = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1, exact, ee_idle)
+            vw, tw, rw, ew, hw_, kw = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1, exact, ee_idle)
             term_any = term_any or ti or tw
             if used and (ri or rw):
                 flags |= DEV_REREAD
             if used and (ei or ew):
                 flags |= DEV_TEMPORAL_EDGE
+            if used and (ki or kw):
+                flags |= DEV_FOLD_KEEP
             if occ > 0 and nact1 and not maestro_fold and _edge_fold_differs(sc, P, outf):
                 flags |= DEV_EDGE_FOLD             # also where the class computes nothing by it
             if (used or (all_init and occ > 0)) and (hi or hw_):   # all-Init also sizes L2 tiles

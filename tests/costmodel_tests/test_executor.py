@@ -531,3 +531,22 @@ def test_a_partial_sub_cluster_shorter_than_the_filter_receives_nothing():
     assert int(ref.input_l2_reads[0]) == int(com.input_l2_reads[0]) == 169
     exact = evaluate_batch(layer, _flow(text), accelerator=acc, maestro_exact=True)
     assert int(exact.input_l2_reads[0]) == 200 and "idle-edge-subcluster" not in exact.deviations[0]
+
+
+def test_a_fold_advance_shorter_than_the_tile_keeps_the_first_sub_clusters_overlap():
+    """CONV R5 S5 Y'14 X'14 (Y 18), ``SpatialMap(5,1) Y`` on 4 PEs: windows of 5 rows every row,
+    four per fold, so a fold advances 4 rows and the first PE keeps one row of its previous tile.
+    Input reads over the four folds: 8 + 7 + 7 + 5 rows of 18 = 486, as the literal execution; the
+    model used to deliver that PE its whole tile again (540) and MAESTRO, with shared halos per PE
+    too, counts 756. Rule fold-overlap-reuse, both engines; ``maestro_exact`` keeps MAESTRO's count."""
+    layer = Layer.conv("L", K=7, C=1, R=5, S=5, Y=18, X=18)
+    text = "SpatialMap(5,1) Y; TemporalMap(Sz(R),Sz(R)) R; TemporalMap(5,5) S;"
+    acc = Accelerator(num_pes=4, simd_lanes=2, noc_bw=360, noc_hop_latency=1, offchip_bw=12)
+    figs = _agreeing(layer, text, acc, {"fold-overlap-reuse"})
+    assert figs["input_l2_reads"] == (486, 486)
+    ref, com = (evaluate_batch(layer, _flow(text), accelerator=acc, engine=e)
+                for e in ("reference", "compiled"))
+    assert ref.deviations[0] == com.deviations[0]
+    assert int(ref.input_l2_reads[0]) == int(com.input_l2_reads[0]) == 486
+    exact = evaluate_batch(layer, _flow(text), accelerator=acc, maestro_exact=True)
+    assert int(exact.input_l2_reads[0]) == 756 and "fold-overlap-reuse" not in exact.deviations[0]
