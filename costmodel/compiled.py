@@ -153,7 +153,7 @@ def evaluate_one(layer: Layer, dataflow: Dataflow, acc: Accelerator):
     :class:`MappingError` if it cannot be evaluated."""
     from .cost import LayerCost
 
-    program = compile_structure(layer, dataflow, maestro_exact=False, ngconv_output_with_c=True)
+    program = compile_structure(layer, dataflow, maestro_exact=False, ngconv_output_with_c=False)
     missing_hole(program, ())
     pset = _single_set(program)
     ints, floats = _run(pset.code, pset.starts, _FIRST, _NO_HOLES, _hardware_row(acc),

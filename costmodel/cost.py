@@ -194,7 +194,7 @@ def _engine(engine: str | None) -> str:
 
 def evaluate_batch(layer: Layer, dataflow: Dataflow, *, accelerator: Accelerator | None = None,
                    holes: Mapping[str, object] | None = None, tech: Tech | None = None,
-                   maestro_exact: bool = False, ngconv_output_with_c: bool = True,
+                   maestro_exact: bool = False, ngconv_output_with_c: bool | None = None,
                    engine: str | None = None, jobs: int | None = None, **hardware: object) -> LayerCost:
     """Evaluate a batch of designs sharing one dataflow structure.
 
@@ -203,14 +203,16 @@ def evaluate_batch(layer: Layer, dataflow: Dataflow, *, accelerator: Accelerator
     broadcast to one batch length. ``maestro_exact=True`` reproduces MAESTRO's analysis of edge tiles
     (semantics doc Q11) and does not raise runtimes to the PE-peak bound: for validation only, it can
     report impossible runtimes.
-    ``ngconv_output_with_c=False`` analyses NGCONV layers with their true output tensor (G, K, Y, X)
-    instead of MAESTRO's (which also couples the output to C); see docs/maestro-deviations.md.
+    NGCONV layers are analysed with their true output tensor (G, K, Y, X) unless
+    ``ngconv_output_with_c`` is True, or it is None (the default) and ``maestro_exact`` is: MAESTRO
+    also couples the output to C (deviation ngconv-output, docs/maestro-deviations.md).
     ``engine``: ``"compiled"`` (the default, see :func:`default_engine`) or ``"reference"`` (the numpy
     engine the kernel is tested against); both give the same figures. ``jobs``: worker threads for a
     large batch (default :func:`jobs`); the figures never depend on it.
     """
     acc = accelerator or Accelerator()
     tech = tech or acc.tech
+    ngconv_output_with_c = _ngconv_with_c(ngconv_output_with_c, maestro_exact)
     hw, holes, batch = _normalise(acc, hardware, holes)
     if _engine(engine) == "compiled":
         from . import compiled
@@ -238,7 +240,7 @@ def evaluate_batch(layer: Layer, dataflow: Dataflow, *, accelerator: Accelerator
 
 def evaluate_mixed(layer: Layer, dataflows: Sequence[Dataflow], structure, hole_values, *,
                    accelerator: Accelerator | None = None, tech: Tech | None = None,
-                   maestro_exact: bool = False, ngconv_output_with_c: bool = True,
+                   maestro_exact: bool = False, ngconv_output_with_c: bool | None = None,
                    engine: str | None = None, jobs: int | None = None, **hardware: object) -> LayerCost:
     """Evaluate designs of many structures of one layer in one call (the searchers' pattern).
 
@@ -248,6 +250,7 @@ def evaluate_mixed(layer: Layer, dataflows: Sequence[Dataflow], structure, hole_
     """
     acc = accelerator or Accelerator()
     tech = tech or acc.tech
+    ngconv_output_with_c = _ngconv_with_c(ngconv_output_with_c, maestro_exact)
     structure = np.asarray(structure, dtype=np.int64)
     values = np.ascontiguousarray(np.asarray(hole_values, dtype=np.int64).reshape(len(structure), -1))
     hw, _, batch = _normalise(acc, hardware, {"": structure})
@@ -293,6 +296,12 @@ def concat_costs(costs: Sequence[LayerCost], index: np.ndarray | None = None) ->
         else:
             data[f.name] = first
     return LayerCost(**data)
+
+
+def _ngconv_with_c(option: bool | None, maestro_exact: bool) -> bool:
+    """Whether NGCONV outputs are coupled to C, as MAESTRO couples them: by default only under
+    ``maestro_exact`` (deviation ngconv-output)."""
+    return maestro_exact if option is None else bool(option)
 
 
 def _normalise(acc: Accelerator, hardware: dict, holes: Mapping[str, object] | None):

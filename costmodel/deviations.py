@@ -51,7 +51,8 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "an NGCONV layer (output L2 reads count the output without C)",
               frozenset({"energy_mac_units"})),
     Deviation("ngconv-output", "Q7",
-              "an NGCONV layer analysed with ngconv_output_with_c=False",
+              "an NGCONV layer analysed with its true output tensor (G, K, Y', X'), the default "
+              "outside maestro_exact, where MAESTRO also couples the output to C",
               _ALL_COUNTS),
     Deviation("uncoupled-dim-inherited", "Q10",
               "a dimension no input or weight is coupled to (K of a DSCONV layer) is mapped above a "

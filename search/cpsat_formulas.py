@@ -114,7 +114,7 @@ def _product(alg, factors):
 def l1_requirement(alg, space: FreeSpace, tab: Tables, sym: Symbols):
     """Cost model's L1 requirement: double-buffered tiles of the innermost level's directives (the
     output counted over its input window, as MAESTRO does)."""
-    t = space.layer.tensors
+    t = space.layer.tensor_dims(ngconv_output_with_c=False)      # as the default model
     inner = space.levels - 1
     vols = [_product(alg, [_factor(alg, space.layer, tab, sym, v, inner) for v in dims])
             for dims in (t.input, t.weight, t.output)]
@@ -131,7 +131,7 @@ def active(alg, space: FreeSpace, tab: Tables, sym: Symbols, level: int):
 
 def l2_requirement(alg, space: FreeSpace, tab: Tables, sym: Symbols):
     """Cost model's L2 requirement: double-buffered all-Init traffic of the top level."""
-    layer, t = space.layer, space.layer.tensors
+    layer, t = space.layer, space.layer.tensor_dims(ngconv_output_with_c=False)
     sp = sym.spatial[0]
     _, _, act = active(alg, space, tab, sym, 0)
     total = []

@@ -45,8 +45,9 @@ def test_public_oracle_default_model(oracle):
     # temporal-edge-reads counts a temporal edge step's own new elements where MAESTRO counts a whole
     # offset; shared-halo-once multicasts the rows neighbouring sub-clusters share where MAESTRO
     # counts them per sub-cluster (also in the L2 tiles, so runtimes move too). 133 rows were equal
-    # before shared-halo-once, 165 before temporal-edge-reads, 876 before uncoupled-reread.
-    assert tally.equal_exact >= 124
+    # before shared-halo-once, 165 before temporal-edge-reads, 876 before uncoupled-reread; 124 before
+    # NGCONV layers were analysed with their true output by default (ngconv-output: 3 ResNeXt rows).
+    assert tally.equal_exact >= 121
     assert tally.unexplained == []
     assert tally.energy_equal == tally.energy_checked
     assert tally.ok_rows_with_error == []
