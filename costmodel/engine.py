@@ -685,14 +685,26 @@ class _LevelAnalysis:
         self.terminate = False
         self.edge_reads = False
         self.halo = False
-        self.fold_reuse = False
-        vol = self._spread(dims, lambda f, e: self.pe_ingress(dims, f, e, codes, c, inited), codes)
+        kept = {}                           # fold-overlap-reuse of each first-sub-cluster variant
+
+        def pe(first: bool, ee: bool):
+            self.fold_reuse = False
+            vol = self.pe_ingress(dims, first, ee, codes, c, inited)
+            kept[first, ee] = self.fold_reuse
+            return vol
+
+        vol = self._spread(dims, pe, codes)
         reread = c >= 0 and not self.exact and self.entries[c].var not in dims
         nonzero = vol != 0
-        is_sp, at_edge, _ = self._spatial_state(dims, codes)
+        is_sp, at_edge, has_ee = self._spatial_state(dims, codes)
         shared = is_sp and (self.nedge if at_edge else self.n) > 1     # a neighbour is counted
+        # Only the first sub-cluster's variant that _spread selects counts (the edge-edge one where
+        # a one-sub-cluster edge fold is edge-edge).
+        fold_reuse = kept[True, False]
+        if is_sp and at_edge and has_ee is not False:
+            fold_reuse = np.where(self.nact1 & has_ee, kept[True, True], fold_reuse)
         return (vol, self.terminate, np.asarray(reread & nonzero), np.asarray(self.edge_reads & nonzero),
-                np.asarray(self.halo & nonzero & shared), np.asarray(self.fold_reuse & nonzero))
+                np.asarray(self.halo & nonzero & shared), np.asarray(fold_reuse & nonzero))
 
     # ------------------------------------------------------------------ sub-cluster tiles
     def subtile_key(self, codes, ee: bool) -> tuple:

@@ -486,10 +486,8 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle):
     edge_first = first
     n_ee = 0
     if possible:
-        # Flags as the engine's vectorised spread: from every branch it evaluates.
-        ee_first_f, _, ee_kept = _in_spatial(sc, P, sl, True, True, c, inited, nact1, exact, n)
-        kept = kept or ee_kept
-        if nact1 and hee:
+        if nact1 and hee:              # the one busy sub-cluster of the edge fold is edge-edge
+            ee_first_f, _, kept = _in_spatial(sc, P, sl, True, True, c, inited, nact1, exact, n)
             edge_first = temporal * ee_first_f
         n_ee = 1 if hee else 0
     extra = max(nedge - n_ee - 1, 0) * rest
