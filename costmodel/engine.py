@@ -685,26 +685,36 @@ class _LevelAnalysis:
         self.terminate = False
         self.edge_reads = False
         self.halo = False
-        kept = {}                           # fold-overlap-reuse of each first-sub-cluster variant
+        kept, halo = {}, {}                 # the two spatial flags of each sub-cluster variant
 
         def pe(first: bool, ee: bool):
-            self.fold_reuse = False
+            self.fold_reuse = self.halo = False
             vol = self.pe_ingress(dims, first, ee, codes, c, inited)
-            kept[first, ee] = self.fold_reuse
+            kept[first, ee], halo[first, ee] = self.fold_reuse, self.halo
             return vol
 
         vol = self._spread(dims, pe, codes)
         reread = c >= 0 and not self.exact and self.entries[c].var not in dims
         nonzero = vol != 0
-        is_sp, at_edge, has_ee = self._spatial_state(dims, codes)
-        shared = is_sp and (self.nedge if at_edge else self.n) > 1     # a neighbour is counted
-        # Only the first sub-cluster's variant that _spread selects counts (the edge-edge one where
-        # a one-sub-cluster edge fold is edge-edge).
-        fold_reuse = kept[True, False]
-        if is_sp and at_edge and has_ee is not False:
-            fold_reuse = np.where(self.nact1 & has_ee, kept[True, True], fold_reuse)
+        fold_reuse, shared_once = self._used_variant_flags(dims, codes, kept, halo)
         return (vol, self.terminate, np.asarray(reread & nonzero), np.asarray(self.edge_reads & nonzero),
-                np.asarray(self.halo & nonzero & shared), np.asarray(fold_reuse & nonzero))
+                np.asarray(shared_once & nonzero), np.asarray(fold_reuse & nonzero))
+
+    def _used_variant_flags(self, dims, codes, kept, halo):
+        """fold-overlap-reuse and shared-halo-once raised only by the sub-cluster variants that
+        ``_spread`` counts (it evaluates every variant over all designs and weights some by 0)."""
+        is_sp, at_edge, has_ee = self._spatial_state(dims, codes)
+        if not is_sp:
+            return kept[True, False], False
+        if not at_edge:
+            return kept[True, False], halo[False, False] & (self.n > 1)
+        if has_ee is False:
+            return kept[True, False], halo[False, False] & (self.nedge > 1)
+        fold_reuse = np.where(self.nact1 & has_ee, kept[True, True], kept[True, False])
+        n_full = self.nedge - has_ee - 1
+        ee_busy = has_ee & np.logical_not(self.ee_idle)
+        shared_once = (halo[False, False] & (n_full > 0)) | (halo[False, True] & ee_busy)
+        return fold_reuse, shared_once & (self.nedge > 1)
 
     # ------------------------------------------------------------------ sub-cluster tiles
     def subtile_key(self, codes, ee: bool) -> tuple:

@@ -490,12 +490,12 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle):
             ee_first_f, _, kept = _in_spatial(sc, P, sl, True, True, c, inited, nact1, exact, n)
             edge_first = temporal * ee_first_f
         n_ee = 1 if hee else 0
-    extra = max(nedge - n_ee - 1, 0) * rest
-    if possible:
+    n_full = nedge - n_ee - 1
+    extra = max(n_full, 0) * rest
+    halo = halo and n_full > 0          # flags only from the variants counted (engine: same)
+    if n_ee and not ee_idle:            # an idle one computes nothing (idle-edge-subcluster)
         ee_f, ee_halo, _ = _in_spatial(sc, P, sl, False, True, c, inited, nact1, exact, n)
-        if ee_idle:
-            ee_f = 0                    # it computes nothing (deviation idle-edge-subcluster)
-        extra += n_ee * temporal * ee_f
+        extra += temporal * ee_f
         halo = halo or ee_halo
     vol = edge_first + (extra if nedge > 1 else 0)
     nz = vol != 0
