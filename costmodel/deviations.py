@@ -109,6 +109,11 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "which holds more than one output row: we count every s-th window position of the tile "
               "as an output row, where MAESTRO counts every position (up to s times the true MACs)",
               _ALL_COUNTS),
+    Deviation("executed-macs", "4.6",
+              "a level below a Cluster executes a different number of MACs than its tile holds (an "
+              "overlapping map there repeats work) in a stride-1 layer: num_macs counts the MACs "
+              "executed, where MAESTRO multiplies out the top level's tiles",
+              frozenset({"num_macs", "energy_mac_units"})),
 )}
 
 
@@ -117,6 +122,13 @@ def fold_output_applies(layer, maestro_exact: bool) -> bool:
     ones the rows of a window follow MAESTRO's strided rewrite, semantics doc Q5), not maestro_exact."""
     return (not maestro_exact and layer.layer_type.is_conv_family
             and layer.stride("Y") == 1 and layer.stride("X") == 1)
+
+
+def executed_macs_applies(layer, maestro_exact: bool) -> bool:
+    """Whether rule executed-macs may apply: not maestro_exact, and stride 1 on Y and X (in a strided
+    layer the levels below a Cluster still count a window at an offset that is not a multiple of
+    the stride as an output row, so their MACs are not yet the executed ones)."""
+    return not maestro_exact and all(s == 1 for s in layer.row_strides().values())
 
 
 def output_row_strides(layer, maestro_exact: bool) -> dict[str, int]:

@@ -77,6 +77,7 @@ DEVIATIONS = (
     "l1-held-tile",              # an innermost map larger than its dimension holds the dimension
     "idle-edge-subcluster",      # a spatial edge fold's partial tile below the filter receives nothing
     "fold-overlap-reuse",        # a fold advance shorter than the tile keeps the first tile's overlap
+    "executed-macs",             # num_macs from the MACs lower levels execute, repeats included
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 

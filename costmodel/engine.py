@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import diagnostics as dx
-from .deviations import fold_output_applies, output_row_strides
+from .deviations import executed_macs_applies, fold_output_applies, output_row_strides
 from .layer import OUTPUT_NAME, Layer, TensorDims
 from .levels import SPATIAL, TEMPORAL, Level, LevelStack
 
@@ -872,8 +872,8 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
         err = np.zeros(B, dtype=np.int64)
         empty_sig = np.zeros_like(crit_sig)
     else:
-        compute_sig, active_sig, err_sig, empty_sig, sub_flags = _sub_clusters(ctx, li, a, hw, base,
-                                                                               out_rows, used_out)
+        compute_sig, active_sig, err_sig, empty_sig, sub_flags, run_sig = _sub_clusters(
+            ctx, li, a, hw, base, out_rows, used_out)
         err = log.smallest(err_sig, used_out)
         for name, f in sub_flags.items():
             flags[name] = flags.get(name, False) | f
@@ -889,6 +889,13 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
             w = occ * valid
             used = w > 0
             used_out = _group_any(used, st.out_groups)
+        if executed_macs_applies(ctx.layer, ctx.maestro_exact):
+            # The MACs the sub-clusters execute, where a map below repeats work the tile holds once
+            # (deviation executed-macs; MAESTRO multiplies out this level's tiles).
+            tile_sig = _stack(mac_s, B)
+            flags["executed-macs"] = (flags.get("executed-macs", False)
+                                      | (used_out & (run_sig != tile_sig)).any(axis=0))
+            mac_s = list(np.where(used_out, run_sig, tile_sig))
     for name, sig, cases in (("uncoupled-reread", reread_s, used), ("temporal-edge-reads", edge_s, used),
                              ("fold-overlap-reuse", keep_s, used),
                              # the all-Init case also sizes the L2 tiles, computing or not
@@ -905,6 +912,7 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     result = LevelResult(runtime=None, num_macs=None, avg_active=None, err=err, flags=flags)
     total = w.sum(axis=0)
     safe_total = np.maximum(total, 1)
+    result.num_macs = (w * _stack(mac_s, B)[out_idx]).sum(axis=0)      # at every level (executed-macs)
     if is_top:
         egress, macs = eg_sig[out_idx], _stack(mac_s, B)[out_idx]
         ing_in, ing_w = in_sig[in_idx], w_sig[in_idx]
@@ -922,7 +930,6 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
             "output_l2_write": (occ * egress).sum(axis=0),
             "output_l1_write": (occ * macs).sum(axis=0),
         }
-        result.num_macs = (w * macs).sum(axis=0)
         comp_bw = np.maximum(compute, 1)
         traffic = np.maximum(ing_in + ing_w, egress)
         result.peak_bw = np.where(used, traffic // comp_bw, 0).max(axis=0)
@@ -1032,7 +1039,7 @@ def _sub_clusters(ctx: _Context, li: int, a: _LevelAnalysis, hw: Hardware, base:
     """Analyse the level below for each distinct sub-cluster tile that some used case needs.
 
     Returns, per output signature: the compute delay (slowest sub-cluster), the active PEs, errors
-    and deviation flags of the sub-cluster analyses.
+    and deviation flags of the sub-cluster analyses, and the MACs the busy sub-clusters execute.
     """
     cls, B = a.cls, a.n.shape[0]
     below = ctx.stack.levels[li + 1]
@@ -1068,6 +1075,7 @@ def _sub_clusters(ctx: _Context, li: int, a: _LevelAnalysis, hw: Hardware, base:
         sub = LevelResult(runtime=zero, num_macs=zero, avg_active=zero.astype(float), err=zero, empty=zero)
     U = len(tiles)
     rt = np.zeros((U, B), dtype=np.int64)
+    run = np.zeros((U, B), dtype=np.int64)
     act = np.zeros((U, B))
     serr = np.zeros((U, B), dtype=np.int64)
     sempty = np.zeros((U, B), dtype=np.int64)
@@ -1076,19 +1084,21 @@ def _sub_clusters(ctx: _Context, li: int, a: _LevelAnalysis, hw: Hardware, base:
     for u, p in enumerate(picks):
         stop = start + len(p)
         rt[u, p] = sub.runtime[start:stop]
+        run[u, p] = sub.num_macs[start:stop]
         act[u, p] = sub.avg_active[start:stop]
         serr[u, p] = sub.err[start:stop]
         sempty[u, p] = sub.empty[start:stop]
         for name, f in sub.flags.items():
             sflags[name][u, p] = _bcast(f, len(pick))[start:stop]
         start = stop
-    comp_s, act_s, err_s, empty_s = [], [], [], []
+    comp_s, act_s, run_s, err_s, empty_s = [], [], [], [], []
     flag_s: dict[str, list] = {name: [] for name in sflags}
     rest = a.nedge - 1
     for kn, ke, at_edge, has_ee in per_sig:
         if ke is None:
             comp_s.append(rt[kn])
             act_s.append(act[kn] * (a.nedge if at_edge else a.n))
+            run_s.append(run[kn] * (a.nedge if at_edge else a.n))
             err_s.append(serr[kn])
             empty_s.append(sempty[kn])
             for name, f in sflags.items():
@@ -1096,6 +1106,7 @@ def _sub_clusters(ctx: _Context, li: int, a: _LevelAnalysis, hw: Hardware, base:
             continue
         comp_s.append(np.where(has_ee, np.maximum(rt[ke], np.where(rest > 0, rt[kn], 0)), rt[kn]))
         act_s.append(np.where(has_ee, act[ke] + np.where(rest > 0, act[kn] * rest, 0), act[kn] * a.nedge))
+        run_s.append(np.where(has_ee, run[ke] + np.where(rest > 0, run[kn] * rest, 0), run[kn] * a.nedge))
         err_s.append(np.where(has_ee, ctx.log.smallest(serr[[kn, ke]]), serr[kn]))
         empty_s.append(np.where(has_ee, ctx.log.smallest(sempty[[kn, ke]]), sempty[kn]))
         for name, f in sflags.items():
@@ -1105,4 +1116,4 @@ def _sub_clusters(ctx: _Context, li: int, a: _LevelAnalysis, hw: Hardware, base:
     fallback = _stack([a.nedge if e else a.n for _, _, e, _ in per_sig], B)
     active = np.where(active == 0, fallback, active)
     flags = {name: (used_out & np.stack(v)).any(axis=0) for name, v in flag_s.items()}
-    return compute, active, _stack(err_s, B), _stack(empty_s, B), flags
+    return compute, active, _stack(err_s, B), _stack(empty_s, B), flags, _stack(run_s, B)

@@ -38,6 +38,7 @@ from .program import (
     H_CONV,
     H_DEV,
     H_EXACT,
+    H_EXECUTED_MACS,
     H_FOLD_OUTPUT,
     H_L1,
     H_LEVEL_TAB,
@@ -127,9 +128,9 @@ N_HW = 9
  R_TM, R_DIG2, R_KIND, R_VAR, R_OWNER, R_FIRST, R_IE_PARTIAL, R_DIG3) = range(36)
 N_ROWS = 36
 
-# Level results kept per sub-cluster tile: runtime, error record, empty record, flags.
-Q_RT, Q_ERR, Q_EMPTY, Q_FLAGS = 0, 1, 5, 9
-Q_WIDTH = 10
+# Level results kept per sub-cluster tile: runtime, error record, empty record, flags, MACs executed.
+Q_RT, Q_ERR, Q_EMPTY, Q_FLAGS, Q_MACS = 0, 1, 5, 9, 10
+Q_WIDTH = 11
 
 DEV_OVERSIZED = dx.DEV_BIT["oversized-map-edge"]
 DEV_SUBTILE = dx.DEV_BIT["subtile-edges"]
@@ -146,6 +147,7 @@ DEV_STRIDED_ROWS = dx.DEV_BIT["strided-output-rows"]
 DEV_L1_HELD = dx.DEV_BIT["l1-held-tile"]
 DEV_IDLE_EDGE = dx.DEV_BIT["idle-edge-subcluster"]
 DEV_FOLD_KEEP = dx.DEV_BIT["fold-overlap-reuse"]
+DEV_EXECUTED = dx.DEV_BIT["executed-macs"]
 
 
 # ------------------------------------------------------------------------------ small helpers
@@ -769,6 +771,7 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
     conv = P[base + H_CONV] != 0
     exact = P[base + H_EXACT] != 0
     maestro_fold = P[base + H_FOLD_OUTPUT] == 0        # deviation edge-fold-output does not apply
+    count_executed = P[base + H_EXECUTED_MACS] != 0     # deviation executed-macs may apply
     vy, vx, vyp, vxp, vr, vs = (P[base + H_VY], P[base + H_VX], P[base + H_VYP], P[base + H_VXP],
                                 P[base + H_VR], P[base + H_VS])
     sy, sx = P[base + H_SY], P[base + H_SX]
@@ -964,6 +967,8 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
             valid = crit > 0
             w = occ if valid else 0
             used = w > 0
+            run_macs = macs                # what the sub-clusters execute (below: from their tiles)
+            executed = macs
 
             if innermost:
                 compute = -(-crit // lanes)
@@ -982,18 +987,21 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                         acc[A_REC, q] = inst_q[li + 1, kn, Q_ERR + q]
                         acc[A_EMPTY, q] = inst_q[li + 1, kn, Q_EMPTY + q]
                     flags |= inst_q[li + 1, kn, Q_FLAGS]
+                    run_n = inst_q[li + 1, kn, Q_MACS]
                     if possible and hee:
                         rest = nedge - 1
                         _subtile(sc, P, below, True, nact1)
                         ke = _find_tile(inst_dims[li + 1], inst_n[li + 1], sc[R_TILE], P[below])
                         compute = max(inst_q[li + 1, ke, Q_RT], rt_n if rest > 0 else 0)
                         active = inst_act[li + 1, ke] + (act_n * rest if rest > 0 else 0.0)
+                        executed = inst_q[li + 1, ke, Q_MACS] + (run_n * rest if rest > 0 else 0)
                         _take_smaller(acc[A_REC], inst_q[li + 1, ke, Q_ERR:Q_ERR + 4])
                         _take_smaller(acc[A_EMPTY], inst_q[li + 1, ke, Q_EMPTY:Q_EMPTY + 4])
                         flags |= inst_q[li + 1, ke, Q_FLAGS]
                     else:
                         compute = rt_n
                         active = act_n * (nedge if at_edge else n)
+                        executed = run_n * (nedge if at_edge else n)
                     if active == 0:
                         active = float(nedge if at_edge else n)
                     _take_smaller(acc[A_SUB], acc[A_REC])
@@ -1011,6 +1019,11 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                         else:
                             idle = True
                             _take_smaller(acc[A_REASON], acc[A_EMPTY])
+                    if used and count_executed:
+                        # A map below repeats work its tile holds once (deviation executed-macs).
+                        if executed != macs:
+                            flags |= DEV_EXECUTED
+                        run_macs = executed
 
             vi, ti, ri, ei, hi, ki = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1, exact, ee_idle)
             vw, tw, rw, ew, hw_, kw = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1, exact, ee_idle)
@@ -1049,8 +1062,7 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                 in_l2r += w * vi
                 w_l2r += w * vw
                 out_l2w += occ * egress
-                out_l1 += occ * macs
-                macs_sum += w * macs
+                out_l1 += occ * run_macs
                 comp_bw = max(compute, 1)
                 traffic = max(vi + vw, egress)
                 need = max(l2_out, l2_in + l2_w)
@@ -1064,6 +1076,7 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                     acc[A_DMAX, q] = max(acc[A_DMAX, q], dval if used else 0)
                     acc[A_DSUM, q] += w * dval
             runtime += w * delay
+            macs_sum += w * run_macs
             total += w
             act_sum += w * active
             any_used = any_used or used
@@ -1102,6 +1115,7 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
         flags |= DEV_INIT_EMPTY
     safe_total = max(total, 1)
     inst_q[li, j, Q_RT] = runtime
+    inst_q[li, j, Q_MACS] = macs_sum
     inst_q[li, j, Q_FLAGS] = flags
     inst_act[li, j] = act_sum / safe_total
     if is_top:

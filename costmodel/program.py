@@ -20,7 +20,7 @@ import numpy as np
 
 from . import diagnostics as dx
 from .dataflow import Dataflow, DimSize, DirectiveKind, Hole
-from .deviations import fold_output_applies, output_row_strides
+from .deviations import executed_macs_applies, fold_output_applies, output_row_strides
 from .errors import MappingError
 from .layer import OUTPUT_NAME, OVERLAP_PAIRS, Layer, LayerType
 
@@ -32,8 +32,8 @@ REG_TOP_SUB = 0             # sub-clusters of the top level: the kernel writes i
 # Header fields.
 (H_LEVELS, H_REGS, H_HOLES, H_VARS, H_CONV, H_EXACT, H_OPS, H_NOPS, H_LEVEL_TAB, H_CLUSTERS,
  H_TENSORS, H_L1, H_TRUE_MACS, H_SIZE_IN, H_SIZE_W, H_SIZE_OUT, H_STATIC_ERR, H_DEV, H_VY, H_VX,
- H_VYP, H_VXP, H_VR, H_VS, H_MAX_ENTRIES, H_FOLD_OUTPUT, H_SY, H_SX) = range(28)
-HEADER = 28
+ H_VYP, H_VXP, H_VR, H_VS, H_MAX_ENTRIES, H_FOLD_OUTPUT, H_SY, H_SX, H_EXECUTED_MACS) = range(29)
+HEADER = 29
 
 # Level record fields.
 (L_NENT, L_ENT, L_NUMSUB, L_DIMS, L_FIRST, L_SPFIRST, L_OWNERS, L_BELOW, L_TENSOR, L_PSUM, L_OUTF,
@@ -366,7 +366,8 @@ class _Compiler:
                   H_TRUE_MACS: layer.true_macs, H_SIZE_IN: sizes["input"], H_SIZE_W: sizes["weight"],
                   H_SIZE_OUT: sizes["output"], H_STATIC_ERR: static_err, H_DEV: dev,
                   H_MAX_ENTRIES: max(len(e) for e, _, _ in levels),
-                  H_FOLD_OUTPUT: int(fold_output_applies(layer, self.exact))}
+                  H_FOLD_OUTPUT: int(fold_output_applies(layer, self.exact)),
+                  H_EXECUTED_MACS: int(executed_macs_applies(layer, self.exact))}
         rows = output_row_strides(layer, self.exact)
         header[H_SY], header[H_SX] = rows["Y"], rows["X"]
         for field, name in ((H_VY, "Y"), (H_VX, "X"), (H_VYP, "Y'"), (H_VXP, "X'"), (H_VR, "R"),

@@ -551,3 +551,27 @@ def test_a_fold_advance_shorter_than_the_tile_keeps_the_first_sub_clusters_overl
     figs = _agreeing(layer, text, acc, {"fold-overlap-reuse"})
     assert figs["input_l2_reads"] == (486, 486)
     _engines_agree_and_exact_differs(layer, text, acc, "fold-overlap-reuse", "input_l2_reads", 486, 756)
+
+
+def test_macs_repeated_below_a_cluster_are_counted_as_executed():
+    """CONV K2 C3 Y2 X2 (1x1 filter), ``SpatialMap(1,1) K`` over two clusters of 2 PEs, and below
+    the Cluster ``TemporalMap(2,1) C``: windows of channels 0-1 and 1-2, so channel 1 is computed
+    twice. Each cluster executes 16 MACs for its 12, 32 in all (8 repeated), as the literal execution
+    counts; the model's runtime (8 cycles on 4 PEs) already came from them, while MAESTRO's MAC count
+    multiplies out the top level's tiles: 24. Rule executed-macs, both engines; L1 reads follow the
+    MACs (semantics doc 4.8), so the energy includes the repeats."""
+    layer = Layer.conv("L", K=2, C=3, R=1, S=1, Y=2, X=2)
+    text = ("SpatialMap(1,1) K; TemporalMap(3,3) C; TemporalMap(2,2) Y; TemporalMap(2,2) X; Cluster(2, P); "
+            "TemporalMap(2,1) C; SpatialMap(1,1) Y; TemporalMap(2,2) X;")
+    acc = Accelerator(num_pes=4)
+    figs, deviations = _validated(layer, text, acc)
+    assert figs["num_macs"] == (32, 32) and figs["runtime_cycles"] == (8, 8)
+    assert "executed-macs" in deviations
+    rep = execute(layer, _flow(text), acc)
+    assert rep.macs_executed == 32 and rep.macs_distinct == layer.true_macs == 24
+    _engines_agree_and_exact_differs(layer, text, acc, "executed-macs", "num_macs", 32, 24)
+    model = evaluate_batch(layer, _flow(text), accelerator=acc)
+    mx = evaluate_batch(layer, _flow(text), accelerator=acc, maestro_exact=True)
+    assert int(model.output_l1_reads[0]) == int(model.input_l1_reads[0]) == 32
+    assert float(model.energy_mac_units[0]) > float(mx.energy_mac_units[0])
+
