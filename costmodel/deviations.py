@@ -118,17 +118,33 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
 
 
 def fold_output_applies(layer, maestro_exact: bool) -> bool:
-    """Whether rule edge-fold-output may apply to ``layer``: a stride-1 CONV-family layer (for strided
-    ones the rows of a window follow MAESTRO's strided rewrite, semantics doc Q5), not maestro_exact."""
-    return (not maestro_exact and layer.layer_type.is_conv_family
-            and layer.stride("Y") == 1 and layer.stride("X") == 1)
+    """Whether rule edge-fold-output may apply to ``layer``: a CONV-family layer, not maestro_exact,
+    whose Y and X are each of stride 1 or counted at the stride (strided-output-rows); where the
+    filter is shorter than the stride, MAESTRO's rewrite leaves a window's rows apart (Q5) and its
+    output rows are not those of an edge tile's span."""
+    if maestro_exact or not layer.layer_type.is_conv_family:
+        return False
+    rows = output_row_strides(layer, maestro_exact)
+    return all(s == 1 or rows[v] > 1 for v, s in layer.row_strides().items())
 
 
-def executed_macs_applies(layer, maestro_exact: bool) -> bool:
-    """Whether rule executed-macs may apply: not maestro_exact, and stride 1 on Y and X (in a strided
-    layer the levels below a Cluster still count a window at an offset that is not a multiple of
-    the stride as an output row, so their MACs are not yet the executed ones)."""
-    return not maestro_exact and all(s == 1 for s in layer.row_strides().values())
+def executed_macs_applies(layer, maestro_exact: bool, filter_spatial: bool) -> bool:
+    """Whether rule executed-macs may apply: not maestro_exact, Y and X each of stride 1 or counted at
+    the stride (strided-output-rows), and not a strided layer with R or S mapped spatially at some
+    level (``filter_spatial``, row-stationary): there the levels below a Cluster do not count the
+    MACs they execute (MAESTRO's edge fold, see fold_output_applies), so the top level's tiles stay."""
+    if maestro_exact:
+        return False
+    rows = output_row_strides(layer, maestro_exact)
+    if filter_spatial and max(rows.values()) > 1:
+        return False
+    return all(s == 1 or rows[v] > 1 for v, s in layer.row_strides().items())
+
+
+def maps_filter_spatially(levels_entries, spatial) -> bool:
+    """Whether some level maps R or S with a SpatialMap (entries with ``kind`` and ``var``; ``spatial``
+    is the caller's kind value for a SpatialMap)."""
+    return any(e.kind == spatial and e.var in ("R", "S") for entries in levels_entries for e in entries)
 
 
 def output_row_strides(layer, maestro_exact: bool) -> dict[str, int]:

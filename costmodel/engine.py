@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import diagnostics as dx
-from .deviations import executed_macs_applies, fold_output_applies, output_row_strides
+from .deviations import executed_macs_applies, fold_output_applies, maps_filter_spatially, output_row_strides
 from .layer import OUTPUT_NAME, Layer, TensorDims
 from .levels import SPATIAL, TEMPORAL, Level, LevelStack
 
@@ -380,10 +380,14 @@ class _LevelAnalysis:
         self.entries = level.entries
         self.n = level.num_sub
         self.conv = layer.layer_type.is_conv_family
-        self.maestro_fold = not fold_output_applies(layer, ctx.maestro_exact)
         self.tensors = ctx.tensors
         sizes = _sizes(level)
         rows = output_row_strides(layer, ctx.maestro_exact)
+        # Strided, a filter dimension mapped spatially beside Y or X (row-stationary) keeps MAESTRO's
+        # edge fold: its windows do not follow the strided output rows.
+        filter_spatial = any(e.kind == SPATIAL and e.var in ("R", "S") for e in level.entries)
+        self.maestro_fold = (not fold_output_applies(layer, ctx.maestro_exact)
+                             or (filter_spatial and max(rows.values()) > 1))
         self.tables, oversized, strided = _mapping_tables(level, dims_map, self.conv, ctx.maestro_exact,
                                                           sizes, rows)
         self.flags = {"oversized-map-edge": oversized, "strided-output-rows": strided}
@@ -889,7 +893,8 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
             w = occ * valid
             used = w > 0
             used_out = _group_any(used, st.out_groups)
-        if executed_macs_applies(ctx.layer, ctx.maestro_exact):
+        if executed_macs_applies(ctx.layer, ctx.maestro_exact,
+                                 maps_filter_spatially((lv.entries for lv in ctx.stack.levels), SPATIAL)):
             # The MACs the sub-clusters execute, where a map below repeats work the tile holds once
             # (deviation executed-macs; MAESTRO multiplies out this level's tiles).
             tile_sig = _stack(mac_s, B)

@@ -798,6 +798,8 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
         e = ent + ENTRY_WIDTH * i
         sc[R_KIND, i] = P[e + E_KIND]
         sc[R_VAR, i] = P[e + E_VAR]
+        if (sy > 1 or sx > 1) and sc[R_KIND, i] == SPATIAL and (sc[R_VAR, i] == vr or sc[R_VAR, i] == vs):
+            maestro_fold = True            # a strided row-stationary level keeps MAESTRO's edge fold
         sc[R_OWNER, i] = P[e + E_OWNER]
         sc[R_SZ, i] = regs[P[e + E_SIZE]]
         sc[R_OF, i] = regs[P[e + E_OFS]]

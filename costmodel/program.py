@@ -20,7 +20,7 @@ import numpy as np
 
 from . import diagnostics as dx
 from .dataflow import Dataflow, DimSize, DirectiveKind, Hole
-from .deviations import executed_macs_applies, fold_output_applies, output_row_strides
+from .deviations import executed_macs_applies, fold_output_applies, maps_filter_spatially, output_row_strides
 from .errors import MappingError
 from .layer import OUTPUT_NAME, OVERLAP_PAIRS, Layer, LayerType
 
@@ -367,7 +367,8 @@ class _Compiler:
                   H_SIZE_OUT: sizes["output"], H_STATIC_ERR: static_err, H_DEV: dev,
                   H_MAX_ENTRIES: max(len(e) for e, _, _ in levels),
                   H_FOLD_OUTPUT: int(fold_output_applies(layer, self.exact)),
-                  H_EXECUTED_MACS: int(executed_macs_applies(layer, self.exact))}
+                  H_EXECUTED_MACS: int(executed_macs_applies(
+                      layer, self.exact, maps_filter_spatially((e for e, _, _ in levels), SPATIAL)))}
         rows = output_row_strides(layer, self.exact)
         header[H_SY], header[H_SX] = rows["Y"], rows["X"]
         for field, name in ((H_VY, "Y"), (H_VX, "X"), (H_VYP, "Y'"), (H_VXP, "X'"), (H_VR, "R"),

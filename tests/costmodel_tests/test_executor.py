@@ -575,3 +575,18 @@ def test_macs_repeated_below_a_cluster_are_counted_as_executed():
     assert int(model.output_l1_reads[0]) == int(model.input_l1_reads[0]) == 32
     assert float(model.energy_mac_units[0]) > float(mx.energy_mac_units[0])
 
+
+
+def test_a_strided_edge_fold_computes_only_its_output_rows():
+    """CONV R3, Y7 (Y'3), stride 2, ``SpatialMap(3,1) Y`` on 2 PEs (rewritten for the stride to
+    windows of 3 rows every 2): the first fold computes output rows 0 and 1, the edge fold's one PE
+    row 2, 9 MACs in 6 cycles as the literal execution; MAESTRO (and the model before rule
+    edge-fold-output covered strided layers) took that PE's 3 input rows for output rows: 15 MACs in
+    12 cycles."""
+    layer = Layer(name="L", layer_type=LayerType.CONV, dims=(("K", 1), ("C", 1), ("R", 3), ("S", 1),
+                                                              ("Y", 7), ("X", 1)), strides=(("Y", 2),))
+    text = "SpatialMap(3,1) Y; TemporalMap(3,3) R;"
+    acc = Accelerator(num_pes=2)
+    figs = _agreeing(layer, text, acc, {"edge-fold-output", "strided-output-rows"})
+    assert figs["num_macs"] == (9, 9) and figs["runtime_cycles"] == (6, 6)
+    _engines_agree_and_exact_differs(layer, text, acc, "edge-fold-output", "num_macs", 9, 15)
