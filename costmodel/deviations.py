@@ -114,6 +114,11 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "overlapping map there repeats work) in a stride-1 layer: num_macs counts the MACs "
               "executed, where MAESTRO multiplies out the top level's tiles",
               frozenset({"num_macs", "energy_mac_units"})),
+    Deviation("restart-overlap", "4.5",
+              "a temporal map restarts inside an advancing one and its first window overlaps its last "
+              "(a tile wide relative to its dimension): the part of the tile a sub-cluster still holds "
+              "is not delivered again, where MAESTRO delivers the whole tile",
+              _TRAFFIC),
 )}
 
 

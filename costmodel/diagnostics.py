@@ -78,6 +78,7 @@ DEVIATIONS = (
     "idle-edge-subcluster",      # a spatial edge fold's partial tile below the filter receives nothing
     "fold-overlap-reuse",        # a fold advance shorter than the tile keeps the first tile's overlap
     "executed-macs",             # num_macs from the MACs lower levels execute, repeats included
+    "restart-overlap",           # a restarted tile's part still held from the previous tile is kept
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 

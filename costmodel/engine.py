@@ -398,6 +398,7 @@ class _LevelAnalysis:
         self.states = _states(level, dims_iter, self.n, sizes)
         # How far a spatial map's tiles move when it advances a fold: sub-clusters x offset.
         self.fold_step = {i: self.n * sizes[1][i] for i, e in enumerate(self.entries) if e.kind == SPATIAL}
+        self.offsets = sizes[1]
         # Busy sub-clusters of an edge fold from the tile itself too (MAESTRO: the steady tile).
         self.nedge, partial = _edge_clusters(level, dims_map, self.n, ctx.maestro_exact)
         self.flags["edge-fold-partial"] = partial
@@ -418,6 +419,7 @@ class _LevelAnalysis:
         self.edge_reads = False         # set by pe_ingress: a temporal edge step counted its own window
         self.halo = False               # set by pe_ingress: a neighbour's shared elements counted once
         self.fold_reuse = False         # set by pe_ingress: a fold advance kept its tile's overlap
+        self.restart_kept = False       # set by pe_ingress: a restarted tile kept its overlap
         # An under-filled spatial fold ("init-edge") whose last busy sub-cluster holds a whole tile:
         # MAESTRO still takes that sub-cluster as a partial one and counts only its edge-unique share
         # of the data (0 when the tiles divide the dimension), so data it needs is never delivered.
@@ -475,6 +477,16 @@ class _LevelAnalysis:
         """No delivery to a partial last sub-cluster that computes nothing (``ee_idle``)."""
         return np.where(self.ee_idle, 0, vol) if (ee and not first) else vol
 
+    def _restart_overlap(self, i: int, size):
+        """How much of a restarted temporal map's first window (``size`` along its dimension) its
+        last window still covers: the last starts at (steady + edge steps) x offset (a single
+        window, unrolled, does not restart)."""
+        start = (self.states.steady[i] + self.states.edge[i]) * self.offsets[i]
+        last = np.where(self.states.edge[i] > 0, self.tables.EM[self.entries[i].var],
+                        self.tables.M[self.entries[i].var])
+        overlap = np.maximum(np.minimum(size - start, last), 0)
+        return np.where(self.states.unrolled[i], size, overlap)
+
     def _halo_applies(self, dims, first: bool) -> bool:
         """Deviation shared-halo-once applies to a sub-cluster after the first, for a tensor one
         SpatialMap of the level distributes (the shares of two maps in lockstep are not a product)."""
@@ -506,15 +518,18 @@ class _LevelAnalysis:
         # An advance of a map the tensor does not depend on leaves it where it is (MAESTRO: 0), unless
         # a coupled map inside restarts: then the sub-clusters hold its last window and need its first
         # again, the whole tile as when a coupled map advances (deviation ``uncoupled-reread``).
-        t, prod = self.tables, 1
+        t, t_prod, s_prod = self.tables, 1, 1
+        held, countable, stay = 1, not self.exact, True    # restart-overlap: the previous tile's share
         for i, e in enumerate(self.entries):
             if e.var not in dims:
                 continue
             v, code = e.var, codes[i]
             at_init = code in (INIT, INIT_IE)
+            countable = countable and self.cls.owner_of[i] == i      # one map per dimension
             if e.kind == TEMPORAL:
                 if at_init:
                     f = t.EM[v] if code == INIT_IE else t.M[v]
+                    held = held * (self._restart_overlap(i, f) if (i > c and code == INIT) else f)
                 elif i == c:
                     self.terminate = self.terminate | (~inited & (t.U[v] == 0))
                     f = np.where(inited, t.M[v], self.umax1[v])
@@ -525,29 +540,45 @@ class _LevelAnalysis:
                         edge_f = np.where(inited, t.EM[v], np.minimum(t.EU[v], t.EM[v]))
                         self.edge_reads = self.edge_reads | (edge_f != f)
                         f = edge_f
+                    held = held * np.maximum(np.minimum(t.M[v] - self.offsets[i], f), 0)
                 else:
                     f = t.M[v]
+                    held = held * f
+                t_prod = t_prod * f
+                continue
+            # A sub-cluster keeps its place along a spatial map unless that map moves or restarts
+            # (a map in one fold stays: nothing to restart).
+            if i == c:
+                countable = False
+            elif i > c and code == INIT:
+                stay = np.logical_and(stay, self.states.unrolled[i])
+            mapped = t.EM[v] if ee else t.M[v]
+            if first:
+                f = mapped
+                if i == c and not self.exact:
+                    # A fold advance shorter than the tile: the first sub-cluster keeps the
+                    # overlap with its own previous tile (deviation fold-overlap-reuse).
+                    kept = np.where(inited, mapped, np.minimum(mapped, self.fold_step[i]))
+                    self.fold_reuse = self.fold_reuse | (kept != mapped)
+                    f = kept
             else:
-                mapped = t.EM[v] if ee else t.M[v]
-                if first:
-                    f = mapped
-                    if i == c and not self.exact:
-                        # A fold advance shorter than the tile: the first sub-cluster keeps the
-                        # overlap with its own previous tile (deviation fold-overlap-reuse).
-                        kept = np.where(inited, mapped, np.minimum(mapped, self.fold_step[i]))
-                        self.fold_reuse = self.fold_reuse | (kept != mapped)
-                        f = kept
+                uniq = t.EU[v] if ee else t.U[v]
+                if at_init:
+                    f = mapped if i < c else uniq
+                elif i == c:
+                    f = np.where(inited, mapped, uniq)
                 else:
-                    uniq = t.EU[v] if ee else t.U[v]
-                    if at_init:
-                        f = mapped if i < c else uniq
-                    elif i == c:
-                        f = np.where(inited, mapped, uniq)
-                    else:
-                        f = mapped
-                    if self._halo_applies(dims, first):
-                        f = self._halo_once(f, np.minimum(uniq, mapped))
-            prod = prod * f
+                    f = mapped
+                if self._halo_applies(dims, first):
+                    f = self._halo_once(f, np.minimum(uniq, mapped))
+            s_prod = s_prod * f
+        if countable:
+            # After a restart inside, the part of the tile the sub-cluster still holds from its
+            # previous tile is not delivered again (deviation restart-overlap; MAESTRO: whole tile).
+            kept = inited & stay & (held > 0)
+            self.restart_kept = self.restart_kept | kept
+            t_prod = np.where(kept, t_prod - held, t_prod)
+        prod = t_prod * s_prod
         prod = self._idle_edge(prod, first, ee)
         return np.where(inited, prod, 0) if uncoupled else prod
 
@@ -690,6 +721,7 @@ class _LevelAnalysis:
         self.edge_reads = False
         self.halo = False
         kept, halo = {}, {}                 # the two spatial flags of each sub-cluster variant
+        self.restart_kept = False
 
         def pe(first: bool, ee: bool):
             self.fold_reuse = self.halo = False
@@ -702,7 +734,8 @@ class _LevelAnalysis:
         nonzero = vol != 0
         fold_reuse, shared_once = self._used_variant_flags(dims, codes, kept, halo)
         return (vol, self.terminate, np.asarray(reread & nonzero), np.asarray(self.edge_reads & nonzero),
-                np.asarray(shared_once & nonzero), np.asarray(fold_reuse & nonzero))
+                np.asarray(shared_once & nonzero), np.asarray(fold_reuse & nonzero),
+                np.asarray(self.restart_kept & nonzero))
 
     def _used_variant_flags(self, dims, codes, kept, halo):
         """fold-overlap-reuse and shared-halo-once raised only by the sub-cluster variants that
@@ -849,10 +882,10 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
         crit_s.append(crit)
         neg_s.append(negative)
         fold_s.append(a.edge_fold_differs(cls.rows[k]))
-    in_s, w_s, term_s, reread_s, edge_s, halo_s, keep_s = [], [], [], [], [], [], []
+    in_s, w_s, term_s, reread_s, edge_s, halo_s, keep_s, restart_s = [], [], [], [], [], [], [], []
     for k in in_rows:
-        vi, ti, ri, ei, hi, ki = a.ingress(t.input, cls.rows[k], cls.c[k])
-        vw, tw, rw, ew, hw_, kw = a.ingress(t.weight, cls.rows[k], cls.c[k])
+        vi, ti, ri, ei, hi, ki, xi = a.ingress(t.input, cls.rows[k], cls.c[k])
+        vw, tw, rw, ew, hw_, kw, xw = a.ingress(t.weight, cls.rows[k], cls.c[k])
         in_s.append(vi)
         w_s.append(vw)
         term_s.append(ti | tw)
@@ -860,6 +893,7 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
         edge_s.append(ei | ew)
         halo_s.append(hi | hw_)
         keep_s.append(ki | kw)
+        restart_s.append(xi | xw)
     eg_sig, crit_sig = _stack(eg_s, B), _stack(crit_s, B)
     in_sig, w_sig = _stack(in_s, B), _stack(w_s, B)
     valid = (crit_sig > 0)[out_idx]                                     # (K, B)
@@ -902,7 +936,7 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
                                       | (used_out & (run_sig != tile_sig)).any(axis=0))
             mac_s = list(np.where(used_out, run_sig, tile_sig))
     for name, sig, cases in (("uncoupled-reread", reread_s, used), ("temporal-edge-reads", edge_s, used),
-                             ("fold-overlap-reuse", keep_s, used),
+                             ("fold-overlap-reuse", keep_s, used), ("restart-overlap", restart_s, used),
                              # the all-Init case also sizes the L2 tiles, computing or not
                              ("shared-halo-once", halo_s, used | (cls.all_init & (occ > 0)))):
         flags[name] = flags.get(name, False) | (cases & _stack(sig, B, bool)[in_idx]).any(axis=0)

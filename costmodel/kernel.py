@@ -148,6 +148,7 @@ DEV_L1_HELD = dx.DEV_BIT["l1-held-tile"]
 DEV_IDLE_EDGE = dx.DEV_BIT["idle-edge-subcluster"]
 DEV_FOLD_KEEP = dx.DEV_BIT["fold-overlap-reuse"]
 DEV_EXECUTED = dx.DEV_BIT["executed-macs"]
+DEV_RESTART = dx.DEV_BIT["restart-overlap"]
 
 
 # ------------------------------------------------------------------------------ small helpers
@@ -380,10 +381,23 @@ def _spatial_state(sc, P, state_at, spall):
 # factors do not depend on which sub-cluster is meant (first or not, edge-edge or not), so each
 # product is split: temporal factors once per class, spatial factors (at most two maps) per variant.
 @njit(inline="always", **NO_NRT)
+def _restart_overlap(sc, i, size):
+    """How much of a restarted temporal map's first window its last still covers (engine)."""
+    if sc[R_UNR, i]:
+        return size
+    start = (sc[R_ST, i] + sc[R_ED, i]) * sc[R_OF, i]
+    v = sc[R_VAR, i]
+    last = sc[R_EM, v] if sc[R_ED, i] > 0 else sc[R_M, v]
+    return max(min(size - start, last), 0)
+
+
+@njit(inline="always", **NO_NRT)
 def _in_temporal(sc, P, tl, c, inited, exact):
     """(product of the temporal factors, whether the changing map's edge step counts its own window
-    where MAESTRO counts a steady step's: deviation temporal-edge-reads)."""
+    where MAESTRO counts a steady step's: deviation temporal-edge-reads, the part of that product
+    the previous step's tile shares with it: deviation restart-overlap)."""
     prod = 1
+    held = 1
     edge_reads = False
     for k in range(P[tl]):
         i = P[tl + 1 + k]
@@ -393,8 +407,10 @@ def _in_temporal(sc, P, tl, c, inited, exact):
             prod *= sc[R_EM, v] if _is_edge(code) else sc[R_M, v]
         elif code == INIT_IE:
             prod *= sc[R_EM, v]
+            held *= sc[R_EM, v]
         elif code == INIT or i != c:
             prod *= sc[R_M, v]
+            held *= _restart_overlap(sc, i, sc[R_M, v]) if (i > c and code == INIT) else sc[R_M, v]
         else:
             f = sc[R_M, v] if inited else sc[R_UMAX1, v]
             if code == EDGE and not exact:
@@ -402,7 +418,8 @@ def _in_temporal(sc, P, tl, c, inited, exact):
                 edge_reads = edge_f != f
                 f = edge_f
             prod *= f
-    return prod, edge_reads
+            held *= max(min(sc[R_M, v] - sc[R_OF, i], f), 0)
+    return prod, edge_reads, held
 
 
 @njit(inline="always", **NO_NRT)
@@ -458,33 +475,41 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle):
     tensor in this class (engine.ingress)."""
     uncoupled = c >= 0 and (sc[R_TM, c] & bit) == 0
     if uncoupled and exact:
-        return 0, False, False, False, False, False   # MAESTRO: the changing map leaves this be
+        return 0, False, False, False, False, False, False   # MAESTRO: the changing map leaves this be
     tl = block
     sl = tl + 1 + P[tl]
     inited = False
+    countable = not exact                  # restart-overlap: one map per dimension, no spatial move
     if c >= 0:
         for lst in (tl, sl):
             for k in range(P[lst]):
                 j = P[lst + 1 + k]
-                if j > c and sc[R_CODES, j] == INIT and sc[R_UNR, sc[R_OWNER, j]] == 0:
+                restarts = j > c and sc[R_CODES, j] == INIT and sc[R_UNR, sc[R_OWNER, j]] == 0
+                if restarts:
                     inited = True
+                if sc[R_OWNER, j] != j or (lst == sl and (j == c or restarts)):
+                    countable = False
     if uncoupled and not inited:
-        return 0, False, False, False, False, False
+        return 0, False, False, False, False, False, False
     # Uncoupled but a coupled map inside restarts: the whole tile again (deviation uncoupled-reread).
     term = c >= 0 and sc[R_KIND, c] == TEMPORAL and not inited and sc[R_U, sc[R_VAR, c]] == 0
-    temporal, edge_reads = _in_temporal(sc, P, tl, c, inited, exact)
+    temporal, edge_reads, held = _in_temporal(sc, P, tl, c, inited, exact)
+    restart = countable and inited and held > 0
+    if restart:
+        temporal -= held                   # the part still held is not delivered again
     is_sp, at_edge, possible, hee = _spatial_state(sc, P, sl + 1 + P[sl], -1)
     first_f, _, kept = _in_spatial(sc, P, sl, True, False, c, inited, nact1, exact, n)
     first = temporal * first_f
     if not is_sp:
         nz = first != 0
-        return first, term, uncoupled and nz, edge_reads and nz, False, kept and nz
+        return first, term, uncoupled and nz, edge_reads and nz, False, kept and nz, restart and nz
     rest_f, halo, _ = _in_spatial(sc, P, sl, False, False, c, inited, nact1, exact, n)
     rest = temporal * rest_f
     if not at_edge:
         vol = first + (n - 1) * rest
         nz = vol != 0
-        return vol, term, uncoupled and nz, edge_reads and nz, halo and nz and n > 1, kept and nz
+        return (vol, term, uncoupled and nz, edge_reads and nz, halo and nz and n > 1, kept and nz,
+                restart and nz)
     edge_first = first
     n_ee = 0
     if possible:
@@ -501,7 +526,8 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle):
         halo = halo or ee_halo
     vol = edge_first + (extra if nedge > 1 else 0)
     nz = vol != 0
-    return vol, term, uncoupled and nz, edge_reads and nz, halo and nz and nedge > 1, kept and nz
+    return (vol, term, uncoupled and nz, edge_reads and nz, halo and nz and nedge > 1, kept and nz,
+            restart and nz)
 
 
 @njit(inline="always", **NO_NRT)
@@ -1027,8 +1053,10 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                             flags |= DEV_EXECUTED
                         run_macs = executed
 
-            vi, ti, ri, ei, hi, ki = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1, exact, ee_idle)
-            vw, tw, rw, ew, hw_, kw = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1, exact, ee_idle)
+            vi, ti, ri, ei, hi, ki, xi = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1, exact,
+                                                  ee_idle)
+            vw, tw, rw, ew, hw_, kw, xw = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1, exact,
+                                                   ee_idle)
             term_any = term_any or ti or tw
             if used and (ri or rw):
                 flags |= DEV_REREAD
@@ -1036,6 +1064,8 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                 flags |= DEV_TEMPORAL_EDGE
             if used and (ki or kw):
                 flags |= DEV_FOLD_KEEP
+            if used and (xi or xw):
+                flags |= DEV_RESTART
             if occ > 0 and nact1 and not maestro_fold and _edge_fold_differs(sc, P, outf):
                 flags |= DEV_EDGE_FOLD             # also where the class computes nothing by it
             if (used or (all_init and occ > 0)) and (hi or hw_):   # all-Init also sizes L2 tiles

@@ -107,9 +107,10 @@ def test_reset_after_an_uncoupled_advance_is_delivered_again():
 def test_uncoupled_reread_is_the_whole_tile_with_shared_halos_once():
     """CONV K2 C1 R3 S3 Y6 X5, ``K; SpatialMap(1,1) Y'; X'(1,1)`` on 4 PEs: inputs do not depend on K,
     but X' restarts under K1, so the PEs, holding columns 2-4, need columns 0-2 again. A literal run
-    re-reads the 2 columns they lack (54 reads in all); with the convention of MAESTRO's the model
-    keeps (``reinit``: the whole 6x3 tile again, rows shared by neighbours delivered once) the
-    executor gives the model's 60 = 18 + 4x6 at K0 and 18 again at K1's restart. MAESTRO
+    re-reads the 2 columns they lack (54 reads in all), as the model does since rule restart-overlap;
+    with the convention of MAESTRO's the model kept until then (``reinit``: the whole 6x3 tile again,
+    rows shared by neighbours delivered once) the executor gives 60 = 18 + 4x6 at K0 and 18 again at
+    K1's restart. MAESTRO
     (``maestro_exact``) counts 84, the executor's with ``stationary`` and ``no-halo`` (each PE's rows
     counted separately at the first step and when X' advances: 4x9 + 2x4x3 + ...). The order of K and
     the spatial map does not change the model's count (before shared-halo-once it was 102 and 120)."""
@@ -122,7 +123,8 @@ def test_uncoupled_reread_is_the_whole_tile_with_shared_halos_once():
                  "TemporalMap(3,3) S;"):
         df = _flow(text)
         cost = evaluate_batch(layer, df, accelerator=acc).row(0)
-        assert (cost.input_l2_reads, cost.deviations) == (60, "uncoupled-reread,shared-halo-once")
+        assert (cost.input_l2_reads, cost.deviations) == (54, "uncoupled-reread,shared-halo-once,"
+                                                              "restart-overlap")
         assert evaluate_batch(layer, df, accelerator=acc, maestro_exact=True).row(0).input_l2_reads == 84
         assert execute(layer, df, acc, conventions=kept).input_l2_reads == 60
         assert execute(layer, df, acc, conventions=kept | {"no-halo", "stationary"}).input_l2_reads == 84
@@ -195,12 +197,16 @@ def test_sliding_spatial_edge_fold_computes_only_its_windows():
 def test_part_of_a_reset_tile_still_held_is_not_delivered_again():
     """CONV K1 C1 R3 S3 Y4 X4, ``Y'(1,1); X'(1,1)`` on one PE: inputs 9, +3 (X step), then the Y step
     resets X: the PE holds rows 0-2 x cols 1-3 and needs rows 1-3 x cols 0-2, 4 of them held: +5, +3 =
-    20. The model re-reads the whole tile when X resets: 24."""
+    20, as the model counts since rule restart-overlap; MAESTRO (and the model before it, the
+    ``reinit`` convention) re-reads the whole tile when X resets: 24."""
     layer = Layer.conv("L", K=1, C=1, R=3, S=3, Y=4, X=4)
     text = "TemporalMap(1,1) Y'; TemporalMap(1,1) X'; SpatialMap(1,1) C; TemporalMap(1,1) K; " \
            "TemporalMap(3,3) R; TemporalMap(3,3) S;"
-    figs = _pairs(layer, text, Accelerator(num_pes=1))
-    assert figs["input_l2_reads"] == (24, 20)
+    acc = Accelerator(num_pes=1)
+    figs = _agreeing(layer, text, acc, {"restart-overlap"})
+    assert figs["input_l2_reads"] == (20, 20)
+    _engines_agree_and_exact_differs(layer, text, acc, "restart-overlap", "input_l2_reads", 20, 24)
+    assert execute(layer, _flow(text), acc, conventions={"reinit"}).input_l2_reads == 24
 
 
 def test_overlapping_temporal_map_repeats_macs_as_the_model_counts():
@@ -590,3 +596,4 @@ def test_a_strided_edge_fold_computes_only_its_output_rows():
     figs = _agreeing(layer, text, acc, {"edge-fold-output", "strided-output-rows"})
     assert figs["num_macs"] == (9, 9) and figs["runtime_cycles"] == (6, 6)
     _engines_agree_and_exact_differs(layer, text, acc, "edge-fold-output", "num_macs", 9, 15)
+
