@@ -210,9 +210,10 @@ def _rule_lines(compared: list[dict]) -> list[str]:
 
 # ------------------------------------------------------------------------------------ explaining
 EXPLAINED = ("input_l2_reads", "weight_l2_reads", "l2_size_req", "runtime_cycles")
-# The model keeps one of MAESTRO's four conventions; "stationary", "edge-offset" and "no-halo" only
-# under maestro_exact (deviations uncoupled-reread, temporal-edge-reads, shared-halo-once). The last
-# set is the one per-rule verdicts use.
+# The model keeps one of MAESTRO's four conventions, and that one only where a spatial map restarts
+# or two maps share a dimension (deviation restart-overlap elsewhere); "stationary", "edge-offset"
+# and "no-halo" only under maestro_exact (deviations uncoupled-reread, temporal-edge-reads,
+# shared-halo-once). The last set is the one per-rule verdicts use.
 MODEL_CONVENTIONS = {"reinit"}
 CONVENTION_SETS = {"stationary": {"stationary"}, "reinit": {"reinit"}, "no-halo": {"no-halo"},
                    "edge-offset": {"edge-offset"},
