@@ -119,6 +119,12 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "(a tile wide relative to its dimension): the part of the tile a sub-cluster still holds "
               "is not delivered again, where MAESTRO delivers the whole tile",
               _TRAFFIC),
+    Deviation("oversized-map-held", "4.5",
+              "a spatial map is larger than the dimension it maps (the layer's or the tile of the level "
+              "above): its first sub-cluster's partial sums and MACs count the dimension it holds (MAESTRO "
+              "counts it through an edge-edge sub-cluster, which whole-last-tile can remove when another "
+              "SpatialMap of the level sets the state; the model then counted the map's size)",
+              _ALL_COUNTS),
 )}
 
 

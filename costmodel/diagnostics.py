@@ -79,6 +79,7 @@ DEVIATIONS = (
     "fold-overlap-reuse",        # a fold advance shorter than the tile keeps the first tile's overlap
     "executed-macs",             # num_macs from the MACs lower levels execute, repeats included
     "restart-overlap",           # a restarted tile's part still held from the previous tile is kept
+    "oversized-map-held",        # a spatial map larger than its dimension holds the dimension (MACs)
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 

@@ -425,6 +425,13 @@ class _LevelAnalysis:
         # of the data (0 when the tiles divide the dimension), so data it needs is never delivered.
         # We count it whole (deviation ``whole-last-tile``).
         self.exact = ctx.maestro_exact
+        # The part of its dimension a map holds: a map larger than the dimension holds the dimension
+        # (deviation oversized-map-held for a spatial map's first sub-cluster; MAESTRO: the map).
+        self.held = {e.var: t.M[e.var] if self.exact else np.minimum(t.M[e.var], dims_map[e.var])
+                     for e in self.entries}
+        if not self.exact:
+            self.flags["oversized-map-held"] = np.logical_or.reduce(
+                [np.asarray(t.M[e.var] > dims_map[e.var]) for e in self.entries if e.kind == SPATIAL])
         self.whole_last = {i: t.EM[e.var] == t.M[e.var] for i, e in enumerate(self.entries)
                            if e.kind == SPATIAL}
         if not self.exact:
@@ -597,7 +604,7 @@ class _LevelAnalysis:
                 if e.kind == TEMPORAL:
                     vol = vol * (t.EM[v] if edge else t.M[v])
                     continue
-                plain = t.M[v] if first else u1[v]
+                plain = self.held[v] if first else u1[v]
                 if code == EDGE:
                     f = np.where(nact1, t.EM[v] if (first or ee) else 1, t.EU[v] if ee else plain)
                 elif code == INIT_IE and ee:
@@ -612,7 +619,7 @@ class _LevelAnalysis:
             if self.entries[i].kind == TEMPORAL:
                 f = self._get("EM", a) if _is_edge(code) else self._get("M", a)
             else:
-                plain = self._get("M", a) if first else u1.get(a, 1)
+                plain = (self.held[v] if a == v else self._get("M", a)) if first else u1.get(a, 1)
                 if code == EDGE:
                     f = np.where(nact1, self._edge_fold_size(v, a, self.maestro_fold) if (first or ee) else 1,
                                  self._get("EU", a) if ee else plain)

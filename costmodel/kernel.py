@@ -125,8 +125,8 @@ N_HW = 9
 # Rows of the per-design integer scratch (each row is one value per variable or per directive).
 (R_M, R_U, R_EM, R_EU, R_HAS, R_U1, R_UMAX1, R_SM, R_SU, R_SEM, R_SEU, R_SHAS, R_SZ, R_OF, R_IE, R_UNR,
  R_ST, R_ED, R_EE, R_CODES, R_OWNCODE, R_NCH, R_CH0, R_CH1, R_DIG, R_TILE, R_DITER, R_DSTAT,
- R_TM, R_DIG2, R_KIND, R_VAR, R_OWNER, R_FIRST, R_IE_PARTIAL, R_DIG3) = range(36)
-N_ROWS = 36
+ R_TM, R_DIG2, R_KIND, R_VAR, R_OWNER, R_FIRST, R_IE_PARTIAL, R_DIG3, R_HELD) = range(37)
+N_ROWS = 37
 
 # Level results kept per sub-cluster tile: runtime, error record, empty record, flags, MACs executed.
 Q_RT, Q_ERR, Q_EMPTY, Q_FLAGS, Q_MACS = 0, 1, 5, 9, 10
@@ -149,6 +149,7 @@ DEV_IDLE_EDGE = dx.DEV_BIT["idle-edge-subcluster"]
 DEV_FOLD_KEEP = dx.DEV_BIT["fold-overlap-reuse"]
 DEV_EXECUTED = dx.DEV_BIT["executed-macs"]
 DEV_RESTART = dx.DEV_BIT["restart-overlap"]
+DEV_HELD = dx.DEV_BIT["oversized-map-held"]
 
 
 # ------------------------------------------------------------------------------ small helpers
@@ -561,7 +562,7 @@ def _out_spatial(sc, P, outs, first, ee, reuse, nact1, maestro_fold):
         has_a = sc[R_HAS, a] != 0
         code = sc[R_CODES, i]
         if first:
-            plain = sc[R_M, a] if has_a else 0
+            plain = (sc[R_HELD, v] if a == v else sc[R_M, a]) if has_a else 0
         else:
             plain = sc[R_U1, a] if has_a else 1
         if code == EDGE:
@@ -588,7 +589,7 @@ def _psum_spatial(sc, P, pss, first, ee, nact1):
         i = P[pss + 1 + k]
         v = sc[R_VAR, i]
         code = sc[R_CODES, i]
-        plain = sc[R_M, v] if first else sc[R_U1, v]
+        plain = sc[R_HELD, v] if first else sc[R_U1, v]
         if code == EDGE:
             if nact1:
                 f = sc[R_EM, v] if (first or ee) else 1
@@ -862,6 +863,12 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
         u = sc[R_U, v]
         sc[R_U1, v] = u if u != 0 else 1
         sc[R_UMAX1, v] = max(u, 1)
+    # A map larger than its dimension holds the dimension (engine: held, oversized-map-held).
+    for i in range(nent):
+        v = sc[R_VAR, i]
+        sc[R_HELD, v] = sc[R_M, v] if exact else min(sc[R_M, v], sc[dmap, v])
+        if not exact and sc[R_KIND, i] == SPATIAL and sc[R_M, v] > sc[dmap, v]:
+            flags |= DEV_HELD
     _states(sc, nent, n)
     # An under-filled spatial fold's last busy sub-cluster is partial only if its tile is (MAESTRO
     # takes it as partial always: deviation whole-last-tile, engine._LevelAnalysis).

@@ -597,3 +597,21 @@ def test_a_strided_edge_fold_computes_only_its_output_rows():
     assert figs["num_macs"] == (9, 9) and figs["runtime_cycles"] == (6, 6)
     _engines_agree_and_exact_differs(layer, text, acc, "edge-fold-output", "num_macs", 9, 15)
 
+
+
+def test_an_oversized_spatial_map_beside_another_counts_the_dimension_it_holds():
+    """GEMM M1 N3 K1, ``SpatialMap(30,30) N; TemporalMap(1,1) K; SpatialMap(1,1) M`` on 4 PEs: the
+    sub-cluster state is M's. MAESTRO counts N's 3 columns through its edge-edge sub-cluster; with
+    whole-last-tile (M's last tile is whole, so there is none) the model sized the one busy
+    sub-cluster's N by the map: 30 MACs for 3. It holds the 3 columns there are: 3 MACs, as executed
+    and as MAESTRO (rule oversized-map-held)."""
+    layer = Layer(name="L", layer_type=LayerType.GEMM, dims=(("M", 1), ("N", 3), ("K", 1)))
+    text = "SpatialMap(30,30) N; TemporalMap(1,1) K; SpatialMap(1,1) M;"
+    acc = Accelerator(num_pes=4)
+    figs = _agreeing(layer, text, acc, {"oversized-map-held"})
+    assert figs["num_macs"] == (3, 3)
+    exact = evaluate_batch(layer, _flow(text), accelerator=acc, maestro_exact=True)
+    assert int(exact.num_macs[0]) == 3 and "oversized-map-held" not in exact.deviations[0]
+    ref, com = (evaluate_batch(layer, _flow(text), accelerator=acc, engine=e)
+                for e in ("reference", "compiled"))
+    assert int(ref.num_macs[0]) == int(com.num_macs[0]) == 3 and ref.deviations[0] == com.deviations[0]

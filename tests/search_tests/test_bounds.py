@@ -18,7 +18,15 @@ ACCELERATORS = (Accelerator(num_pes=256, noc_bw=64, noc_hop_latency=1),
 
 
 def _violations(cost, layer, acc) -> tuple[int, int, int]:
-    ok = (np.atleast_1d(cost.error) == "") & (np.atleast_1d(cost.num_macs) >= layer.true_macs)
+    """(designs checked, below the latency floor, below the energy floor) among the designs that do
+    the layer's work: every MAC executed, every input and weight delivered and every output written
+    at least once (a generated mapping can skip part of the layer while its repeats make up the MAC
+    count)."""
+    sizes = layer.tensor_sizes()
+    ok = ((np.atleast_1d(cost.error) == "") & (np.atleast_1d(cost.num_macs) >= layer.true_macs)
+          & (np.atleast_1d(cost.input_l2_reads) >= sizes["input"])
+          & (np.atleast_1d(cost.weight_l2_reads) >= sizes["weight"])
+          & (np.atleast_1d(cost.output_l2_writes) >= sizes["output"]))
     runtime = np.atleast_1d(cost.runtime_cycles)[ok]
     energy = np.atleast_1d(cost.energy_nj)[ok]
     return (int(ok.sum()), int((runtime < bounds.latency_floor(layer, acc)).sum()),
@@ -54,7 +62,9 @@ def test_floors_hold_on_the_generated_maestro_cases():
         n, slow, cheap = _violations(cost, mapped.layer, acc)
         checked += n
         assert (slow, cheap) == (0, 0), row.case_id
-    assert checked > 1500
+    # 1,471 of the 1,811 evaluated on 2026-12-03; strided layers whose filter is shorter than the
+    # stride never need some input rows, so they drop out with the mappings that skip work.
+    assert checked > 1400
 
 
 def test_the_noc_floor_binds_where_weights_dominate():
