@@ -111,8 +111,9 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               _ALL_COUNTS),
     Deviation("executed-macs", "4.6",
               "a level below a Cluster executes a different number of MACs than its tile holds (an "
-              "overlapping map there repeats work) in a stride-1 layer: num_macs counts the MACs "
-              "executed, where MAESTRO multiplies out the top level's tiles",
+              "overlapping map there repeats work; stride 1, or strided rows counted at the stride and no "
+              "spatial R or S): num_macs counts the MACs executed, where MAESTRO multiplies out the top "
+              "level's tiles",
               frozenset({"num_macs", "energy_mac_units"})),
     Deviation("restart-overlap", "4.5",
               "a temporal map restarts inside an advancing one and its first window overlaps its last "
@@ -128,34 +129,36 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
 )}
 
 
-def fold_output_applies(layer, maestro_exact: bool) -> bool:
-    """Whether rule edge-fold-output may apply to ``layer``: a CONV-family layer, not maestro_exact,
-    whose Y and X are each of stride 1 or counted at the stride (strided-output-rows); where the
-    filter is shorter than the stride, MAESTRO's rewrite leaves a window's rows apart (Q5) and its
-    output rows are not those of an edge tile's span."""
-    if maestro_exact or not layer.layer_type.is_conv_family:
-        return False
-    rows = output_row_strides(layer, maestro_exact)
-    return all(s == 1 or rows[v] > 1 for v, s in layer.row_strides().items())
-
-
-def executed_macs_applies(layer, maestro_exact: bool, filter_spatial: bool) -> bool:
-    """Whether rule executed-macs may apply: not maestro_exact, Y and X each of stride 1 or counted at
-    the stride (strided-output-rows), and not a strided layer with R or S mapped spatially at some
-    level (``filter_spatial``, row-stationary): there the levels below a Cluster do not count the
-    MACs they execute (MAESTRO's edge fold, see fold_output_applies), so the top level's tiles stay."""
+def _rows_follow_windows(layer, maestro_exact: bool, filter_spatial: bool) -> bool:
+    """Not maestro_exact; Y and X each of stride 1 or counted at the stride (strided-output-rows:
+    where the filter is shorter than the stride MAESTRO's rewrite leaves a window's rows apart, Q5);
+    and, if strided, R and S not mapped spatially (``filter_spatial``, row-stationary), whose edge
+    folds keep MAESTRO's sizing (two public ResNet-50 CONV1 rows are refused otherwise)."""
     if maestro_exact:
         return False
     rows = output_row_strides(layer, maestro_exact)
-    if filter_spatial and max(rows.values()) > 1:
-        return False
-    return all(s == 1 or rows[v] > 1 for v, s in layer.row_strides().items())
+    strided = any(s > 1 for s in layer.row_strides().values())
+    return (all(s == 1 or rows[v] > 1 for v, s in layer.row_strides().items())
+            and not (strided and filter_spatial))
 
 
-def maps_filter_spatially(levels_entries, spatial) -> bool:
-    """Whether some level maps R or S with a SpatialMap (entries with ``kind`` and ``var``; ``spatial``
-    is the caller's kind value for a SpatialMap)."""
-    return any(e.kind == spatial and e.var in ("R", "S") for entries in levels_entries for e in entries)
+def fold_output_applies(layer, maestro_exact: bool, filter_spatial: bool) -> bool:
+    """Whether rule edge-fold-output may apply at a level of ``layer`` (a CONV-family layer) that
+    does (``filter_spatial``) or does not map R or S spatially."""
+    return layer.layer_type.is_conv_family and _rows_follow_windows(layer, maestro_exact, filter_spatial)
+
+
+def executed_macs_applies(layer, maestro_exact: bool, filter_spatial: bool) -> bool:
+    """Whether rule executed-macs may apply to a dataflow some level of which does
+    (``filter_spatial``) or does not map R or S spatially: the levels below a Cluster count the MACs
+    they execute only where their edge folds follow the windows (see fold_output_applies)."""
+    return _rows_follow_windows(layer, maestro_exact, filter_spatial)
+
+
+def maps_filter_spatially(entries, spatial) -> bool:
+    """Whether directives ``entries`` (with ``kind`` and ``var``) map R or S with a SpatialMap
+    (``spatial``: the caller's kind value for a SpatialMap)."""
+    return any(e.kind == spatial and e.var in ("R", "S") for e in entries)
 
 
 def output_row_strides(layer, maestro_exact: bool) -> dict[str, int]:

@@ -124,6 +124,7 @@ class _Context:
     tensors: TensorDims
     log: ErrorLog
     maestro_exact: bool
+    executed_macs: bool            # deviation executed-macs may apply (deviations.executed_macs_applies)
 
 
 @dataclass(slots=True)
@@ -383,11 +384,8 @@ class _LevelAnalysis:
         self.tensors = ctx.tensors
         sizes = _sizes(level)
         rows = output_row_strides(layer, ctx.maestro_exact)
-        # Strided, a filter dimension mapped spatially beside Y or X (row-stationary) keeps MAESTRO's
-        # edge fold: its windows do not follow the strided output rows.
-        filter_spatial = any(e.kind == SPATIAL and e.var in ("R", "S") for e in level.entries)
-        self.maestro_fold = (not fold_output_applies(layer, ctx.maestro_exact)
-                             or (filter_spatial and max(rows.values()) > 1))
+        self.maestro_fold = not fold_output_applies(layer, ctx.maestro_exact,
+                                                    maps_filter_spatially(level.entries, SPATIAL))
         self.tables, oversized, strided = _mapping_tables(level, dims_map, self.conv, ctx.maestro_exact,
                                                           sizes, rows)
         self.flags = {"oversized-map-edge": oversized, "strided-output-rows": strided}
@@ -582,9 +580,9 @@ class _LevelAnalysis:
         if countable:
             # After a restart inside, the part of the tile the sub-cluster still holds from its
             # previous tile is not delivered again (deviation restart-overlap; MAESTRO: whole tile).
-            kept = inited & stay & (held > 0)
-            self.restart_kept = self.restart_kept | kept
-            t_prod = np.where(kept, t_prod - held, t_prod)
+            restarted = inited & stay & (held > 0)
+            self.restart_kept = self.restart_kept | restarted
+            t_prod = np.where(restarted, t_prod - held, t_prod)
         prod = t_prod * s_prod
         prod = self._idle_edge(prod, first, ee)
         return np.where(inited, prod, 0) if uncoupled else prod
@@ -848,7 +846,9 @@ def _stack(values: list, B: int, dtype=np.int64) -> np.ndarray:
 def analyze(layer: Layer, stack: LevelStack, hw: Hardware, log: ErrorLog, *, tensors: TensorDims,
             maestro_exact: bool = False) -> LevelResult:
     """Analyse the top level (and, recursively, the levels below) for every design of the batch."""
-    ctx = _Context(layer, stack, tensors, log, maestro_exact)
+    filter_spatial = any(maps_filter_spatially(lv.entries, SPATIAL) for lv in stack.levels)
+    ctx = _Context(layer, stack, tensors, log, maestro_exact,
+                   executed_macs_applies(layer, maestro_exact, filter_spatial))
     top = stack.levels[0]
     return _analyze_level(ctx, 0, top, top.dims, top.dims, hw, None)
 
@@ -934,8 +934,7 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
             w = occ * valid
             used = w > 0
             used_out = _group_any(used, st.out_groups)
-        if executed_macs_applies(ctx.layer, ctx.maestro_exact,
-                                 maps_filter_spatially((lv.entries for lv in ctx.stack.levels), SPATIAL)):
+        if ctx.executed_macs:
             # The MACs the sub-clusters execute, where a map below repeats work the tile holds once
             # (deviation executed-macs; MAESTRO multiplies out this level's tiles).
             tile_sig = _stack(mac_s, B)

@@ -39,7 +39,6 @@ from .program import (
     H_DEV,
     H_EXACT,
     H_EXECUTED_MACS,
-    H_FOLD_OUTPUT,
     H_L1,
     H_LEVEL_TAB,
     H_LEVELS,
@@ -63,6 +62,7 @@ from .program import (
     L_DIMS,
     L_ENT,
     L_FIRST,
+    L_FOLD_OUTPUT,
     L_NENT,
     L_NUMSUB,
     L_OUTF,
@@ -797,12 +797,12 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
     nv = P[base + H_VARS]
     conv = P[base + H_CONV] != 0
     exact = P[base + H_EXACT] != 0
-    maestro_fold = P[base + H_FOLD_OUTPUT] == 0        # deviation edge-fold-output does not apply
     count_executed = P[base + H_EXECUTED_MACS] != 0     # deviation executed-macs may apply
     vy, vx, vyp, vxp, vr, vs = (P[base + H_VY], P[base + H_VX], P[base + H_VYP], P[base + H_VXP],
                                 P[base + H_VR], P[base + H_VS])
     sy, sx = P[base + H_SY], P[base + H_SX]
     rec = base + P[base + H_LEVEL_TAB] + LEVEL_WIDTH * li
+    maestro_fold = P[rec + L_FOLD_OUTPUT] == 0          # deviation edge-fold-output does not apply
     nent = P[rec + L_NENT]
     ent = base + P[rec + L_ENT]
     n = regs[P[rec + L_NUMSUB]]
@@ -825,8 +825,6 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
         e = ent + ENTRY_WIDTH * i
         sc[R_KIND, i] = P[e + E_KIND]
         sc[R_VAR, i] = P[e + E_VAR]
-        if (sy > 1 or sx > 1) and sc[R_KIND, i] == SPATIAL and (sc[R_VAR, i] == vr or sc[R_VAR, i] == vs):
-            maestro_fold = True            # a strided row-stationary level keeps MAESTRO's edge fold
         sc[R_OWNER, i] = P[e + E_OWNER]
         sc[R_SZ, i] = regs[P[e + E_SIZE]]
         sc[R_OF, i] = regs[P[e + E_OFS]]

@@ -32,19 +32,19 @@ REG_TOP_SUB = 0             # sub-clusters of the top level: the kernel writes i
 # Header fields.
 (H_LEVELS, H_REGS, H_HOLES, H_VARS, H_CONV, H_EXACT, H_OPS, H_NOPS, H_LEVEL_TAB, H_CLUSTERS,
  H_TENSORS, H_L1, H_TRUE_MACS, H_SIZE_IN, H_SIZE_W, H_SIZE_OUT, H_STATIC_ERR, H_DEV, H_VY, H_VX,
- H_VYP, H_VXP, H_VR, H_VS, H_MAX_ENTRIES, H_FOLD_OUTPUT, H_SY, H_SX, H_EXECUTED_MACS) = range(29)
-HEADER = 29
+ H_VYP, H_VXP, H_VR, H_VS, H_MAX_ENTRIES, H_SY, H_SX, H_EXECUTED_MACS) = range(28)
+HEADER = 28
 
 # Level record fields.
 (L_NENT, L_ENT, L_NUMSUB, L_DIMS, L_FIRST, L_SPFIRST, L_OWNERS, L_BELOW, L_TENSOR, L_PSUM, L_OUTF,
- L_SPALL) = range(12)
-LEVEL_WIDTH = 12
+ L_SPALL, L_FOLD_OUTPUT) = range(13)
+LEVEL_WIDTH = 13
 # Per tensor (input, weight, output), L_TENSOR points to: [n, temporal coupled directives...],
 # [n, spatial coupled directives...], the directive whose spatial state the tensor follows (-1: none),
 # [n, its dimensions' first directives that are spatial...]. L_PSUM: [n, temporal directives not
 # coupled to the output...], [n, spatial ones...]; L_OUTF: per output dimension (first directive,
 # dimension, table dimension), temporal ones [n, triples...] then spatial ones; L_SPALL: [n, spatial
-# directives...].
+# directives...]; L_FOLD_OUTPUT: 1 where deviation edge-fold-output may apply at the level.
 
 # Entry record fields.
 E_KIND, E_VAR, E_OWNER, E_SIZE, E_OFS, E_TENSORS = range(6)
@@ -335,6 +335,8 @@ class _Compiler:
             out[rec + L_OUTF] = section([len(outf[False]) // 3, *outf[False],
                                          len(outf[True]) // 3, *outf[True]])
             out[rec + L_SPALL] = section([len(spatial), *spatial])
+            out[rec + L_FOLD_OUTPUT] = int(fold_output_applies(layer, self.exact,
+                                                               maps_filter_spatially(entries, SPATIAL)))
         tensors = section([x for dims in (t.input, t.weight, t.output)
                            for x in (len(dims), *(var[v] for v in dims))])
         # Per tensor: its innermost map sizes, each with the dimension it maps there (-1: none), as
@@ -366,9 +368,8 @@ class _Compiler:
                   H_TRUE_MACS: layer.true_macs, H_SIZE_IN: sizes["input"], H_SIZE_W: sizes["weight"],
                   H_SIZE_OUT: sizes["output"], H_STATIC_ERR: static_err, H_DEV: dev,
                   H_MAX_ENTRIES: max(len(e) for e, _, _ in levels),
-                  H_FOLD_OUTPUT: int(fold_output_applies(layer, self.exact)),
                   H_EXECUTED_MACS: int(executed_macs_applies(
-                      layer, self.exact, maps_filter_spatially((e for e, _, _ in levels), SPATIAL)))}
+                      layer, self.exact, any(maps_filter_spatially(e, SPATIAL) for e, _, _ in levels)))}
         rows = output_row_strides(layer, self.exact)
         header[H_SY], header[H_SX] = rows["Y"], rows["X"]
         for field, name in ((H_VY, "Y"), (H_VX, "X"), (H_VYP, "Y'"), (H_VXP, "X'"), (H_VR, "R"),
