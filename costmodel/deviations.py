@@ -73,8 +73,9 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               _ALL_COUNTS),
     Deviation("temporal-edge-reads", "4.5",
               "a temporal map a tensor depends on steps onto its edge tile: we deliver the elements of "
-              "the edge window not already held (all of it after a restart inside), where MAESTRO "
-              "counts a steady step's offset (or whole tile)",
+              "the edge window not already held (all of it after a restart inside), and the steps of "
+              "loops inside it deliver along that edge window, where MAESTRO counts a steady step's "
+              "offset (or whole tile) and steady-tile steps inside it",
               _TRAFFIC),
     Deviation("shared-halo-once", "4.5",
               "neighbouring sub-clusters of a spatial map need overlapping tiles of an input or weight "

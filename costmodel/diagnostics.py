@@ -69,7 +69,7 @@ DEVIATIONS = (
     "pe-peak-bound",             # runtime raised to the PE-peak bound
     "uncoupled-reread",          # a tile re-read after an uncoupled advance restarts a coupled map
     "idle-below-filter",         # a case whose sub-cluster tiles are all below the filter is idle
-    "temporal-edge-reads",       # a temporal map's edge step delivers its edge tile's new elements
+    "temporal-edge-reads",       # a temporal map's edge tile: its new elements, and steps inside it
     "shared-halo-once",          # elements neighbouring sub-clusters share are delivered once
     "edge-fold-output",          # a one-sub-cluster spatial edge fold computes its output rows
     "edge-fold-partial",         # a spatial edge fold's partial last tile is counted beside the full

@@ -546,6 +546,12 @@ class _LevelAnalysis:
                         self.edge_reads = self.edge_reads | (edge_f != f)
                         f = edge_f
                     held = held * np.maximum(np.minimum(t.M[v] - self.offsets[i], f), 0)
+                elif code == EDGE and not self.exact:
+                    # Steps inside a map that stands at its edge tile deliver along that map's
+                    # edge window, where MAESTRO counts its steady tile (temporal-edge-reads).
+                    f = t.EM[v]
+                    self.edge_reads = self.edge_reads | (f != t.M[v])
+                    held = held * f
                 else:
                     f = t.M[v]
                     held = held * f
@@ -791,10 +797,10 @@ def _signatures(kinds: tuple[str, ...], rows: list[tuple[int, ...]], changing: l
     for row, c in zip(rows, changing, strict=True):
         okey = tuple((code if kind == SPATIAL else _is_edge(code)) for kind, code in zip(kinds, row,
                                                                                          strict=True))
-        # A temporal map at or outside the changing one matters only as Init-edge or not, except
-        # the changing map itself: its edge step reads differently (deviation temporal-edge-reads).
-        ikey = (c, tuple(code if (kind == SPATIAL or i >= c) else (code == INIT_IE)
-                         for i, (kind, code) in enumerate(zip(kinds, row, strict=True))))
+        # Inputs depend on every directive's variant: a temporal map outside the changing one
+        # delivers along its edge window when it stands at its edge tile (deviation
+        # temporal-edge-reads), so edge and non-edge steps of it differ as well as Init-edge.
+        ikey = (c, row)
         out_idx.append(out_keys.setdefault(okey, len(out_keys)))
         in_idx.append(in_keys.setdefault(ikey, len(in_keys)))
     first_row_out = {v: k for k, v in reversed(list(enumerate(out_idx)))}

@@ -394,8 +394,9 @@ def _restart_overlap(sc, i, size):
 
 @njit(inline="always", **NO_NRT)
 def _in_temporal(sc, P, tl, c, inited, exact):
-    """(product of the temporal factors, whether the changing map's edge step counts its own window
-    where MAESTRO counts a steady step's: deviation temporal-edge-reads, the part of that product
+    """(product of the temporal factors, whether an edge tile (the changing map's edge step, or a map
+    outside it standing at its edge) counts its own window where MAESTRO counts a steady step's:
+    deviation temporal-edge-reads, the part of that product
     the previous step's tile shares with it: deviation restart-overlap)."""
     prod = 1
     held = 1
@@ -409,6 +410,10 @@ def _in_temporal(sc, P, tl, c, inited, exact):
         elif code == INIT_IE:
             prod *= sc[R_EM, v]
             held *= sc[R_EM, v]
+        elif code == EDGE and i != c and not exact:
+            prod *= sc[R_EM, v]          # inside a map at its edge tile: its edge window (engine)
+            held *= sc[R_EM, v]
+            edge_reads = edge_reads or sc[R_EM, v] != sc[R_M, v]
         elif code == INIT or i != c:
             prod *= sc[R_M, v]
             held *= _restart_overlap(sc, i, sc[R_M, v]) if (i > c and code == INIT) else sc[R_M, v]
@@ -416,7 +421,7 @@ def _in_temporal(sc, P, tl, c, inited, exact):
             f = sc[R_M, v] if inited else sc[R_UMAX1, v]
             if code == EDGE and not exact:
                 edge_f = sc[R_EM, v] if inited else min(sc[R_EU, v], sc[R_EM, v])
-                edge_reads = edge_f != f
+                edge_reads = edge_reads or edge_f != f
                 f = edge_f
             prod *= f
             held *= max(min(sc[R_M, v] - sc[R_OF, i], f), 0)

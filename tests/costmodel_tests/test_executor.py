@@ -158,6 +158,21 @@ def test_temporal_edge_step_after_a_restart_reads_the_whole_edge_tile():
     assert figs["weight_l2_reads"] == (10, 10)
 
 
+def test_steps_inside_a_map_at_its_edge_tile_read_along_the_edge_window():
+    """CONV K1 C1 R1 S1 Y4 X2, ``TemporalMap(3,3) Y; SpatialMap(1,1) K; TemporalMap(1,1) X`` on 1 PE:
+    Y is 3 rows, then the 1 left. Rows 0-2 read 3 inputs per X column (6); the Y edge step reads row 3
+    of column 0 (1), and the X step inside it row 3 of column 1 (1): 8. MAESTRO counts the X step
+    inside the edge tile as a steady 3-row column, and the Y step as a whole 3-row tile: 12. The model
+    reads both along the edge window (deviation ``temporal-edge-reads``, which before covered only
+    the changing map's own edge step, giving 10: the ``edge-offset`` convention)."""
+    layer = Layer.conv("L", K=1, C=1, R=1, S=1, Y=4, X=2)
+    text = "TemporalMap(3,3) Y; SpatialMap(1,1) K; TemporalMap(1,1) X;"
+    acc = Accelerator(num_pes=1)
+    assert _agreeing(layer, text, acc, {"temporal-edge-reads"})["input_l2_reads"] == (8, 8)
+    _engines_agree_and_exact_differs(layer, text, acc, "temporal-edge-reads", "input_l2_reads", 8, 12)
+    assert execute(layer, _flow(text), acc, conventions={"edge-offset"}).input_l2_reads == 10
+
+
 SLIDING_Y = "TemporalMap(1,1) C; SpatialMap(1,1) Y'; TemporalMap(1,1) X'; TemporalMap(3,3) R; " \
             "TemporalMap(3,3) S;"
 
