@@ -127,6 +127,11 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "counts it through an edge-edge sub-cluster, which whole-last-tile can remove when another "
               "SpatialMap of the level sets the state; the model then counted the map's size)",
               _ALL_COUNTS),
+    Deviation("edge-fold-reads", "4.5",
+              "a spatial map's edge fold has one busy sub-cluster and it holds less than a tile (what "
+              "is left of the dimension): the steps of loops inside deliver that partial tile, where "
+              "MAESTRO delivers a whole tile (it sizes the tile right at the first step and for outputs)",
+              _TRAFFIC),
 )}
 
 

@@ -80,6 +80,7 @@ DEVIATIONS = (
     "executed-macs",             # num_macs from the MACs lower levels execute, repeats included
     "restart-overlap",           # a restarted tile's part still held from the previous tile is kept
     "oversized-map-held",        # a spatial map larger than its dimension holds the dimension (MACs)
+    "edge-fold-reads",           # a spatial edge fold's one busy, partial tile is read as that tile
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 

@@ -405,6 +405,14 @@ class _LevelAnalysis:
             differs = static_nedge != self.nedge
             self.flags["subtile-edges"] = self.flags.get("subtile-edges", False) | differs
         self.nact1 = self.nedge == 1
+        # The one busy sub-cluster of an edge fold holding less than a tile: its steps read that
+        # tile (MAESTRO: a whole tile; deviation edge-fold-reads).
+        partial_edge = np.zeros_like(self.nact1)
+        for i, e in enumerate(level.entries):
+            if e.kind == SPATIAL and not ctx.maestro_exact:
+                partial_edge = partial_edge | ((self.states.edge[i] > 0)
+                                               & (self.tables.EM[e.var] != self.tables.M[e.var]))
+        self.flags["edge-fold-reads"] = self.nact1 & partial_edge
         self.cls = _Classes(level, self.states)
         self.first: dict[str, int] = {}
         for i, e in enumerate(self.entries):
@@ -564,6 +572,10 @@ class _LevelAnalysis:
             elif i > c and code == INIT:
                 stay = np.logical_and(stay, self.states.unrolled[i])
             mapped = t.EM[v] if ee else t.M[v]
+            if first and code == EDGE and not self.exact:
+                # The edge fold's one busy sub-cluster holds only what is left of the dimension,
+                # at every step as at the first (deviation edge-fold-reads; MAESTRO: a whole tile).
+                mapped = np.where(self.nact1, t.EM[v], mapped)
             if first:
                 f = mapped
                 if i == c and not self.exact:

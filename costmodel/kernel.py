@@ -143,6 +143,7 @@ DEV_TEMPORAL_EDGE = dx.DEV_BIT["temporal-edge-reads"]
 DEV_HALO_ONCE = dx.DEV_BIT["shared-halo-once"]
 DEV_EDGE_FOLD = dx.DEV_BIT["edge-fold-output"]
 DEV_EDGE_PARTIAL = dx.DEV_BIT["edge-fold-partial"]
+DEV_EDGE_READS_FOLD = dx.DEV_BIT["edge-fold-reads"]
 DEV_STRIDED_ROWS = dx.DEV_BIT["strided-output-rows"]
 DEV_L1_HELD = dx.DEV_BIT["l1-held-tile"]
 DEV_IDLE_EDGE = dx.DEV_BIT["idle-edge-subcluster"]
@@ -453,7 +454,9 @@ def _in_spatial(sc, P, sl, first, ee, c, inited, nact1, exact, n):
                 f = sc[R_M, v]
                 uniq = sc[R_U, v]
         else:
-            mapped = sc[R_EM, v] if ee else sc[R_M, v]
+            # The edge fold's one busy sub-cluster holds what is left of the dimension (deviation
+            # edge-fold-reads, engine.pe_ingress).
+            mapped = sc[R_EM, v] if (ee or (first and nact1 and code == EDGE and not exact)) else sc[R_M, v]
             if first:
                 f = mapped
                 if i == c and not exact and not inited and n * sc[R_OF, i] < mapped:
@@ -890,6 +893,11 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
     if dmap == R_DITER and differ and _edge_clusters(sc, R_DSTAT, sp, n, exact)[0] != nedge:
         flags |= DEV_SUBTILE
     nact1 = nedge == 1
+    if nact1 and not exact:
+        for i in range(nent):              # engine._LevelAnalysis: edge-fold-reads
+            v = sc[R_VAR, i]
+            if sc[R_KIND, i] == SPATIAL and sc[R_ED, i] and sc[R_EM, v] != sc[R_M, v]:
+                flags |= DEV_EDGE_READS_FOLD
     # The partial last sub-cluster of a sliding spatial map shorter than the filter computes nothing
     # and receives nothing (engine: ee_idle).
     ee_idle = False

@@ -630,3 +630,15 @@ def test_an_oversized_spatial_map_beside_another_counts_the_dimension_it_holds()
     ref, com = (evaluate_batch(layer, _flow(text), accelerator=acc, engine=e)
                 for e in ("reference", "compiled"))
     assert int(ref.num_macs[0]) == int(com.num_macs[0]) == 3 and ref.deviations[0] == com.deviations[0]
+
+
+def test_the_one_busy_partial_tile_of_an_edge_fold_is_read_as_that_tile():
+    """GEMM M1 N6 K1, ``SpatialMap(4,4) N`` over one sub-cluster: folds N 0-3, then the 2 left. A
+    literal run reads the 6 weights once; MAESTRO sizes the edge fold's one busy sub-cluster by the
+    edge tile at the first step and for its outputs, but delivers it a whole 4-element tile when the
+    fold advances: 8. The model delivers the 2 left (deviation ``edge-fold-reads``)."""
+    layer = Layer.gemm("G", M=1, N=6, K=1)
+    text = "SpatialMap(4,4) N; Cluster(1,L); SpatialMap(1,1) K;"
+    acc = Accelerator(num_pes=1)
+    assert _agreeing(layer, text, acc, {"edge-fold-reads"})["weight_l2_reads"] == (6, 6)
+    _engines_agree_and_exact_differs(layer, text, acc, "edge-fold-reads", "weight_l2_reads", 6, 8)
