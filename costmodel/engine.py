@@ -407,12 +407,12 @@ class _LevelAnalysis:
         self.nact1 = self.nedge == 1
         # The one busy sub-cluster of an edge fold holding less than a tile: its steps read that
         # tile (MAESTRO: a whole tile; deviation edge-fold-reads).
-        partial_edge = np.zeros_like(self.nact1)
+        partial_edge = False
         for i, e in enumerate(level.entries):
-            if e.kind == SPATIAL and not ctx.maestro_exact:
+            if e.kind == SPATIAL:
                 partial_edge = partial_edge | ((self.states.edge[i] > 0)
                                                & (self.tables.EM[e.var] != self.tables.M[e.var]))
-        self.flags["edge-fold-reads"] = self.nact1 & partial_edge
+        self.flags["edge-fold-reads"] = (not ctx.maestro_exact) & self.nact1 & partial_edge
         self.cls = _Classes(level, self.states)
         self.first: dict[str, int] = {}
         for i, e in enumerate(self.entries):
@@ -809,10 +809,10 @@ def _signatures(kinds: tuple[str, ...], rows: list[tuple[int, ...]], changing: l
     for row, c in zip(rows, changing, strict=True):
         okey = tuple((code if kind == SPATIAL else _is_edge(code)) for kind, code in zip(kinds, row,
                                                                                          strict=True))
-        # Inputs depend on every directive's variant: a temporal map outside the changing one
-        # delivers along its edge window when it stands at its edge tile (deviation
-        # temporal-edge-reads), so edge and non-edge steps of it differ as well as Init-edge.
-        ikey = (c, row)
+        # A temporal map outside the changing one matters only by the window it stands at: its
+        # edge window (Init-edge, or its edge step: deviation temporal-edge-reads) or a steady one.
+        ikey = (c, tuple(code if (kind == SPATIAL or i >= c or code in (INIT_IE, EDGE)) else INIT
+                         for i, (kind, code) in enumerate(zip(kinds, row, strict=True))))
         out_idx.append(out_keys.setdefault(okey, len(out_keys)))
         in_idx.append(in_keys.setdefault(ikey, len(in_keys)))
     first_row_out = {v: k for k, v in reversed(list(enumerate(out_idx)))}
