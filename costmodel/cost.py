@@ -408,7 +408,8 @@ def _assemble(layer, stack, res, log, batch, tech, hw, lanes, noc_bw, t, maestro
             err = np.where(mask & (err == 0), log.code(kind), err)
 
     flag(stack.bad_size, dx.BAD_SIZE)
-    flag(stack.bad_rs, dx.BAD_RS)
+    if maestro_exact:                  # MAESTRO's parser rule; the model counts partial filter maps
+        flag(stack.bad_rs, dx.BAD_RS)
     if np.any(stack.bad_cluster):
         codes = log.codes(stack.bad_cluster & (err == 0), dx.CLUSTER_TOO_BIG, stack.cluster_product,
                           np.asarray(hw["num_pes"]))

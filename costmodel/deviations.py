@@ -132,6 +132,19 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "is left of the dimension): the steps of loops inside deliver that partial tile, where "
               "MAESTRO delivers a whole tile (it sizes the tile right at the first step and for outputs)",
               _TRAFFIC),
+    Deviation("partial-filter-rows", "4.3",
+              "a level's map on R or S is larger than the filter rows its tile holds (output rows are "
+              "counted from the rows held), or its R or S tile is smaller than the filter (a map on R or "
+              "S smaller than the filter, here or above) and a Y or X tile then has more filter "
+              "positions than the layer has output rows: its output rows are cut to the layer's "
+              "(MAESTRO counts every position, and rejects such a TemporalMap)",
+              _ALL_COUNTS),
+    Deviation("partial-filter-shift", "4.3",
+              "a partial filter tile beside a Y or X tile smaller than the layer's, not moved in "
+              "lockstep with it by a SpatialMap of the same size and offset: which output rows the tile "
+              "computes shifts with the filter position, which the case analysis does not follow, so "
+              "the figures of that level are approximate (dse validate gives the literal count)",
+              _ALL_COUNTS),
 )}
 
 

@@ -43,8 +43,8 @@ def message(kind: int, a: int = 0, b: int = 0, c: int = 0) -> str:
     if kind == BAD_SIZE:
         return "a directive size or offset is not a positive integer"
     if kind == BAD_RS:
-        return ("a TemporalMap on R or S must span the whole filter (size = offset = R or S); "
-                "MAESTRO rejects it")
+        return ("a TemporalMap on R or S must span the whole filter (size = offset = R or S) under "
+                "maestro_exact: MAESTRO rejects it")
     if kind == CLUSTER_TOO_BIG:
         return f"cluster sizes multiply to {a} but the accelerator has {b} PEs"
     if kind == RUNTIME_ZERO:
@@ -81,6 +81,8 @@ DEVIATIONS = (
     "restart-overlap",           # a restarted tile's part still held from the previous tile is kept
     "oversized-map-held",        # a spatial map larger than its dimension holds the dimension (MACs)
     "edge-fold-reads",           # a spatial edge fold's one busy, partial tile is read as that tile
+    "partial-filter-rows",       # a tile's output rows cut to the layer's under a partial filter map
+    "partial-filter-shift",      # such a filter tile beside a Y/X tile: its valid rows shift (approximate)
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 

@@ -155,12 +155,17 @@ def _bcast(x, B: int) -> np.ndarray:
 
 
 def _mapping_tables(level: Level, dims: dict[str, np.ndarray], conv: bool, maestro_exact: bool,
-                    sizes: tuple[np.ndarray, np.ndarray],
-                    row_stride: dict[str, int]) -> tuple[_Tables, np.ndarray, np.ndarray]:
+                    sizes: tuple[np.ndarray, np.ndarray], row_stride: dict[str, int],
+                    whole: dict[str, tuple[int, int, int]] | None) -> tuple[_Tables, dict[str, np.ndarray]]:
     """Mapping, unique and edge sizes per dimension (MAESTRO's tables keep the last directive on a
-    dimension); also flags designs where a map larger than its dimension gets a different edge size
-    than MAESTRO gives it (deviation ``oversized-map-edge``), and where a strided tile's output rows
-    differ from MAESTRO's stride-1 count (``strided-output-rows``)."""
+    dimension), and per deviation rule the designs its tables show it for: a map larger than its
+    dimension getting a different edge size than MAESTRO gives it (``oversized-map-edge``), a strided
+    tile's output rows differing from MAESTRO's stride-1 count (``strided-output-rows``), a filter
+    map larger than the filter rows it holds, or a filter tile smaller than the filter leaving more
+    output rows than the layer has (``partial-filter-rows``), and such a tile beside a Y or X tile
+    smaller than the layer's, not in lockstep with it (``partial-filter-shift``). ``whole`` gives,
+    for ``Y`` and ``X``, the layer's output rows, filter size and input rows (None: MAESTRO's
+    tables)."""
     m, f = sizes
     d = _stack([dims[e.var] for e in level.entries], m.shape[1])
     t = np.maximum((d - m) // f, 0)
@@ -176,7 +181,8 @@ def _mapping_tables(level: Level, dims: dict[str, np.ndarray], conv: bool, maest
     edge_mapped = np.where(has_edge, em, m)
     edge_unique = np.maximum(f - (m - em), 0)
     M, U, EM, EU = {}, {}, {}, {}
-    strided = np.zeros((1, m.shape[1]), dtype=bool)
+    none = np.zeros(m.shape[1], dtype=bool)
+    strided, clipped, shifted = none, none, none
     for i, e in enumerate(level.entries):
         M[e.var], U[e.var], EM[e.var], EU[e.var] = m[i], uniq[i], edge_mapped[i], edge_unique[i]
     if conv:
@@ -185,7 +191,12 @@ def _mapping_tables(level: Level, dims: dict[str, np.ndarray], conv: bool, maest
                 sliding = "R" if e.var == "Y" else "S"
                 out = OUTPUT_NAME[e.var]
                 s = row_stride[e.var]
-                span, edge_span = M[e.var] - M.get(sliding, 0), EM[e.var] - EM.get(sliding, 0)
+                filt_m = M.get(sliding, 0)
+                if whole is not None and sliding in M:
+                    held = np.minimum(filt_m, dims[sliding])         # the filter rows it holds
+                    clipped = clipped | (held != filt_m)
+                    filt_m = held
+                span, edge_span = M[e.var] - filt_m, EM[e.var] - EM.get(sliding, 0)
                 M[out] = _output_rows(span, s)
                 U[out] = np.minimum(f[i], m[i]) // s
                 EM[out] = _output_rows(edge_span, s)
@@ -194,7 +205,30 @@ def _mapping_tables(level: Level, dims: dict[str, np.ndarray], conv: bool, maest
                     strided = (strided | (M[out] != span + 1) | (EM[out] != edge_span + 1)
                                | (U[out] != np.minimum(f[i], m[i]))
                                | (EU[out] != np.minimum(f[i], edge_span + 1)))
-    return _Tables(M, U, EM, EU), wrong.any(axis=0), np.asarray(strided).any(axis=0)
+                if whole is not None:
+                    # A filter tile smaller than the filter leaves more window positions than the
+                    # layer has output rows; a tile holds at most those (MAESTRO counts them all).
+                    # Which rows a tile smaller than the layer's computes shifts with the filter
+                    # position, which the case analysis does not follow.
+                    most, filt, rows = whole[e.var]
+                    partial = np.asarray(filt_m if sliding in M else filt) < filt
+                    if partial.any():
+                        cut = partial & ((M[out] > most) | (EM[out] > most))
+                        clipped = clipped | cut
+                        # Not where a SpatialMap on the filter moves in lockstep with this one
+                        # (Eyeriss's row stationary): each sub-cluster's rows then stay aligned.
+                        lockstep = none
+                        if e.kind == SPATIAL:
+                            for j, other in enumerate(level.entries):
+                                if other.kind == SPATIAL and other.var == sliding:
+                                    lockstep = lockstep | ((m[j] == m[i]) & (f[j] == f[i]))
+                        shifted = shifted | (partial & (np.minimum(m[i], d[i]) < rows) & ~lockstep)
+                        M[out] = np.where(partial, np.minimum(M[out], most), M[out])
+                        EM[out] = np.where(partial, np.minimum(EM[out], most), EM[out])
+                        EU[out] = np.minimum(EU[out], EM[out])
+    flags = {"oversized-map-edge": wrong.any(axis=0), "strided-output-rows": np.asarray(strided),
+             "partial-filter-rows": np.asarray(clipped), "partial-filter-shift": np.asarray(shifted)}
+    return _Tables(M, U, EM, EU), flags
 
 
 def _output_rows(span: np.ndarray, s: int) -> np.ndarray:
@@ -386,12 +420,14 @@ class _LevelAnalysis:
         rows = output_row_strides(layer, ctx.maestro_exact)
         self.maestro_fold = not fold_output_applies(layer, ctx.maestro_exact,
                                                     maps_filter_spatially(level.entries, SPATIAL))
-        self.tables, oversized, strided = _mapping_tables(level, dims_map, self.conv, ctx.maestro_exact,
-                                                          sizes, rows)
-        self.flags = {"oversized-map-edge": oversized, "strided-output-rows": strided}
+        full = layer.full_dims()
+        whole = None if ctx.maestro_exact or not self.conv else {
+            v: (layer.output_size(v), full.get(f, 1), full[v]) for v, f in (("Y", "R"), ("X", "S"))}
+        self.tables, self.flags = _mapping_tables(level, dims_map, self.conv, ctx.maestro_exact, sizes, rows,
+                                                  whole)
         if dims_map is not dims_static and any((dims_map[v] != d).any() for v, d in dims_static.items()):
-            static_tables, _, _ = _mapping_tables(level, dims_static, self.conv, ctx.maestro_exact, sizes,
-                                               rows)
+            static_tables = _mapping_tables(level, dims_static, self.conv, ctx.maestro_exact, sizes, rows,
+                                            whole)[0]
             self.flags["subtile-edges"] = _tables_differ(self.tables, static_tables)
         self.states = _states(level, dims_iter, self.n, sizes)
         # How far a spatial map's tiles move when it advances a fold: sub-clusters x offset.

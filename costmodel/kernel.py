@@ -39,11 +39,17 @@ from .program import (
     H_DEV,
     H_EXACT,
     H_EXECUTED_MACS,
+    H_FULL_R,
+    H_FULL_S,
+    H_FULL_X,
+    H_FULL_Y,
     H_L1,
     H_LEVEL_TAB,
     H_LEVELS,
     H_NOPS,
     H_OPS,
+    H_OUT_X,
+    H_OUT_Y,
     H_SIZE_IN,
     H_SIZE_OUT,
     H_SIZE_W,
@@ -151,6 +157,8 @@ DEV_FOLD_KEEP = dx.DEV_BIT["fold-overlap-reuse"]
 DEV_EXECUTED = dx.DEV_BIT["executed-macs"]
 DEV_RESTART = dx.DEV_BIT["restart-overlap"]
 DEV_HELD = dx.DEV_BIT["oversized-map-held"]
+DEV_PARTIAL_ROWS = dx.DEV_BIT["partial-filter-rows"]
+DEV_PARTIAL_SHIFT = dx.DEV_BIT["partial-filter-shift"]
 
 
 # ------------------------------------------------------------------------------ small helpers
@@ -236,13 +244,31 @@ def _output_rows(span, s):
     return span // s + 1
 
 
+@njit(inline="always", **NO_NRT)
+def _lockstep(sc, nent, i, var):
+    """Whether entry ``i`` is a SpatialMap that a SpatialMap on ``var`` of the same size and offset
+    moves in lockstep with."""
+    if sc[R_KIND, i] != SPATIAL:
+        return False
+    for j in range(nent):
+        if (sc[R_KIND, j] == SPATIAL and sc[R_VAR, j] == var and sc[R_SZ, j] == sc[R_SZ, i]
+                and sc[R_OF, j] == sc[R_OF, i]):
+            return True
+    return False
+
+
 @njit(**NO_NRT)
-def _tables(sc, nent, nv, dmap, conv, vy, vx, vyp, vxp, vr, vs, sy, sx, exact, rm, ru, rem, reu, rhas):
+def _tables(sc, nent, nv, dmap, conv, vy, vx, vyp, vxp, vr, vs, sy, sx, whole, exact, rm, ru, rem, reu,
+            rhas):
     """MAESTRO's per-dimension mapping tables (engine._mapping_tables) into rows ``rm``..``rhas``;
     returns the deviation bits they show: a map larger than its dimension getting a corrected edge
-    size, strided output rows."""
+    size, strided output rows, a partial filter tile, whose output rows are cut to the layer's, and
+    such a tile beside a Y or X tile smaller than the layer's (``whole``: the layer's output rows,
+    filter sizes and input rows for Y and X)."""
     wrong_any = False
     strided = False
+    clipped = False
+    shifted = False
     for v in range(nv):
         sc[rhas, v] = 0
     for i in range(nent):
@@ -274,6 +300,10 @@ def _tables(sc, nent, nv, dmap, conv, vy, vx, vyp, vxp, vr, vs, sy, sx, exact, r
             out = vyp if v == vy else vxp
             s = sy if v == vy else sx
             m_sl = sc[rm, sl] if sc[rhas, sl] else 0
+            if whole[2] > 0 and sc[rhas, sl]:
+                held = min(m_sl, sc[dmap, sl])          # the filter rows it holds (engine)
+                clipped = clipped or held != m_sl
+                m_sl = held
             em_sl = sc[rem, sl] if sc[rhas, sl] else 0
             span = sc[rm, v] - m_sl
             edge_span = sc[rem, v] - em_sl
@@ -286,7 +316,18 @@ def _tables(sc, nent, nv, dmap, conv, vy, vx, vyp, vxp, vr, vs, sy, sx, exact, r
                           or sc[ru, out] != min(sc[R_OF, i], sc[R_SZ, i])
                           or sc[reu, out] != min(sc[R_OF, i], edge_span + 1)):
                 strided = True                  # MAESTRO's stride-1 rows give other sizes
-    return (DEV_OVERSIZED if wrong_any else 0) | (DEV_STRIDED_ROWS if strided else 0)
+            k = 0 if v == vy else 1             # whole: (out Y, out X, R, S, Y, X)
+            most, filt, rows = whole[k], whole[2 + k], whole[4 + k]
+            if m_sl < filt and sc[rhas, sl]:
+                # A partial filter tile (engine._mapping_tables).
+                clipped = clipped or sc[rm, out] > most or sc[rem, out] > most
+                if min(sc[R_SZ, i], sc[dmap, v]) < rows and not _lockstep(sc, nent, i, sl):
+                    shifted = True
+                sc[rm, out] = min(sc[rm, out], most)
+                sc[rem, out] = min(sc[rem, out], most)
+                sc[reu, out] = min(sc[reu, out], sc[rem, out])
+    return ((DEV_OVERSIZED if wrong_any else 0) | (DEV_STRIDED_ROWS if strided else 0)
+            | (DEV_PARTIAL_ROWS if clipped else 0) | (DEV_PARTIAL_SHIFT if shifted else 0))
 
 
 @njit(**NO_NRT)
@@ -809,6 +850,8 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
     vy, vx, vyp, vxp, vr, vs = (P[base + H_VY], P[base + H_VX], P[base + H_VYP], P[base + H_VXP],
                                 P[base + H_VR], P[base + H_VS])
     sy, sx = P[base + H_SY], P[base + H_SX]
+    whole = (P[base + H_OUT_Y], P[base + H_OUT_X], P[base + H_FULL_R], P[base + H_FULL_S], P[base + H_FULL_Y],
+             P[base + H_FULL_X])
     rec = base + P[base + H_LEVEL_TAB] + LEVEL_WIDTH * li
     maestro_fold = P[rec + L_FOLD_OUTPUT] == 0          # deviation edge-fold-output does not apply
     nent = P[rec + L_NENT]
@@ -855,11 +898,11 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
 
     # Tables from the tile itself (or the static dims, MAESTRO's way); states from the tile.
     dmap = R_DSTAT if (exact or is_top) else R_DITER
-    flags = _tables(sc, nent, nv, dmap, conv, vy, vx, vyp, vxp, vr, vs, sy, sx, exact, R_M, R_U, R_EM, R_EU,
-                    R_HAS)
+    flags = _tables(sc, nent, nv, dmap, conv, vy, vx, vyp, vxp, vr, vs, sy, sx, whole, exact, R_M, R_U,
+                    R_EM, R_EU, R_HAS)
     if mode == EVALUATE and dmap == R_DITER and differ:
-        _tables(sc, nent, nv, R_DSTAT, conv, vy, vx, vyp, vxp, vr, vs, sy, sx, exact, R_SM, R_SU, R_SEM,
-                R_SEU, R_SHAS)
+        _tables(sc, nent, nv, R_DSTAT, conv, vy, vx, vyp, vxp, vr, vs, sy, sx, whole, exact, R_SM, R_SU,
+                R_SEM, R_SEU, R_SHAS)
         for v in range(nv):
             if sc[R_HAS, v] and (sc[R_U, v] != sc[R_SU, v] or sc[R_EM, v] != sc[R_SEM, v]
                                  or sc[R_EU, v] != sc[R_SEU, v]):

@@ -27,13 +27,15 @@ from .layer import OUTPUT_NAME, OVERLAP_PAIRS, Layer, LayerType
 # Register operations: (op, dst, a, b, c, d).
 OP_CONST, OP_HOLE, OP_COPY, OP_WINDOW, OP_MIN, OP_POSITIVE, OP_SPAN, OP_STRIDE = range(8)
 OP_WIDTH = 6
+UNLIMITED_ROWS = 1 << 40
 REG_TOP_SUB = 0             # sub-clusters of the top level: the kernel writes it (needs num_pes)
 
 # Header fields.
 (H_LEVELS, H_REGS, H_HOLES, H_VARS, H_CONV, H_EXACT, H_OPS, H_NOPS, H_LEVEL_TAB, H_CLUSTERS,
  H_TENSORS, H_L1, H_TRUE_MACS, H_SIZE_IN, H_SIZE_W, H_SIZE_OUT, H_STATIC_ERR, H_DEV, H_VY, H_VX,
- H_VYP, H_VXP, H_VR, H_VS, H_MAX_ENTRIES, H_SY, H_SX, H_EXECUTED_MACS) = range(28)
-HEADER = 28
+ H_VYP, H_VXP, H_VR, H_VS, H_MAX_ENTRIES, H_SY, H_SX, H_EXECUTED_MACS, H_OUT_Y, H_OUT_X, H_FULL_R,
+ H_FULL_S, H_FULL_Y, H_FULL_X) = range(34)
+HEADER = 34
 
 # Level record fields.
 (L_NENT, L_ENT, L_NUMSUB, L_DIMS, L_FIRST, L_SPFIRST, L_OWNERS, L_BELOW, L_TENSOR, L_PSUM, L_OUTF,
@@ -238,7 +240,10 @@ class _Compiler:
         return self.layout(levels, cluster_regs, skipped)
 
     def span(self, size: int, ofs: int, full: int) -> None:
-        """A TemporalMap on R or S must cover the whole filter."""
+        """A TemporalMap on R or S must cover the whole filter (MAESTRO's rule, kept under
+        ``maestro_exact`` only: the model counts partial filter maps, rule partial-filter-rows)."""
+        if not self.exact:
+            return
         known = self.regs.known
         if size in known and ofs in known:
             self.bad_rs |= known[size] != full or known[ofs] != full
@@ -372,6 +377,15 @@ class _Compiler:
                       layer, self.exact, any(maps_filter_spatially(e, SPATIAL) for e, _, _ in levels)))}
         rows = output_row_strides(layer, self.exact)
         header[H_SY], header[H_SX] = rows["Y"], rows["X"]
+        # The most output rows a tile holds, the filter and the input rows (rules partial-filter-rows
+        # and partial-filter-shift; MAESTRO: no limit, and no filter tile is partial).
+        if self.exact or not self.conv:
+            header[H_OUT_Y] = header[H_OUT_X] = UNLIMITED_ROWS
+            header[H_FULL_R] = header[H_FULL_S] = header[H_FULL_Y] = header[H_FULL_X] = 0
+        else:
+            header[H_OUT_Y], header[H_OUT_X] = layer.output_size("Y"), layer.output_size("X")
+            header[H_FULL_R], header[H_FULL_S] = self.full.get("R", 1), self.full.get("S", 1)
+            header[H_FULL_Y], header[H_FULL_X] = self.full["Y"], self.full["X"]
         for field, name in ((H_VY, "Y"), (H_VX, "X"), (H_VYP, "Y'"), (H_VXP, "X'"), (H_VR, "R"),
                             (H_VS, "S")):
             header[field] = var.get(name, -1) if self.conv else -1

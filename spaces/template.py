@@ -6,8 +6,9 @@ values (a *domain*) per hole, given by the user or inferred from where the hole 
 
 * in a map directive on dimension D: the divisors of the layer's size of D (``tiles="divisors"``) or
   every size 1..size (``tiles="any"``); on ``Y'``/``X'`` the size is the layer's output rows/columns
-  (stride applied), on ``Y``/``X`` its input rows/columns. A ``TemporalMap`` on ``R`` or ``S`` must
-  cover the whole filter (the cost model rejects anything else), so such a hole takes only that size;
+  (stride applied), on ``Y``/``X`` its input rows/columns. A ``TemporalMap`` on ``R`` or ``S`` covers
+  the whole filter (MAESTRO rejects anything else, and the cost model counts a partial filter tile
+  only approximately where the rows are tiled too), so such a hole takes only that size;
 * as a ``Cluster`` size: the divisors of the number of PEs;
 * in several places: the values allowed in every one of them.
 

@@ -642,3 +642,48 @@ def test_the_one_busy_partial_tile_of_an_edge_fold_is_read_as_that_tile():
     acc = Accelerator(num_pes=1)
     assert _agreeing(layer, text, acc, {"edge-fold-reads"})["weight_l2_reads"] == (6, 6)
     _engines_agree_and_exact_differs(layer, text, acc, "edge-fold-reads", "weight_l2_reads", 6, 8)
+
+
+def test_a_partial_filter_tile_computes_only_the_layers_output_columns():
+    """CONV S3 X5 (3 output columns), ``SpatialMap(1,1) S`` on 1 PE: three folds, one filter column
+    each, over the whole X. At filter column s the PE computes outputs x' = x - s for x in 0..4 that
+    exist: 3 each, 9 MACs, as executed. MAESTRO counts X - 1 + 1 = 5 window positions: 15. The model
+    cuts a tile's output columns to the layer's (rule partial-filter-rows)."""
+    layer = Layer.conv("L", K=1, C=1, R=1, S=3, Y=1, X=5)
+    text = "SpatialMap(1,1) S;"
+    acc = Accelerator(num_pes=1)
+    figs = _agreeing(layer, text, acc, {"partial-filter-rows"})
+    assert figs["num_macs"] == figs["output_l2_writes"] == (9, 9)
+    _engines_agree_and_exact_differs(layer, text, acc, "partial-filter-rows", "num_macs", 9, 15)
+
+
+def test_a_temporal_map_on_part_of_the_filter_is_evaluated_by_default():
+    """CONV R3 Y4 (2 output rows), ``TemporalMap(1,1) R; SpatialMap(1,1) K`` on 1 PE: one filter row
+    per step, over the whole Y: 2 outputs a step, 6 MACs, every one once. MAESTRO's parser rejects a
+    TemporalMap on R smaller than the filter, and so does ``maestro_exact``; the model counts it."""
+    layer = Layer.conv("L", K=1, C=1, R=3, S=1, Y=4, X=1)
+    text = "TemporalMap(1,1) R; SpatialMap(1,1) K;"
+    acc = Accelerator(num_pes=1)
+    figs = _agreeing(layer, text, acc, {"partial-filter-rows"})
+    assert figs["num_macs"] == (6, 6) and figs["input_l2_reads"] == (4, 4)
+    ref, com = (evaluate_batch(layer, _flow(text), accelerator=acc, engine=e)
+                for e in ("reference", "compiled"))
+    assert ref.deviations[0] == com.deviations[0] == "partial-filter-rows"
+    exact = evaluate_batch(layer, _flow(text), accelerator=acc, maestro_exact=True)
+    assert "must span the whole filter" in str(exact.error[0])
+
+
+def test_a_partial_filter_tile_beside_a_tiled_row_is_named_approximate():
+    """DSCONV S2 X2 (1 output column), ``SpatialMap(1,1) S`` over one sub-cluster, then X walked one
+    column at a time below it. At filter column 0 only x = 0 has an output (x' = 0), at column 1 only
+    x = 1: 2 MACs. Which column of a tile computes depends on the filter position, which the case
+    analysis does not follow: the model counts a window per column, 4 MACs, and names the level
+    approximate (partial-filter-shift); ``dse validate`` shows the literal 2. Pinned, so a change
+    that fixes (or worsens) it is seen."""
+    layer = Layer.conv("L", K=1, C=1, R=1, S=2, Y=1, X=2, layer_type=LayerType.DSCONV)
+    text = "SpatialMap(1,1) S; Cluster(1,P); TemporalMap(1,1) X; SpatialMap(1,1) C;"
+    acc = Accelerator(num_pes=1)
+    figs, deviations = _validated(layer, text, acc)
+    assert figs["num_macs"] == (4, 2)
+    assert {"partial-filter-rows", "partial-filter-shift"} <= set(deviations.split(","))
+    assert execute(layer, _flow(text), acc).coverage_problem() is None
