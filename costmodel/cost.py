@@ -16,6 +16,7 @@ import numpy as np
 from . import diagnostics as dx
 from .accelerator import UNLIMITED, Accelerator
 from .dataflow import Dataflow
+from .deviations import strided_window_rewritten
 from .engine import ErrorLog, Hardware, analyze
 from .errors import MappingError, SpecError
 from .layer import Layer
@@ -336,7 +337,7 @@ def _evaluate_chunk(layer, dataflow, holes, hw, tech, tensors, maestro_exact) ->
     noc_bw = arr("noc_bw")
     offchip = arr("offchip_bw")
     latency = arr("noc_hop_latency") * arr("noc_hops")
-    stack = build_levels(layer, dataflow, arr("num_pes"), holes, batch)
+    stack = build_levels(layer, dataflow, arr("num_pes"), holes, batch, maestro_exact=maestro_exact)
     log = ErrorLog()
     result = analyze(layer, stack, Hardware(lanes, noc_bw, latency, offchip, offchip < UNLIMITED), log,
                      tensors=tensors, maestro_exact=maestro_exact)
@@ -426,6 +427,10 @@ def _assemble(layer, stack, res, log, batch, tech, hw, lanes, noc_bw, t, maestro
         deviations.append((DEV_STRIDE_OUTPUT, True))
     if stack.skipped_inheritance:
         deviations.append(("uncoupled-dim-inherited", True))
+    if strided_window_rewritten(layer, maestro_exact):
+        deviations = [(n, True if n == "strided-output-rows" else m) for n, m in deviations]
+        if "strided-output-rows" not in res.flags:
+            deviations.append(("strided-output-rows", True))
     if layer.layer_type.value == "NGCONV":
         deviations.append((DEV_NGCONV_READS if "C" in t.output else DEV_NGCONV, True))
     if not maestro_exact:

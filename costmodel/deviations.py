@@ -182,12 +182,22 @@ def maps_filter_spatially(entries, spatial) -> bool:
 
 def output_row_strides(layer, maestro_exact: bool) -> dict[str, int]:
     """The stride between the output rows of a ``Y``/``X`` tile (rule strided-output-rows): the
-    layer's where MAESTRO's strided rewrite keeps a window's input rows contiguous (filter at least
-    the stride); 1 otherwise, and always under ``maestro_exact``, as MAESTRO counts."""
+    layer's (a strided window's input rows are contiguous, the rows between those a short filter
+    uses included, levels._apply_stride); 1 under ``maestro_exact``, as MAESTRO counts."""
     strides = layer.row_strides()
+    return {ref: 1 if maestro_exact else strides[ref] for ref in ("Y", "X")}
+
+
+def strided_window_rewritten(layer, maestro_exact: bool) -> bool:
+    """Whether a Y/X map of ``layer`` has a filter shorter than its stride, so that its strided window
+    keeps the rows between the ones the filter uses (rule strided-output-rows; MAESTRO's window is
+    the o·R rows used, walked by o·R below the top)."""
+    if maestro_exact or not layer.layer_type.is_conv_family:
+        return False
     dims = layer.dim_map
-    return {ref: s if (not maestro_exact and s > 1 and dims.get(sliding, 1) >= s) else 1
-            for (ref, sliding), s in ((("Y", "R"), strides["Y"]), (("X", "S"), strides["X"]))}
+    return any(s > 1 and dims.get(sliding, 1) < s
+               for (ref, sliding), s in ((("Y", "R"), layer.row_strides()["Y"]),
+                                         (("X", "S"), layer.row_strides()["X"])))
 
 
 def affected(deviations: str) -> frozenset[str]:

@@ -198,7 +198,8 @@ def _mapping_tables(level: Level, dims: dict[str, np.ndarray], conv: bool, maest
                     filt_m = held
                 span, edge_span = M[e.var] - filt_m, EM[e.var] - EM.get(sliding, 0)
                 M[out] = _output_rows(span, s)
-                U[out] = np.minimum(f[i], m[i]) // s
+                # A strided window's new rows: every s-th of its offset (at most its rows).
+                U[out] = np.minimum(f[i], m[i]) if s == 1 else np.minimum(f[i] // s, M[out])
                 EM[out] = _output_rows(edge_span, s)
                 EU[out] = np.minimum(f[i] // s, EM[out])
                 if s > 1:                  # where MAESTRO's stride-1 rows give other sizes

@@ -223,14 +223,18 @@ def _run_ops(P, base, holes, regs):
         elif op == OP_SPAN:
             if regs[dst] != b or regs[a] != b:
                 bad_rs = True
-        elif op == OP_STRIDE:
+        elif op == OP_STRIDE:           # levels._apply_stride; d = R * 4 + 2 * exact + top
             m = regs[b]
             s = c
-            r = d >> 1
+            r = d >> 2
             if m >= r:
                 out = (m + s - r) // s
-                regs[dst] = out * min(s, r) + max(r - s, 0)
-                regs[a] = out * (r if ((d & 1) == 0 and r < s) else s)
+                if (d & 2) != 0 or r >= s:
+                    regs[dst] = out * min(s, r) + max(r - s, 0)
+                    regs[a] = out * (r if ((d & 1) == 0 and r < s) else s)
+                else:
+                    regs[dst] = (out - 1) * s + r
+                    regs[a] = out * s
     return bad_size, bad_rs
 
 
@@ -308,7 +312,8 @@ def _tables(sc, nent, nv, dmap, conv, vy, vx, vyp, vxp, vr, vs, sy, sx, whole, e
             span = sc[rm, v] - m_sl
             edge_span = sc[rem, v] - em_sl
             sc[rm, out] = _output_rows(span, s)
-            sc[ru, out] = min(sc[R_OF, i], sc[R_SZ, i]) // s
+            sc[ru, out] = (min(sc[R_OF, i], sc[R_SZ, i]) if s == 1
+                           else min(sc[R_OF, i] // s, sc[rm, out]))       # engine._mapping_tables
             sc[rem, out] = _output_rows(edge_span, s)
             sc[reu, out] = min(sc[R_OF, i] // s, sc[rem, out])
             sc[rhas, out] = 1

@@ -100,7 +100,7 @@ def _value(sym, layer_dims: dict[str, int], holes: dict[str, np.ndarray], batch:
 
 
 def build_levels(layer: Layer, dataflow: Dataflow, num_pes: np.ndarray,
-                 holes: dict[str, np.ndarray], batch: int) -> LevelStack:
+                 holes: dict[str, np.ndarray], batch: int, *, maestro_exact: bool = False) -> LevelStack:
     """Split ``dataflow`` into completed levels for ``layer`` (structure errors raise ``MappingError``)."""
     full = layer.full_dims()
     layer_dims = {k: int(v) for k, v in full.items()}
@@ -174,7 +174,7 @@ def build_levels(layer: Layer, dataflow: Dataflow, num_pes: np.ndarray,
                 raise MappingError(f"{e.var} is not a dimension of this layer at this level",
                                    layer=layer.name, level=index, directive=e.label())
         if conv:
-            _apply_stride(entries, strides, layer_dims, is_top=index == 0)
+            _apply_stride(entries, strides, layer_dims, is_top=index == 0, maestro_exact=maestro_exact)
         n_spatial = sum(e.kind == SPATIAL for e in entries)
         if n_spatial == 0:
             raise MappingError("no SpatialMap at this level (each level needs one or two)",
@@ -220,8 +220,12 @@ def _to_input_centric(entries: list[Entry], dims: dict[str, np.ndarray], layer: 
 
 
 def _apply_stride(entries: list[Entry], strides: dict[str, int], layer_dims: dict[str, int],
-                  is_top: bool) -> None:
-    """Rewrite Y/X maps for a stride s (semantics doc 4.1, ``ApplyOuterStride``)."""
+                  is_top: bool, maestro_exact: bool) -> None:
+    """Rewrite Y/X maps for a stride s (semantics doc 4.1, ``ApplyOuterStride``). For a filter
+    shorter than the stride MAESTRO's window is the o·R rows the filter uses, walked by o·s rows at
+    the top and o·R below; the default model keeps the rows between them in the window, (o-1)·s + R
+    rows walked by o·s at every level, so window, offset and dimension share one row numbering (rule
+    strided-output-rows)."""
     for ref, sliding in OVERLAP_PAIRS:
         s = strides.get(ref, 1)
         if s == 1 or sliding not in layer_dims:
@@ -234,8 +238,11 @@ def _apply_stride(entries: list[Entry], strides: dict[str, int], layer_dims: dic
             m = e.size
             apply = m >= r
             out = (m + s - r) // s
-            new_size = out * min(s, r) + max(r - s, 0)
-            new_ofs = out * (r if (not is_top and r < s) else s)
+            if maestro_exact or r >= s:
+                new_size = out * min(s, r) + max(r - s, 0)
+                new_ofs = out * (r if (not is_top and r < s) else s)
+            else:
+                new_size, new_ofs = (out - 1) * s + r, out * s
             target = entries[first]
             target.size = np.where(apply, new_size, target.size)
             target.ofs = np.where(apply, new_ofs, target.ofs)

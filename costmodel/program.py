@@ -20,7 +20,13 @@ import numpy as np
 
 from . import diagnostics as dx
 from .dataflow import Dataflow, DimSize, DirectiveKind, Hole
-from .deviations import executed_macs_applies, fold_output_applies, maps_filter_spatially, output_row_strides
+from .deviations import (
+    executed_macs_applies,
+    fold_output_applies,
+    maps_filter_spatially,
+    output_row_strides,
+    strided_window_rewritten,
+)
 from .errors import MappingError
 from .layer import OUTPUT_NAME, OVERLAP_PAIRS, Layer, LayerType
 
@@ -281,7 +287,8 @@ class _Compiler:
             first = next((e for e in entries if e.var == ref), None)
             for e in entries:
                 if e.var == ref:
-                    self.regs.op(OP_STRIDE, first.size, first.ofs, e.size, s, r * 2 + int(is_top))
+                    self.regs.op(OP_STRIDE, first.size, first.ofs, e.size, s,
+                                 r * 4 + 2 * int(self.exact) + int(is_top))
 
     # ---------------------------------------------------------------------------- layout
     def layout(self, levels, cluster_regs: list[int], skipped: bool) -> Program:
@@ -364,6 +371,8 @@ class _Compiler:
             dev |= dx.DEV_BIT["stride-output-reads"]
         if skipped:
             dev |= dx.DEV_BIT["uncoupled-dim-inherited"]
+        if strided_window_rewritten(layer, self.exact):
+            dev |= dx.DEV_BIT["strided-output-rows"]
         if layer.layer_type is LayerType.NGCONV:
             dev |= dx.DEV_BIT["ngconv-output-reads" if "C" in t.output else "ngconv-output"]
         static_err = STATIC_BAD_SIZE * self.bad_size | STATIC_BAD_RS * self.bad_rs

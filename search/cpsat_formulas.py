@@ -74,10 +74,11 @@ def tables(space: FreeSpace) -> Tables:
             plain = "Y" if d == ROW else "X"
             s = layer.stride(plain)
             r = layer.dim_map.get("R" if d == ROW else "S", 1)
-            # MAESTRO's stride rewrite of TemporalMap(s(t-1)+R, s*t) (semantics doc 4.1): unchanged
-            # when s <= R; t*R rows with a t*R step below the top when the filter is shorter.
-            mapped[d] = t * min(s, r) + max(r - s, 0)
-            offset[d] = np.hstack([s * t[:, :1], (r * t if r < s else s * t)[:, 1:]])
+            # The cost model's stride rewrite of TemporalMap(s(t-1)+R, s*t) (levels._apply_stride)
+            # leaves it unchanged at every level, also for a filter shorter than the stride (rule
+            # strided-output-rows keeps the rows between in the window; MAESTRO keeps t*R rows).
+            mapped[d] = s * (t - 1) + r
+            offset[d] = s * t
         else:
             mapped[d] = offset[d] = t
     cc = space.cluster_chains

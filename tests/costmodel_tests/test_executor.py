@@ -687,3 +687,18 @@ def test_a_partial_filter_tile_beside_a_tiled_row_is_named_approximate():
     assert figs["num_macs"] == (4, 2)
     assert {"partial-filter-rows", "partial-filter-shift"} <= set(deviations.split(","))
     assert execute(layer, _flow(text), acc).coverage_problem() is None
+
+
+def test_a_strided_window_of_a_filter_shorter_than_the_stride_keeps_its_rows_between():
+    """CONV 1x1, stride 2, X14 (7 output columns), ShiDianNao-style ``SpatialMap(Sz(R),1) Y;
+    TemporalMap(8,8) X; Cluster(4,P); SpatialMap(Sz(S),1) X`` on 4 PEs. The X walk is 4 outputs
+    (columns 0, 2, 4, 6) a step, then the 3 left (8, 10, 12), one output per PE: 7 MACs, as executed.
+    MAESTRO sizes a window by the 4 columns the filter uses but walks and bounds it in the layer's
+    14, so it finds an edge window of all 14 and counts 22 MACs. The model keeps the columns between
+    in the window (7 columns, walked by 8; rule strided-output-rows): 7."""
+    layer = Layer.conv("L", K=1, C=1, R=1, S=1, Y=2, X=14, stride=2)
+    text = "SpatialMap(Sz(R),1) Y; TemporalMap(8,8) X; Cluster(4,P); SpatialMap(Sz(S),1) X;"
+    acc = Accelerator(num_pes=4)
+    figs = _agreeing(layer, text, acc, {"strided-output-rows"})
+    assert figs["num_macs"] == figs["output_l2_writes"] == (7, 7)
+    _engines_agree_and_exact_differs(layer, text, acc, "strided-output-rows", "num_macs", 7, 22)
