@@ -702,3 +702,18 @@ def test_a_strided_window_of_a_filter_shorter_than_the_stride_keeps_its_rows_bet
     figs = _agreeing(layer, text, acc, {"strided-output-rows"})
     assert figs["num_macs"] == figs["output_l2_writes"] == (7, 7)
     _engines_agree_and_exact_differs(layer, text, acc, "strided-output-rows", "num_macs", 7, 22)
+
+
+def test_row_stationary_filter_rows_in_lockstep_are_exact_and_not_named_approximate():
+    """Eyeriss's row stationary (the public vgg16_rs_frontend form): a cluster of R PEs, PE k with
+    input row y0 + k and filter row k, so each computes output row y0. Its filter tile (one row) is
+    partial beside a one-row Y tile, but both SpatialMaps move in lockstep, so the count is exact:
+    every figure equals the executor's, and neither partial-filter rule is named."""
+    layer = Layer.conv("L", K=2, C=2, R=3, S=3, Y=7, X=5)
+    text = ("SpatialMap(1,1) Y'; TemporalMap(1,1) X'; TemporalMap(1,1) C; TemporalMap(2,2) K; "
+            "TemporalMap(Sz(R),Sz(R)) R; TemporalMap(Sz(S),Sz(S)) S; Cluster(Sz(R),P); SpatialMap(1,1) Y; "
+            "SpatialMap(1,1) R; TemporalMap(Sz(S),Sz(S)) S;")
+    figs, deviations = _validated(layer, text, Accelerator(num_pes=9))
+    assert all(m == e for m, e in figs.values()), figs
+    assert figs["num_macs"] == (540, 540)
+    assert "partial-filter" not in deviations
