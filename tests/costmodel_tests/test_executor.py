@@ -68,6 +68,15 @@ def _engines_agree_and_exact_differs(layer, text, acc, rule: str, figure: str, m
     assert int(getattr(mx, figure)[0]) == exact and rule not in mx.deviations[0]
 
 
+def _executed_as_counted(layer, text, acc, rule: str, figure: str, value: int, exact: int):
+    """A rule the executor confirms: model and executor agree on every figure, naming ``rule``, with
+    ``value`` for ``figure`` on both engines, where ``maestro_exact`` keeps MAESTRO's ``exact``."""
+    figs = _agreeing(layer, text, acc, {rule})
+    assert figs[figure] == (value, value)
+    _engines_agree_and_exact_differs(layer, text, acc, rule, figure, value, exact)
+    return figs
+
+
 # ------------------------------------------------------------------------------ hand-checked cases
 WORKED = "SpatialMap(1,1) K; TemporalMap(1,1) C; TemporalMap(3,3) R; TemporalMap(3,3) S; " \
          "TemporalMap(3,1) Y; TemporalMap(3,1) X;"
@@ -650,11 +659,9 @@ def test_a_partial_filter_tile_computes_only_the_layers_output_columns():
     exist: 3 each, 9 MACs, as executed. MAESTRO counts X - 1 + 1 = 5 window positions: 15. The model
     cuts a tile's output columns to the layer's (rule partial-filter-rows)."""
     layer = Layer.conv("L", K=1, C=1, R=1, S=3, Y=1, X=5)
-    text = "SpatialMap(1,1) S;"
-    acc = Accelerator(num_pes=1)
-    figs = _agreeing(layer, text, acc, {"partial-filter-rows"})
-    assert figs["num_macs"] == figs["output_l2_writes"] == (9, 9)
-    _engines_agree_and_exact_differs(layer, text, acc, "partial-filter-rows", "num_macs", 9, 15)
+    figs = _executed_as_counted(layer, "SpatialMap(1,1) S;", Accelerator(num_pes=1), "partial-filter-rows",
+                                "num_macs", 9, 15)
+    assert figs["output_l2_writes"] == (9, 9)
 
 
 def test_a_temporal_map_on_part_of_the_filter_is_evaluated_by_default():
@@ -698,10 +705,8 @@ def test_a_strided_window_of_a_filter_shorter_than_the_stride_keeps_its_rows_bet
     in the window (7 columns, walked by 8; rule strided-output-rows): 7."""
     layer = Layer.conv("L", K=1, C=1, R=1, S=1, Y=2, X=14, stride=2)
     text = "SpatialMap(Sz(R),1) Y; TemporalMap(8,8) X; Cluster(4,P); SpatialMap(Sz(S),1) X;"
-    acc = Accelerator(num_pes=4)
-    figs = _agreeing(layer, text, acc, {"strided-output-rows"})
-    assert figs["num_macs"] == figs["output_l2_writes"] == (7, 7)
-    _engines_agree_and_exact_differs(layer, text, acc, "strided-output-rows", "num_macs", 7, 22)
+    figs = _executed_as_counted(layer, text, Accelerator(num_pes=4), "strided-output-rows", "num_macs", 7, 22)
+    assert figs["output_l2_writes"] == (7, 7)
 
 
 def test_row_stationary_filter_rows_in_lockstep_are_exact_and_not_named_approximate():
