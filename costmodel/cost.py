@@ -409,8 +409,7 @@ def _assemble(layer, stack, res, log, batch, tech, hw, lanes, noc_bw, t, maestro
             err = np.where(mask & (err == 0), log.code(kind), err)
 
     flag(stack.bad_size, dx.BAD_SIZE)
-    if maestro_exact:                  # MAESTRO's parser rule; the model counts partial filter maps
-        flag(stack.bad_rs, dx.BAD_RS)
+    flag(stack.bad_rs, dx.BAD_RS)
     if np.any(stack.bad_cluster):
         codes = log.codes(stack.bad_cluster & (err == 0), dx.CLUSTER_TOO_BIG, stack.cluster_product,
                           np.asarray(hw["num_pes"]))
@@ -420,17 +419,16 @@ def _assemble(layer, stack, res, log, batch, tech, hw, lanes, noc_bw, t, maestro
     ok = err == 0
 
     below_peak = ok & (runtime < peak)
-    deviations = list(res.flags.items())
+    flags = dict(res.flags)
+    if strided_window_rewritten(layer, maestro_exact):      # every strided window of the layer
+        flags["strided-output-rows"] = True
+    deviations = list(flags.items())
     if not maestro_exact:
         deviations.append(("l1-held-tile", l1_req != l1_maestro))
     if layer.layer_type.is_conv_family and any(layer.stride(d) != 1 for d in ("Y", "X", "Y'", "X'")):
         deviations.append((DEV_STRIDE_OUTPUT, True))
     if stack.skipped_inheritance:
         deviations.append(("uncoupled-dim-inherited", True))
-    if strided_window_rewritten(layer, maestro_exact):
-        deviations = [(n, True if n == "strided-output-rows" else m) for n, m in deviations]
-        if "strided-output-rows" not in res.flags:
-            deviations.append(("strided-output-rows", True))
     if layer.layer_type.value == "NGCONV":
         deviations.append((DEV_NGCONV_READS if "C" in t.output else DEV_NGCONV, True))
     if not maestro_exact:

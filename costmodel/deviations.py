@@ -194,10 +194,9 @@ def strided_window_rewritten(layer, maestro_exact: bool) -> bool:
     the o·R rows used, walked by o·R below the top)."""
     if maestro_exact or not layer.layer_type.is_conv_family:
         return False
-    dims = layer.dim_map
-    return any(s > 1 and dims.get(sliding, 1) < s
-               for (ref, sliding), s in ((("Y", "R"), layer.row_strides()["Y"]),
-                                         (("X", "S"), layer.row_strides()["X"])))
+    dims, strides = layer.dim_map, layer.row_strides()
+    return any(strides[ref] > 1 and dims.get(sliding, 1) < strides[ref]
+               for ref, sliding in (("Y", "R"), ("X", "S")))
 
 
 def affected(deviations: str) -> frozenset[str]:

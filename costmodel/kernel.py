@@ -304,7 +304,7 @@ def _tables(sc, nent, nv, dmap, conv, vy, vx, vyp, vxp, vr, vs, sy, sx, whole, e
             out = vyp if v == vy else vxp
             s = sy if v == vy else sx
             m_sl = sc[rm, sl] if sc[rhas, sl] else 0
-            if whole[2] > 0 and sc[rhas, sl]:
+            if not exact and sc[rhas, sl]:
                 held = min(m_sl, sc[dmap, sl])          # the filter rows it holds (engine)
                 clipped = clipped or held != m_sl
                 m_sl = held
@@ -323,7 +323,7 @@ def _tables(sc, nent, nv, dmap, conv, vy, vx, vyp, vxp, vr, vs, sy, sx, whole, e
                 strided = True                  # MAESTRO's stride-1 rows give other sizes
             k = 0 if v == vy else 1             # whole: (out Y, out X, R, S, Y, X)
             most, filt, rows = whole[k], whole[2 + k], whole[4 + k]
-            if m_sl < filt and sc[rhas, sl]:
+            if not exact and m_sl < filt and sc[rhas, sl]:
                 # A partial filter tile (engine._mapping_tables).
                 clipped = clipped or sc[rm, out] > most or sc[rem, out] > most
                 if min(sc[R_SZ, i], sc[dmap, v]) < rows and not _lockstep(sc, nent, i, sl):

@@ -76,7 +76,7 @@ class LevelStack:
     cluster_product: np.ndarray
     bad_cluster: np.ndarray   # cluster sizes multiply past the PE count (MAESTRO: SIGFPE, Q3)
     bad_size: np.ndarray      # some directive size or offset is not a positive integer
-    bad_rs: np.ndarray        # a TemporalMap on R/S does not span the whole filter (MAESTRO rejects it)
+    bad_rs: np.ndarray        # maestro_exact: a TemporalMap on R/S does not span the whole filter
     skipped_inheritance: bool = False   # an uncoupled dimension (K of DSCONV) not carried down, or
                                         # walked with size 1 where a lower level maps it
 
@@ -145,7 +145,9 @@ def build_levels(layer: Layer, dataflow: Dataflow, num_pes: np.ndarray,
             if holed or (batch and (size[0] < 1 or ofs[0] < 1)):
                 bad_size |= (size < 1) | (ofs < 1)
                 size, ofs = np.maximum(size, 1), np.maximum(ofs, 1)
-            if d.kind is DirectiveKind.TEMPORAL and d.dim in ("R", "S") and d.dim in layer_dims:
+            # MAESTRO's parser rule, kept under maestro_exact only (rule partial-filter-rows).
+            filter_map = d.kind is DirectiveKind.TEMPORAL and d.dim in ("R", "S") and d.dim in layer_dims
+            if maestro_exact and filter_map:
                 bad_rs |= (size != layer_dims[d.dim]) | (ofs != layer_dims[d.dim])
             kind = SPATIAL if d.kind is DirectiveKind.SPATIAL else TEMPORAL
             entries.append(Entry(kind, d.dim, size, ofs, "own", d))

@@ -33,7 +33,6 @@ from .layer import OUTPUT_NAME, OVERLAP_PAIRS, Layer, LayerType
 # Register operations: (op, dst, a, b, c, d).
 OP_CONST, OP_HOLE, OP_COPY, OP_WINDOW, OP_MIN, OP_POSITIVE, OP_SPAN, OP_STRIDE = range(8)
 OP_WIDTH = 6
-UNLIMITED_ROWS = 1 << 40
 REG_TOP_SUB = 0             # sub-clusters of the top level: the kernel writes it (needs num_pes)
 
 # Header fields.
@@ -386,12 +385,9 @@ class _Compiler:
                       layer, self.exact, any(maps_filter_spatially(e, SPATIAL) for e, _, _ in levels)))}
         rows = output_row_strides(layer, self.exact)
         header[H_SY], header[H_SX] = rows["Y"], rows["X"]
-        # The most output rows a tile holds, the filter and the input rows (rules partial-filter-rows
-        # and partial-filter-shift; MAESTRO: no limit, and no filter tile is partial).
-        if self.exact or not self.conv:
-            header[H_OUT_Y] = header[H_OUT_X] = UNLIMITED_ROWS
-            header[H_FULL_R] = header[H_FULL_S] = header[H_FULL_Y] = header[H_FULL_X] = 0
-        else:
+        # The layer's output rows, filter and input rows (rules partial-filter-rows and
+        # partial-filter-shift, which the kernel applies outside maestro_exact).
+        if self.conv:
             header[H_OUT_Y], header[H_OUT_X] = layer.output_size("Y"), layer.output_size("X")
             header[H_FULL_R], header[H_FULL_S] = self.full.get("R", 1), self.full.get("S", 1)
             header[H_FULL_Y], header[H_FULL_X] = self.full["Y"], self.full["X"]
