@@ -426,6 +426,7 @@ class Codesign:
         self.trial_timeout = trial_timeout
         self.started = time.monotonic()          # of the trial in progress (watchdog)
         self.current: int | None = None          # trial id in progress (for Ctrl-C recovery)
+        self.on_recorded: Callable[[], None] = lambda: None   # called once the trial is known
         self.cache = mapcache.for_study(study)
         self.worker = processes.identity()
 
@@ -435,6 +436,9 @@ class Codesign:
         self.started = time.monotonic()
         # Who runs it, so that another worker can tell when this process is gone (journal files).
         trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, self.worker)
+        # A stop held since before Optuna created the trial arrives here: Optuna fails the trial
+        # and the worker queues it again.
+        self.on_recorded()
         try:
             return self._evaluate(trial)
         except DeadlineExceeded:
@@ -702,8 +706,14 @@ def run_worker(name: str, url: str, *, worker: int = 0, trials: int | None = Non
             break
         waiting_since = None
         runner.current = None
+        # A stop between Optuna creating a trial and the objective learning its id would leave the
+        # trial running with no worker recorded: hold it until the id is known.
+        runner.on_recorded = processes.hold()
         try:
-            study.optimize(runner, n_trials=1, catch=(TrialTimedOut,))
+            try:
+                study.optimize(runner, n_trials=1, catch=(TrialTimedOut,))
+            finally:
+                runner.on_recorded()         # if the objective never ran
         except KeyboardInterrupt:
             requeue_interrupted(study, runner.current)
             raise

@@ -16,6 +16,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1
 
@@ -86,18 +87,36 @@ def die_with_parent(parent: int) -> None:
 _held = {"depth": 0, "pending": False}
 
 
-@contextlib.contextmanager
-def uninterrupted():
-    """Hold a SIGTERM stop until the block ends (failing and re-queueing a trial is two writes that
-    belong together)."""
+def hold() -> Callable[[], None]:
+    """Hold a SIGTERM stop until the returned function is called (the first call counts; later
+    ones do nothing). For a hold that starts and ends in different places: a worker holds a stop
+    from before Optuna creates its trial until it has recorded the trial's id, so that no stop can
+    leave a trial running that nobody knows of."""
     _held["depth"] += 1
-    try:
-        yield
-    finally:
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if released:
+            return
+        released = True
         _held["depth"] -= 1
         if not _held["depth"] and _held["pending"]:
             _held["pending"] = False
             raise KeyboardInterrupt
+
+    return release
+
+
+@contextlib.contextmanager
+def uninterrupted():
+    """Hold a SIGTERM stop until the block ends (failing and re-queueing a trial is two writes that
+    belong together)."""
+    release = hold()
+    try:
+        yield
+    finally:
+        release()
 
 
 def _interrupt(signum, frame) -> None:
@@ -110,4 +129,4 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-__all__ = ["die_with_parent", "identity", "is_dead", "uninterrupted"]
+__all__ = ["die_with_parent", "hold", "identity", "is_dead", "uninterrupted"]

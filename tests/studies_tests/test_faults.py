@@ -286,6 +286,39 @@ def test_a_dead_journal_worker_is_detected_without_a_flag(capsys, network, tmp_p
     assert retry.state.name == "COMPLETE" and hardware_of(retry) == hardware_of(study.trials[victim.number])
 
 
+@pytest.mark.parametrize("where", ["storage", "ask"])
+def test_a_stop_before_the_objective_starts_leaves_no_trial_running(network, tmp_path, monkeypatch, where):
+    """SIGTERM (the parent died) after Optuna created the worker's trial but before the objective
+    learnt its id: the stop waits until the id is known, so the trial is failed, not left running
+    with no worker recorded (CI once found a killed worker's trial RUNNING this way)."""
+    from studies import processes
+
+    url = f"journal:///{tmp_path / 'j.log'}"
+    hardware = {flag[2:].replace("-", "_"): value for flag, value in zip(HARDWARE[::2], HARDWARE[1::2],
+                                                                             strict=True)}
+    spec = cd.CodesignSpec.create(str(network), hardware=hardware, trials=2)
+    cd.create_or_load(spec, "tiny", url)
+    stage = {"storage": (optuna.storages.JournalStorage, "create_new_trial"),
+             "ask": (optuna.study.Study, "ask")}[where]
+    original = getattr(*stage)
+
+    def stopped_inside(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)       # the trial exists by now
+        os.kill(os.getpid(), signal.SIGTERM)
+        return result
+
+    previous = signal.signal(signal.SIGTERM, processes._interrupt)
+    try:
+        monkeypatch.setattr(*stage, stopped_inside)
+        with pytest.raises(KeyboardInterrupt):
+            cd.run_worker("tiny", url)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    monkeypatch.undo()
+    s = states(load(url))
+    assert s == {"FAIL": 1}, s          # stopped before it drew a design: nothing to queue again
+
+
 def test_workers_die_with_their_parent_and_never_see_the_storage_in_argv(capsys, network, tmp_path):
     url = f"journal:///{tmp_path / 'j.log'}"
     # 40 slow trials: the workers could not finish them in the seconds they are given to stop.
