@@ -429,6 +429,8 @@ def _assemble(layer, stack, res, log, batch, tech, hw, lanes, noc_bw, t, maestro
         deviations.append((DEV_STRIDE_OUTPUT, True))
     if stack.skipped_inheritance:
         deviations.append(("uncoupled-dim-inherited", True))
+    if stack.within_share:
+        deviations.append(("map-within-share", True))
     if layer.layer_type.value == "NGCONV":
         deviations.append((DEV_NGCONV_READS if "C" in t.output else DEV_NGCONV, True))
     if not maestro_exact:

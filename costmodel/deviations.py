@@ -145,6 +145,13 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "computes shifts with the filter position, which the case analysis does not follow, so "
               "the figures of that level are approximate (dse validate gives the literal count)",
               _ALL_COUNTS),
+    Deviation("map-within-share", "Q2",
+              "a level maps a dimension twice and the later TemporalMap is larger than the earlier "
+              "map's tile (the share it walks): it covers that share in one step and is dropped, so "
+              "each sub-cluster holds its share (MAESTRO's tables keep the later directive: each "
+              "sub-cluster holds the later map's size, and a 1-column X tile beside 3 filter columns "
+              "divides by zero in MAESTRO)",
+              _ALL_COUNTS | {"status"}),
 )}
 
 
@@ -197,6 +204,34 @@ def strided_window_rewritten(layer, maestro_exact: bool) -> bool:
     dims, strides = layer.dim_map, layer.row_strides()
     return any(strides[ref] > 1 and dims.get(sliding, 1) < strides[ref]
                for ref, sliding in (("Y", "R"), ("X", "S")))
+
+
+def maps_within_share(directives, layer_dims: dict[str, int], maestro_exact: bool) -> list[int]:
+    """Indices, among one level's own ``directives``, of the TemporalMaps rule map-within-share
+    drops: a map on a dimension an earlier directive of the level maps walks that directive's tile
+    (literally, a loop inside its loop), and one at least as large covers it in a single step. Only
+    sizes known without holes are compared (a hole's value is not known when the levels are built);
+    equal sizes are left to MAESTRO's tables, which then give the same tile."""
+    if maestro_exact:
+        return []
+    drop, share = [], {}
+    for i, d in enumerate(directives):
+        size = _known(d.size, layer_dims)
+        earlier = share.get(d.dim)
+        if (d.dim in share and d.kind.value == "TemporalMap" and size is not None and earlier is not None
+                and size > earlier):
+            drop.append(i)
+            continue
+        share[d.dim] = size
+    return drop
+
+
+def _known(size, layer_dims: dict[str, int]) -> int | None:
+    """A directive size as a number: an integer or ``Sz(D)``; None for a hole."""
+    if isinstance(size, int) and not isinstance(size, bool):
+        return size
+    dim = getattr(size, "dim", None)
+    return layer_dims.get(dim) if dim is not None and not hasattr(size, "name") else None
 
 
 def affected(deviations: str) -> frozenset[str]:

@@ -83,6 +83,7 @@ DEVIATIONS = (
     "edge-fold-reads",           # a spatial edge fold's one busy, partial tile is read as that tile
     "partial-filter-rows",       # a tile's output rows cut to the layer's under a partial filter map
     "partial-filter-shift",      # such a filter tile beside a Y/X tile: its valid rows shift (approximate)
+    "map-within-share",          # a later TemporalMap covering an earlier map's tile in one step is dropped
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 

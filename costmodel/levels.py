@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .dataflow import Dataflow, DimSize, Directive, DirectiveKind, Hole
+from .deviations import maps_within_share
 from .errors import MappingError
 from .layer import OVERLAP_PAIRS, Layer
 
@@ -79,6 +80,7 @@ class LevelStack:
     bad_rs: np.ndarray        # maestro_exact: a TemporalMap on R/S does not span the whole filter
     skipped_inheritance: bool = False   # an uncoupled dimension (K of DSCONV) not carried down, or
                                         # walked with size 1 where a lower level maps it
+    within_share: bool = False          # a later map covering an earlier one's tile was dropped
 
 
 def _value(sym, layer_dims: dict[str, int], holes: dict[str, np.ndarray], batch: int, directive):
@@ -135,9 +137,12 @@ def build_levels(layer: Layer, dataflow: Dataflow, num_pes: np.ndarray,
     skipped = False
     dims = {k: np.full(batch, v, dtype=np.int64) for k, v in layer_dims.items()}
     upper: Level | None = None
+    within_share = False
     for index, own in enumerate(per_level):
         entries: list[Entry] = []
-        for d in own:
+        dropped = maps_within_share(own, layer_dims, maestro_exact)
+        within_share |= bool(dropped)
+        for d in (d for i, d in enumerate(own) if i not in dropped):
             size = _value(d.size, layer_dims, holes, batch, d)
             ofs = _value(d.offset, layer_dims, holes, batch, d)
             # A size without holes is the same over the batch: one element tells.
@@ -195,7 +200,7 @@ def build_levels(layer: Layer, dataflow: Dataflow, num_pes: np.ndarray,
                 lower[var] = np.minimum(entries[i].size, dims[var])
         dims = lower
         upper = level
-    return LevelStack(levels, used_pes, product, bad_cluster, bad_size, bad_rs, skipped)
+    return LevelStack(levels, used_pes, product, bad_cluster, bad_size, bad_rs, skipped, within_share)
 
 
 def _to_input_centric(entries: list[Entry], dims: dict[str, np.ndarray], layer: Layer,

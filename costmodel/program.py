@@ -24,6 +24,7 @@ from .deviations import (
     executed_macs_applies,
     fold_output_applies,
     maps_filter_spatially,
+    maps_within_share,
     output_row_strides,
     strided_window_rewritten,
 )
@@ -190,9 +191,12 @@ class _Compiler:
         levels: list[tuple[list[_Entry], dict[str, int], int]] = []
         upper: list[_Entry] | None = None
         skipped = False
+        within_share = False
         for index, own in enumerate(self.dataflow.levels):
             entries: list[_Entry] = []
-            for d in own:
+            dropped = maps_within_share(own, self.full, self.exact)
+            within_share |= bool(dropped)
+            for d in (d for i, d in enumerate(own) if i not in dropped):
                 size = self.value(d.size, d)
                 ofs = self.value(d.offset, d)
                 self.positive(size, ofs)
@@ -242,7 +246,7 @@ class _Compiler:
                     lower[var] = r
             dims = lower
             upper = entries
-        return self.layout(levels, cluster_regs, skipped)
+        return self.layout(levels, cluster_regs, skipped, within_share)
 
     def span(self, size: int, ofs: int, full: int) -> None:
         """A TemporalMap on R or S must cover the whole filter (MAESTRO's rule, kept under
@@ -290,7 +294,7 @@ class _Compiler:
                                  r * 4 + 2 * int(self.exact) + int(is_top))
 
     # ---------------------------------------------------------------------------- layout
-    def layout(self, levels, cluster_regs: list[int], skipped: bool) -> Program:
+    def layout(self, levels, cluster_regs: list[int], skipped: bool, within_share: bool) -> Program:
         layer, t = self.layer, self.tensors
         names = list(self.full)
         for extra in ("Y'", "X'"):
@@ -370,6 +374,8 @@ class _Compiler:
             dev |= dx.DEV_BIT["stride-output-reads"]
         if skipped:
             dev |= dx.DEV_BIT["uncoupled-dim-inherited"]
+        if within_share:
+            dev |= dx.DEV_BIT["map-within-share"]
         if strided_window_rewritten(layer, self.exact):
             dev |= dx.DEV_BIT["strided-output-rows"]
         if layer.layer_type is LayerType.NGCONV:

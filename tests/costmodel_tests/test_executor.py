@@ -722,3 +722,41 @@ def test_row_stationary_filter_rows_in_lockstep_are_exact_and_not_named_approxim
     assert all(m == e for m, e in figs.values()), figs
     assert figs["num_macs"] == (540, 540)
     assert "partial-filter" not in deviations
+
+
+RS_SHIPPED = ("TemporalMap(2,2) K; TemporalMap(4,4) C; TemporalMap(Sz(R),Sz(R)) R; SpatialMap(Sz(R),1) Y; "
+              "TemporalMap(Sz(S),1) X; Cluster(3,P); SpatialMap(1,1) X; SpatialMap(1,1) S; "
+              "TemporalMap(Sz(S),Sz(S)) S;")
+
+
+def test_a_second_map_covering_a_share_in_one_step_is_dropped():
+    """MAESTRO's shipped Resnet50_rs inner level maps S twice: ``SpatialMap(1,1) S`` gives each PE one
+    filter column (in lockstep with its X column), and ``TemporalMap(Sz(S),Sz(S)) S`` then walks that
+    one column in one step. MAESTRO's tables keep the later directive, so each PE would hold 3 filter
+    columns beside a 1-column X tile (it divides by zero; ``maestro_exact`` refuses). The model drops
+    the later map (map-within-share) and agrees with the literal run on every figure."""
+    layer = Layer.conv("L", K=2, C=2, R=3, S=3, Y=8, X=8)
+    acc = Accelerator(num_pes=64)
+    figs = _agreeing(layer, RS_SHIPPED, acc, {"map-within-share"})
+    assert figs["num_macs"] == (1296, 1296) and figs["runtime_cycles"] == (72, 72)
+    ref, com = (evaluate_batch(layer, _flow(RS_SHIPPED), accelerator=acc, engine=e)
+                for e in ("reference", "compiled"))
+    assert ref.deviations[0] == com.deviations[0]
+    assert all(int(getattr(ref, f)[0]) == int(getattr(com, f)[0]) for f in COMPARED)
+    exact = evaluate_batch(layer, _flow(RS_SHIPPED), accelerator=acc, maestro_exact=True)
+    assert "X tile 1 is smaller than the filter width S=3" in str(exact.error[0])
+
+
+@pytest.mark.parametrize("later, dropped", [
+    ("TemporalMap(3,3) S", True),        # covers the 1-column share at once
+    ("TemporalMap(Sz(S),1) S", True),    # the offset does not matter: one window reaches the end
+    ("TemporalMap(1,1) S", False),       # the same size: MAESTRO's tables give the same tile
+    ("TemporalMap(?s,?s) S", False),     # a hole: its value is not known when levels are built
+    ("SpatialMap(3,3) S", False),        # a spatial map spreads the share: not a one-step loop
+])
+def test_which_second_maps_rule_map_within_share_drops(later, dropped):
+    from costmodel.deviations import maps_within_share
+
+    level = _flow(f"SpatialMap(1,1) X; SpatialMap(1,1) S; {later};").levels[0]
+    assert maps_within_share(level, {"S": 3, "X": 8}, False) == ([2] if dropped else [])
+    assert maps_within_share(level, {"S": 3, "X": 8}, True) == []

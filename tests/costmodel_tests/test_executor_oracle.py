@@ -326,6 +326,30 @@ def test_public_oracle_small_rows(fuzz_report):
         assert all(v[0] == v[1] for v in r["figures"].values()), r
 
 
+def test_the_public_rows_maestro_divides_by_zero_on_agree_with_the_executor(fuzz_report):
+    """The 34 Resnet50_rs rows MAESTRO crashes on (Q2), with K and C cut to 2 so that the executor can
+    run them (Y, X, dataflow and accelerators as given): rule map-within-share evaluates them, and
+    every figure equals the literal run's, on both engines."""
+    import re
+
+    rows = fidelity.public_rows()
+    rows = rows[(rows.source == "Resnet50_rs") & (rows.status != "ok")]
+    assert len(rows) == 34
+    agree = 0
+    for row, text in zip(rows.itertuples(index=False), rows.layer_text, strict=True):
+        text = re.sub(r"\bC: *\d+", "C: 2", re.sub(r"\bK: *\d+", "K: 2", text))
+        mapped = parse_network(text).layers[0]
+        acc = fidelity.accelerator_of(row)
+        v = validate(mapped.layer, mapped.dataflow, acc)
+        assert v.model_error is None and v.report.coverage_problem() is None, (row.layer_file, v.model_error)
+        assert "map-within-share" in v.deviations
+        ref = evaluate_batch(mapped.layer, mapped.dataflow, accelerator=acc, engine="reference").row(0)
+        agree += all(p.model == p.executor == int(getattr(ref, p.figure)) for p in v.pairs)
+    fuzz_report.append(f"executor vs model, the 34 public rows MAESTRO crashes on (K, C cut to 2): "
+                       f"{agree} agree on all 7 figures")
+    assert agree == 34
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--set", choices=("public", "generated"))
