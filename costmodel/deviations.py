@@ -152,6 +152,12 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "sub-cluster holds the later map's size, and a 1-column X tile beside 3 filter columns "
               "divides by zero in MAESTRO)",
               _ALL_COUNTS | {"status"}),
+    Deviation("fold-restart-held", "4.5",
+              "a level's one spatial map restarts inside an advancing map while a sub-cluster still "
+              "holds part of its first fold's tile (the only sub-cluster of a sliding map whose last "
+              "fold overlaps its first, or the sub-clusters left idle by a two-fold map's edge fold): "
+              "that part is not delivered again, where MAESTRO delivers the whole tile",
+              _TRAFFIC),
 )}
 
 

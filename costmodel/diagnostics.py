@@ -84,6 +84,7 @@ DEVIATIONS = (
     "partial-filter-rows",       # a tile's output rows cut to the layer's under a partial filter map
     "partial-filter-shift",      # such a filter tile beside a Y/X tile: its valid rows shift (approximate)
     "map-within-share",          # a later TemporalMap covering an earlier map's tile in one step is dropped
+    "fold-restart-held",         # a restarted spatial map's first tile still held is not delivered again
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 

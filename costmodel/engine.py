@@ -632,6 +632,7 @@ class _LevelAnalysis:
                 if self._halo_applies(dims, first):
                     f = self._halo_once(f, np.minimum(uniq, mapped))
             s_prod = s_prod * f
+        self.temporal_held = held         # the same for every sub-cluster variant
         if countable:
             # After a restart inside, the part of the tile the sub-cluster still holds from its
             # previous tile is not delivered again (deviation restart-overlap; MAESTRO: whole tile).
@@ -782,6 +783,8 @@ class _LevelAnalysis:
         self.halo = False
         kept, halo = {}, {}                 # the two spatial flags of each sub-cluster variant
         self.restart_kept = False
+        self.fold_restart = False
+        self.temporal_held = 0              # set by pe_ingress
 
         def pe(first: bool, ee: bool):
             self.fold_reuse = self.halo = False
@@ -790,12 +793,41 @@ class _LevelAnalysis:
             return vol
 
         vol = self._spread(dims, pe, codes)
+        holders, extent = self._fold_restart_held(dims, codes, c)
+        if holders is not None:
+            # What they still hold is not delivered again (deviation fold-restart-held).
+            kept_fold = holders * self.temporal_held * extent
+            vol = vol - kept_fold
+            self.fold_restart = np.asarray((kept_fold > 0) & (vol != 0))
         reread = c >= 0 and not self.exact and self.entries[c].var not in dims
         nonzero = vol != 0
         fold_reuse, shared_once = self._used_variant_flags(dims, codes, kept, halo)
         return (vol, self.terminate, np.asarray(reread & nonzero), np.asarray(self.edge_reads & nonzero),
                 np.asarray(shared_once & nonzero), np.asarray(fold_reuse & nonzero),
-                np.asarray(self.restart_kept & nonzero))
+                np.asarray(self.restart_kept & nonzero), np.asarray(self.fold_restart))
+
+    def _fold_restart_held(self, dims, codes, c: int):
+        """(sub-clusters, their tile's extent along the map) still holding part of the first fold's
+        tile where the level's one spatial map restarts inside the advancing map ``c``: the only
+        sub-cluster of a map whose last fold overlaps its first (it holds the last fold's tile), or
+        the sub-clusters idle in a two-fold map's edge fold (they hold the first fold's tile), of a
+        map whose sub-clusters share nothing. (None, None) where neither can hold anything."""
+        spatial = [i for i, e in enumerate(self.entries) if e.kind == SPATIAL]
+        if self.exact or c < 0 or len(spatial) != 1:
+            return None, None
+        j = spatial[0]
+        v = self.entries[j].var
+        if v not in dims or j <= c or codes[j] != INIT or self.cls.owner_of[j] != j:
+            return None, None
+        t, st = self.tables, self.states
+        m, o = t.M[v], self.offsets[j]
+        restarts = ~st.unrolled[j]
+        last = np.where(st.edge[j] > 0, t.EM[v], m)
+        alone = np.maximum(np.minimum(m - (st.steady[j] + st.edge[j]) * o, last), 0)
+        idle = (o >= m) & (st.steady[j] == 0) & (st.edge[j] > 0) & (self.nedge < self.n)
+        holders = np.where(restarts & (self.n == 1), 1, np.where(restarts & idle, self.n - self.nedge, 0))
+        extent = np.where(self.n == 1, alone, np.minimum(t.U[v], m))
+        return holders, extent
 
     def _used_variant_flags(self, dims, codes, kept, halo):
         """fold-overlap-reuse and shared-halo-once raised only by the sub-cluster variants that
@@ -945,9 +977,11 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
         neg_s.append(negative)
         fold_s.append(a.edge_fold_differs(cls.rows[k]))
     in_s, w_s, term_s, reread_s, edge_s, halo_s, keep_s, restart_s = [], [], [], [], [], [], [], []
+    fold_restart_s = []
     for k in in_rows:
-        vi, ti, ri, ei, hi, ki, xi = a.ingress(t.input, cls.rows[k], cls.c[k])
-        vw, tw, rw, ew, hw_, kw, xw = a.ingress(t.weight, cls.rows[k], cls.c[k])
+        vi, ti, ri, ei, hi, ki, xi, fi = a.ingress(t.input, cls.rows[k], cls.c[k])
+        vw, tw, rw, ew, hw_, kw, xw, fw = a.ingress(t.weight, cls.rows[k], cls.c[k])
+        fold_restart_s.append(fi | fw)
         in_s.append(vi)
         w_s.append(vw)
         term_s.append(ti | tw)
@@ -998,6 +1032,7 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
             mac_s = list(np.where(used_out, run_sig, tile_sig))
     for name, sig, cases in (("uncoupled-reread", reread_s, used), ("temporal-edge-reads", edge_s, used),
                              ("fold-overlap-reuse", keep_s, used), ("restart-overlap", restart_s, used),
+                             ("fold-restart-held", fold_restart_s, used),
                              # the all-Init case also sizes the L2 tiles, computing or not
                              ("shared-halo-once", halo_s, used | (cls.all_init & (occ > 0)))):
         flags[name] = flags.get(name, False) | (cases & _stack(sig, B, bool)[in_idx]).any(axis=0)

@@ -156,6 +156,7 @@ DEV_IDLE_EDGE = dx.DEV_BIT["idle-edge-subcluster"]
 DEV_FOLD_KEEP = dx.DEV_BIT["fold-overlap-reuse"]
 DEV_EXECUTED = dx.DEV_BIT["executed-macs"]
 DEV_RESTART = dx.DEV_BIT["restart-overlap"]
+DEV_FOLD_RESTART = dx.DEV_BIT["fold-restart-held"]
 DEV_HELD = dx.DEV_BIT["oversized-map-held"]
 DEV_PARTIAL_ROWS = dx.DEV_BIT["partial-filter-rows"]
 DEV_PARTIAL_SHIFT = dx.DEV_BIT["partial-filter-shift"]
@@ -523,14 +524,36 @@ def _in_spatial(sc, P, sl, first, ee, c, inited, nact1, exact, n):
     return prod, halo, kept
 
 
+@njit(inline="always", **NO_NRT)
+def _fold_restart(sc, P, sl, spall, c, n, nedge, exact):
+    """(sub-clusters, their tile's extent along the map) still holding part of the first fold's tile
+    where the level's one spatial map restarts inside advancing map ``c`` (deviation
+    fold-restart-held, engine._fold_restart_held): the only sub-cluster of a map whose last fold
+    overlaps its first, or the sub-clusters idle in a two-fold map's edge fold."""
+    if exact or c < 0 or P[sl] != 1 or P[spall] != 1:
+        return 0, 0
+    j = P[sl + 1]
+    if j != P[spall + 1] or j <= c or sc[R_CODES, j] != INIT or sc[R_UNR, j] or sc[R_OWNER, j] != j:
+        return 0, 0
+    v = sc[R_VAR, j]
+    m, o = sc[R_M, v], sc[R_OF, j]
+    if n == 1:
+        last = sc[R_EM, v] if sc[R_ED, j] else m
+        return 1, max(min(m - (sc[R_ST, j] + sc[R_ED, j]) * o, last), 0)
+    if o >= m and sc[R_ST, j] == 0 and sc[R_ED, j] and nedge < n:
+        return n - nedge, min(sc[R_U, v], m)
+    return 0, 0
+
+
 @njit(**NO_NRT)
-def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle):
+def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle, spall):
     """(volume, MAESTRO would stop here, the volume is a re-read MAESTRO counts as 0, a temporal
-    edge step counted its own window, neighbours' shared elements counted once) of an input/weight
-    tensor in this class (engine.ingress)."""
+    edge step counted its own window, neighbours' shared elements counted once, a fold advance kept
+    its overlap, a restarted temporal tile kept its overlap, a restarted spatial map's tile still
+    held was kept) of an input/weight tensor in this class (engine.ingress)."""
     uncoupled = c >= 0 and (sc[R_TM, c] & bit) == 0
     if uncoupled and exact:
-        return 0, False, False, False, False, False, False   # MAESTRO: the changing map leaves this be
+        return 0, False, False, False, False, False, False, False   # MAESTRO: the map leaves it be
     tl = block
     sl = tl + 1 + P[tl]
     inited = False
@@ -545,7 +568,7 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle):
                 if sc[R_OWNER, j] != j or (lst == sl and (j == c or restarts)):
                     countable = False
     if uncoupled and not inited:
-        return 0, False, False, False, False, False, False
+        return 0, False, False, False, False, False, False, False
     # Uncoupled but a coupled map inside restarts: the whole tile again (deviation uncoupled-reread).
     term = c >= 0 and sc[R_KIND, c] == TEMPORAL and not inited and sc[R_U, sc[R_VAR, c]] == 0
     temporal, edge_reads, held = _in_temporal(sc, P, tl, c, inited, exact)
@@ -557,14 +580,18 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle):
     first = temporal * first_f
     if not is_sp:
         nz = first != 0
-        return first, term, uncoupled and nz, edge_reads and nz, False, kept and nz, restart and nz
+        return (first, term, uncoupled and nz, edge_reads and nz, False, kept and nz, restart and nz,
+                False)
     rest_f, halo, _ = _in_spatial(sc, P, sl, False, False, c, inited, nact1, exact, n)
     rest = temporal * rest_f
     if not at_edge:
         vol = first + (n - 1) * rest
+        holders, extent = _fold_restart(sc, P, sl, spall, c, n, nedge, exact)
+        kept_fold = holders * held * extent
+        vol -= kept_fold                   # what they still hold is not delivered again
         nz = vol != 0
         return (vol, term, uncoupled and nz, edge_reads and nz, halo and nz and n > 1, kept and nz,
-                restart and nz)
+                restart and nz, kept_fold > 0)
     edge_first = first
     n_ee = 0
     if possible:
@@ -582,7 +609,7 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle):
     vol = edge_first + (extra if nedge > 1 else 0)
     nz = vol != 0
     return (vol, term, uncoupled and nz, edge_reads and nz, halo and nz and nedge > 1, kept and nz,
-            restart and nz)
+            restart and nz, False)
 
 
 @njit(inline="always", **NO_NRT)
@@ -1119,10 +1146,10 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                             flags |= DEV_EXECUTED
                         run_macs = executed
 
-            vi, ti, ri, ei, hi, ki, xi = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1, exact,
-                                                  ee_idle)
-            vw, tw, rw, ew, hw_, kw, xw = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1, exact,
-                                                   ee_idle)
+            vi, ti, ri, ei, hi, ki, xi, fi = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1,
+                                                      exact, ee_idle, spall)
+            vw, tw, rw, ew, hw_, kw, xw, fw = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1,
+                                                       exact, ee_idle, spall)
             term_any = term_any or ti or tw
             if used and (ri or rw):
                 flags |= DEV_REREAD
@@ -1132,6 +1159,8 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                 flags |= DEV_FOLD_KEEP
             if used and (xi or xw):
                 flags |= DEV_RESTART
+            if used and (fi or fw):
+                flags |= DEV_FOLD_RESTART
             if occ > 0 and nact1 and not maestro_fold and _edge_fold_differs(sc, P, outf):
                 flags |= DEV_EDGE_FOLD             # also where the class computes nothing by it
             if (used or (all_init and occ > 0)) and (hi or hw_):   # all-Init also sizes L2 tiles

@@ -233,6 +233,31 @@ def test_part_of_a_reset_tile_still_held_is_not_delivered_again():
     assert execute(layer, _flow(text), acc, conventions={"reinit"}).input_l2_reads == 24
 
 
+def test_sub_clusters_idle_in_an_edge_fold_still_hold_their_first_tile_when_the_map_restarts():
+    """GEMM M3 N7 K2, ``TemporalMap(1,1) M; SpatialMap(2,2) N`` on 3 PEs: N has two folds, N0-5 on
+    the 3 PEs, then N6 on PE0 alone. Weights (K, N) do not depend on M, but N restarts under each
+    new M row: PE0 holds N6 and needs N0-1 (4 weights), PEs 1 and 2, idle in the edge fold, still
+    hold N2-3 and N4-5 (0). So 12 + 2 for M0, then 4 + 2 per row: 26, as the model counts since rule
+    fold-restart-held; before it the model delivered the whole first fold again (42)."""
+    layer = Layer(name="L", layer_type=LayerType.GEMM, dims=(("M", 3), ("N", 7), ("K", 2)))
+    text = "TemporalMap(1,1) M; SpatialMap(2,2) N; TemporalMap(2,2) K;"
+    _executed_as_counted(layer, text, Accelerator(num_pes=3), "fold-restart-held", "weight_l2_reads",
+                         26, 24)
+
+
+def test_the_only_sub_cluster_keeps_the_overlap_of_its_last_fold_when_the_map_restarts():
+    """CONV K1 C1 R3 S3 Y4 X4, ``TemporalMap(1,1) Y'; SpatialMap(1,1) X'`` on one PE: X' has two
+    folds (input columns 0-2, then 1-3). When Y' advances and X' restarts, the PE holds rows 0-2 x
+    columns 1-3 and needs rows 1-3 x columns 0-2: 4 held, 5 new. 9 + 3 for the first row, 5 + 3 for
+    the second: 20, as the model counts since rule fold-restart-held (24 before: the whole tile
+    again); MAESTRO delivers the whole tile at every fold (36)."""
+    layer = Layer.conv("L", K=1, C=1, R=3, S=3, Y=4, X=4)
+    text = "TemporalMap(1,1) Y'; SpatialMap(1,1) X'; TemporalMap(1,1) C; TemporalMap(1,1) K; " \
+           "TemporalMap(3,3) R; TemporalMap(3,3) S;"
+    _executed_as_counted(layer, text, Accelerator(num_pes=1), "fold-restart-held", "input_l2_reads",
+                         20, 36)
+
+
 def test_overlapping_temporal_map_repeats_macs_as_the_model_counts():
     """``TemporalMap(2,1) K`` over K4: windows 0-1, 1-2, 2-3: the middle channels twice, as the model
     counts them (108 of which 36 repeat)."""

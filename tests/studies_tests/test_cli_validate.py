@@ -12,12 +12,13 @@ Dataflow { SpatialMap(1,1) K; TemporalMap(1,1) C; TemporalMap(3,3) R; TemporalMa
            TemporalMap(3,1) Y; TemporalMap(3,1) X; } }
 }
 """
-# MAESTRO's reinit convention, which the model keeps where a spatial map restarts (rule
-# restart-overlap covers temporal ones): on one PE, when X' (spatial, two folds) restarts under the
-# next Y' row the whole tile is read again (9), though 4 of its elements are still held (5).
+# A sliding spatial map that restarts while its sub-clusters share a halo, which no rule follows
+# (fold-restart-held covers a map whose sub-clusters share nothing, or a single one): on 2 PEs, when
+# X' (two folds) restarts under the next Y' row, each PE still holds 2 of the 9 elements it needs,
+# but one of those its neighbour needs too: 10 new elements, where the model delivers 12 (42, 40 in all).
 DIFFER = """\
 Network t {
-Layer refetch { Type: CONV Dimensions { K: 1, C: 1, R: 3, S: 3, Y: 4, X: 4 }
+Layer refetch { Type: CONV Dimensions { K: 1, C: 1, R: 3, S: 3, Y: 4, X: 6 }
 Dataflow { TemporalMap(1,1) Y'; SpatialMap(1,1) X'; TemporalMap(1,1) C; TemporalMap(1,1) K;
            TemporalMap(3,3) R; TemporalMap(3,3) S; } }
 }
@@ -30,7 +31,7 @@ Dataflow { SpatialMap(1,1) K; TemporalMap(2,2) Y; TemporalMap(3,1) X; TemporalMa
 }
 """
 HW = ["--num-pes", "4", "--noc-bw", "2", "--noc-hop-latency", "1"]
-ONE_PE = ["--num-pes", "1", "--noc-bw", "2", "--noc-hop-latency", "1"]
+TWO_PES = ["--num-pes", "2", "--noc-bw", "2", "--noc-hop-latency", "1"]
 
 
 def test_agreeing_layer_exits_0_and_prints_both_values(tmp_path, capsys):
@@ -43,10 +44,10 @@ def test_agreeing_layer_exits_0_and_prints_both_values(tmp_path, capsys):
 
 
 def test_differing_figure_exits_1_and_is_named(tmp_path, capsys):
-    code, out, err = run(capsys, "validate", write_file(tmp_path, "d.m", DIFFER), "--num-pes", "1")
+    code, out, err = run(capsys, "validate", write_file(tmp_path, "d.m", DIFFER), "--num-pes", "2")
     assert code == 1 and err == ""
     line = next(x for x in out.splitlines() if x.strip().startswith("input_l2_reads"))
-    assert line.split()[1:] == ["24", "20", "NO"]
+    assert line.split()[1:] == ["42", "40", "NO"]
     assert "verdict: differ on input_l2_reads" in out
 
 
@@ -59,7 +60,7 @@ def test_refusal_confirmed_by_the_executor_agrees(tmp_path, capsys):
 
 def test_one_differing_layer_of_several_gives_1(tmp_path, capsys):
     text = AGREE.rstrip().rstrip("}") + DIFFER.split("{", 1)[1]
-    code, out, _ = run(capsys, "validate", write_file(tmp_path, "m.m", text), *ONE_PE)
+    code, out, _ = run(capsys, "validate", write_file(tmp_path, "m.m", text), *TWO_PES)
     assert code == 1 and "layer worked" in out and "layer refetch" in out
 
 
