@@ -102,8 +102,9 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               _TRAFFIC | {"l2_size_req"}),
     Deviation("fold-overlap-reuse", "4.5",
               "a spatial map advances a fold by less than its tile (sub-clusters x offset < size): the "
-              "first sub-cluster keeps the overlap with its previous tile, where MAESTRO delivers it "
-              "the whole tile again",
+              "first sub-cluster keeps the overlap with its previous tile and receives what its new "
+              "tile (at the edge fold the edge tile) reaches beyond it, where MAESTRO delivers it the "
+              "whole tile again",
               _TRAFFIC),
     Deviation("strided-output-rows", "Q5",
               "a CONV-family layer with a stride s at most its filter size on Y or X, some tile of "
@@ -118,8 +119,9 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               frozenset({"num_macs", "energy_mac_units"})),
     Deviation("restart-overlap", "4.5",
               "a temporal map restarts inside an advancing one and its first window overlaps its last "
-              "(a tile wide relative to its dimension): the part of the tile a sub-cluster still holds "
-              "is not delivered again, where MAESTRO delivers the whole tile",
+              "(a tile wide relative to its dimension), or inside a spatial map advancing a fold "
+              "shorter than its tile: the part of the tile the sub-clusters still hold is not "
+              "delivered again, where MAESTRO delivers the whole tile",
               _TRAFFIC),
     Deviation("oversized-map-held", "4.5",
               "a spatial map is larger than the dimension it maps (the layer's or the tile of the level "
@@ -153,10 +155,11 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "divides by zero in MAESTRO)",
               _ALL_COUNTS | {"status"}),
     Deviation("fold-restart-held", "4.5",
-              "a level's one spatial map restarts inside an advancing map while a sub-cluster still "
-              "holds part of its first fold's tile (the only sub-cluster of a sliding map whose last "
-              "fold overlaps its first, or the sub-clusters left idle by a two-fold map's edge fold): "
-              "that part is not delivered again, where MAESTRO delivers the whole tile",
+              "a level's one spatial map restarts inside an advancing map while sub-clusters still "
+              "hold part of their first fold's tiles (the tile of the last fold each was busy in "
+              "overlaps it: a sliding map, or sub-clusters left idle by a two-fold map's edge fold): "
+              "what every sub-cluster needing it holds is not delivered again, where MAESTRO "
+              "delivers the whole tile",
               _TRAFFIC),
 )}
 

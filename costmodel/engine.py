@@ -617,8 +617,11 @@ class _LevelAnalysis:
                 f = mapped
                 if i == c and not self.exact:
                     # A fold advance shorter than the tile: the first sub-cluster keeps the
-                    # overlap with its own previous tile (deviation fold-overlap-reuse).
-                    kept = np.where(inited, mapped, np.minimum(mapped, self.fold_step[i]))
+                    # overlap with its own previous tile and receives what its new tile (the edge
+                    # tile at the edge fold) reaches beyond it (deviation fold-overlap-reuse).
+                    step = self.fold_step[i]
+                    kept = np.where(inited | (step >= t.M[v]), mapped,
+                                    np.maximum(step + mapped - t.M[v], 0))
                     self.fold_reuse = self.fold_reuse | (kept != mapped)
                     f = kept
             else:
@@ -799,6 +802,13 @@ class _LevelAnalysis:
             kept_fold = holders * self.temporal_held * extent
             vol = vol - kept_fold
             self.fold_restart = np.asarray((kept_fold > 0) & (vol != 0))
+        extent = self._fold_advance_held(dims, codes, c)
+        if extent is not None:
+            # A spatial map advances a fold shorter than its tile and a map inside restarts: the
+            # sub-clusters keep their previous tiles' overlap (deviation restart-overlap).
+            kept_step = np.where(inited, self.temporal_held * extent, 0)
+            vol = vol - kept_step
+            self.restart_kept = self.restart_kept | (kept_step > 0)
         reread = c >= 0 and not self.exact and self.entries[c].var not in dims
         nonzero = vol != 0
         fold_reuse, shared_once = self._used_variant_flags(dims, codes, kept, halo)
@@ -806,28 +816,53 @@ class _LevelAnalysis:
                 np.asarray(shared_once & nonzero), np.asarray(fold_reuse & nonzero),
                 np.asarray(self.restart_kept & nonzero), np.asarray(self.fold_restart))
 
+    def _owned(self, dims) -> bool:
+        """Each dimension of the tensor has one map at the level."""
+        return all(self.cls.owner_of[i] == i for i, e in enumerate(self.entries) if e.var in dims)
+
+    def _fold_advance_held(self, dims, codes, c: int):
+        """Extent along the advancing spatial map ``c`` (the level's one, on a dimension of the
+        tensor) of the fold's footprint its sub-clusters still hold from the fold before: each
+        moves by sub-clusters x offset, so what the fold needs and they lack begins that far short
+        of the first tile's end (its union is contiguous). None where there is no such map."""
+        spatial = [i for i, e in enumerate(self.entries) if e.kind == SPATIAL]
+        if self.exact or c < 0 or spatial != [c] or self.entries[c].var not in dims or not self._owned(dims):
+            return None
+        t, v = self.tables, self.entries[c].var
+        mapped = np.where(self.nact1, t.EM[v], t.M[v]) if codes[c] == EDGE else t.M[v]
+        return np.maximum(np.minimum(t.M[v] - self.fold_step[c], mapped), 0)
+
     def _fold_restart_held(self, dims, codes, c: int):
-        """(sub-clusters, their tile's extent along the map) still holding part of the first fold's
-        tile where the level's one spatial map restarts inside the advancing map ``c``: the only
-        sub-cluster of a map whose last fold overlaps its first (it holds the last fold's tile), or
-        the sub-clusters idle in a two-fold map's edge fold (they hold the first fold's tile), of a
-        map whose sub-clusters share nothing. (None, None) where neither can hold anything."""
+        """(sub-clusters, extent along the map) of the first fold's footprint that the sub-clusters
+        needing it still hold where the level's one spatial map restarts inside the advancing map
+        ``c``: each holds its tile of the last fold it was busy in. The only sub-cluster: its last
+        fold's overlap with the first. Sub-clusters sharing nothing (offset at least the size):
+        those idle in a two-fold map's edge fold hold their first tile whole. A sliding map: the
+        footprint less the positions some sub-cluster needs and lacks (each lacks the start of its
+        window up to where its held tile begins; a partial tile ends at the dimension's end, so it
+        lacks nothing beyond). (None, None) where the rule cannot apply."""
         spatial = [i for i, e in enumerate(self.entries) if e.kind == SPATIAL]
         if self.exact or c < 0 or len(spatial) != 1:
             return None, None
         j = spatial[0]
         v = self.entries[j].var
-        if v not in dims or j <= c or codes[j] != INIT or self.cls.owner_of[j] != j:
+        if v not in dims or j <= c or codes[j] != INIT or not self._owned(dims):
             return None, None
-        t, st = self.tables, self.states
-        m, o = t.M[v], self.offsets[j]
+        t, st, n, nedge = self.tables, self.states, self.n, self.nedge
+        m, o, edge = t.M[v], self.offsets[j], st.edge[j] > 0
+        folds = 1 + st.steady[j] + st.edge[j]
+        shift = (folds - 1) * n * o
         restarts = ~st.unrolled[j]
-        last = np.where(st.edge[j] > 0, t.EM[v], m)
-        alone = np.maximum(np.minimum(m - (st.steady[j] + st.edge[j]) * o, last), 0)
-        idle = (o >= m) & (st.steady[j] == 0) & (st.edge[j] > 0) & (self.nedge < self.n)
-        holders = np.where(restarts & (self.n == 1), 1, np.where(restarts & idle, self.n - self.nedge, 0))
-        extent = np.where(self.n == 1, alone, np.minimum(t.U[v], m))
-        return holders, extent
+        alone = np.maximum(np.minimum(m - shift, np.where(edge, t.EM[v], m)), 0)
+        idle = (nedge < n) & edge
+        apart_holders = np.where(idle & (folds == 2), n - nedge, 0)
+        busy = np.where(idle, nedge, n)
+        need = (busy - 1) * o + np.minimum(m, shift)
+        idle_need = (n - 1) * o + np.minimum(m, shift - n * o)     # idle ones: fold before the last
+        need = np.where(idle & (folds > 2), np.maximum(need, idle_need), need)
+        holders = np.where((n == 1) | (o < m), 1, apart_holders)
+        extent = np.where(n == 1, alone, np.where(o >= m, m, m + (n - 1) * o - need))
+        return np.where(restarts, holders, 0), extent
 
     def _used_variant_flags(self, dims, codes, kept, halo):
         """fold-overlap-reuse and shared-halo-once raised only by the sub-cluster variants that

@@ -506,9 +506,12 @@ def _in_spatial(sc, P, sl, first, ee, c, inited, nact1, exact, n):
             mapped = sc[R_EM, v] if (ee or (first and nact1 and code == EDGE and not exact)) else sc[R_M, v]
             if first:
                 f = mapped
-                if i == c and not exact and not inited and n * sc[R_OF, i] < mapped:
-                    f = n * sc[R_OF, i]          # a fold advance shorter than the tile
-                    kept = True
+                step = n * sc[R_OF, i]
+                if i == c and not exact and not inited and step < sc[R_M, v]:
+                    # A fold advance shorter than the tile: what the new tile (the edge tile at the
+                    # edge fold) reaches beyond the previous one.
+                    f = max(step + mapped - sc[R_M, v], 0)
+                    kept = f != mapped
             else:
                 if code == INIT or code == INIT_IE:
                     f = mapped if i < c else uniq
@@ -525,24 +528,43 @@ def _in_spatial(sc, P, sl, first, ee, c, inited, nact1, exact, n):
 
 
 @njit(inline="always", **NO_NRT)
-def _fold_restart(sc, P, sl, spall, c, n, nedge, exact):
-    """(sub-clusters, their tile's extent along the map) still holding part of the first fold's tile
-    where the level's one spatial map restarts inside advancing map ``c`` (deviation
-    fold-restart-held, engine._fold_restart_held): the only sub-cluster of a map whose last fold
-    overlaps its first, or the sub-clusters idle in a two-fold map's edge fold."""
-    if exact or c < 0 or P[sl] != 1 or P[spall] != 1:
+def _fold_restart(sc, P, sl, spall, c, n, nedge, exact, owned):
+    """(sub-clusters, extent along the map) of the first fold's footprint that sub-clusters needing
+    it still hold where the level's one spatial map restarts inside advancing map ``c`` (deviation
+    fold-restart-held, engine._fold_restart_held; the docs give the derivation)."""
+    if exact or c < 0 or not owned or P[sl] != 1 or P[spall] != 1:
         return 0, 0
     j = P[sl + 1]
     if j != P[spall + 1] or j <= c or sc[R_CODES, j] != INIT or sc[R_UNR, j] or sc[R_OWNER, j] != j:
         return 0, 0
     v = sc[R_VAR, j]
     m, o = sc[R_M, v], sc[R_OF, j]
+    folds = 1 + sc[R_ST, j] + sc[R_ED, j]
+    shift = (folds - 1) * n * o          # a sub-cluster busy in the last fold: how far its tile moved
     if n == 1:
         last = sc[R_EM, v] if sc[R_ED, j] else m
-        return 1, max(min(m - (sc[R_ST, j] + sc[R_ED, j]) * o, last), 0)
-    if o >= m and sc[R_ST, j] == 0 and sc[R_ED, j] and nedge < n:
-        return n - nedge, min(sc[R_U, v], m)
-    return 0, 0
+        return 1, max(min(m - shift, last), 0)
+    idle = nedge < n and sc[R_ED, j] != 0
+    if o >= m:                           # sub-clusters share nothing: only idle ones can hold
+        return (n - nedge, m) if idle and folds == 2 else (0, 0)
+    busy = nedge if idle else n
+    need = (busy - 1) * o + min(m, shift)          # positions some busy sub-cluster lacks
+    if idle and folds > 2:
+        need = max(need, (n - 1) * o + min(m, shift - n * o))
+    return 1, m + (n - 1) * o - need
+
+
+@njit(inline="always", **NO_NRT)
+def _fold_advance_held(sc, P, sl, spall, c, n, nact1):
+    """Extent along advancing spatial map ``c`` (the level's one) of the fold's footprint its
+    sub-clusters still hold from the fold before (engine._fold_advance_held): each moves by
+    sub-clusters x offset, so what the fold needs and they lack begins that far short of the
+    first tile's end."""
+    if P[sl] != 1 or P[spall] != 1 or P[sl + 1] != c:
+        return 0
+    v = sc[R_VAR, c]
+    mapped = sc[R_EM, v] if (sc[R_CODES, c] == EDGE and nact1) else sc[R_M, v]
+    return max(min(sc[R_M, v] - n * sc[R_OF, c], mapped), 0)
 
 
 @njit(**NO_NRT)
@@ -558,6 +580,7 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle, spall):
     sl = tl + 1 + P[tl]
     inited = False
     countable = not exact                  # restart-overlap: one map per dimension, no spatial move
+    owned = True                           # each dimension of the tensor has one map at the level
     if c >= 0:
         for lst in (tl, sl):
             for k in range(P[lst]):
@@ -565,6 +588,8 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle, spall):
                 restarts = j > c and sc[R_CODES, j] == INIT and sc[R_UNR, sc[R_OWNER, j]] == 0
                 if restarts:
                     inited = True
+                if sc[R_OWNER, j] != j:
+                    owned = False
                 if sc[R_OWNER, j] != j or (lst == sl and (j == c or restarts)):
                     countable = False
     if uncoupled and not inited:
@@ -584,32 +609,39 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle, spall):
                 False)
     rest_f, halo, _ = _in_spatial(sc, P, sl, False, False, c, inited, nact1, exact, n)
     rest = temporal * rest_f
+    kept_fold = 0
     if not at_edge:
         vol = first + (n - 1) * rest
-        holders, extent = _fold_restart(sc, P, sl, spall, c, n, nedge, exact)
+        holders, extent = _fold_restart(sc, P, sl, spall, c, n, nedge, exact, owned)
         kept_fold = holders * held * extent
         vol -= kept_fold                   # what they still hold is not delivered again
-        nz = vol != 0
-        return (vol, term, uncoupled and nz, edge_reads and nz, halo and nz and n > 1, kept and nz,
-                restart and nz, kept_fold > 0)
-    edge_first = first
-    n_ee = 0
-    if possible:
-        if nact1 and hee:              # the one busy sub-cluster of the edge fold is edge-edge
-            ee_first_f, _, kept = _in_spatial(sc, P, sl, True, True, c, inited, nact1, exact, n)
-            edge_first = temporal * ee_first_f
-        n_ee = 1 if hee else 0
-    n_full = nedge - n_ee - 1
-    extra = max(n_full, 0) * rest
-    halo = halo and n_full > 0          # flags only from the variants counted (engine: same)
-    if n_ee and not ee_idle:            # an idle one computes nothing (idle-edge-subcluster)
-        ee_f, ee_halo, _ = _in_spatial(sc, P, sl, False, True, c, inited, nact1, exact, n)
-        extra += temporal * ee_f
-        halo = halo or ee_halo
-    vol = edge_first + (extra if nedge > 1 else 0)
+        halo = halo and n > 1
+    else:
+        edge_first = first
+        n_ee = 0
+        if possible:
+            if nact1 and hee:          # the one busy sub-cluster of the edge fold is edge-edge
+                ee_first_f, _, kept = _in_spatial(sc, P, sl, True, True, c, inited, nact1, exact, n)
+                edge_first = temporal * ee_first_f
+            n_ee = 1 if hee else 0
+        n_full = nedge - n_ee - 1
+        extra = max(n_full, 0) * rest
+        halo = halo and n_full > 0      # flags only from the variants counted (engine: same)
+        if n_ee and not ee_idle:        # an idle one computes nothing (idle-edge-subcluster)
+            ee_f, ee_halo, _ = _in_spatial(sc, P, sl, False, True, c, inited, nact1, exact, n)
+            extra += temporal * ee_f
+            halo = halo or ee_halo
+        vol = edge_first + (extra if nedge > 1 else 0)
+        halo = halo and nedge > 1
+    if inited and owned and not exact:
+        # A spatial map advances a fold shorter than its tile and a map inside restarts: the
+        # sub-clusters keep their previous tiles' overlap (deviation restart-overlap).
+        kept_step = held * _fold_advance_held(sc, P, sl, spall, c, n, nact1)
+        vol -= kept_step
+        restart = restart or kept_step > 0
     nz = vol != 0
-    return (vol, term, uncoupled and nz, edge_reads and nz, halo and nz and nedge > 1, kept and nz,
-            restart and nz, False)
+    return (vol, term, uncoupled and nz, edge_reads and nz, halo and nz, kept and nz, restart and nz,
+            kept_fold > 0 and nz)
 
 
 @njit(inline="always", **NO_NRT)

@@ -258,6 +258,51 @@ def test_the_only_sub_cluster_keeps_the_overlap_of_its_last_fold_when_the_map_re
                          20, 36)
 
 
+FILTER_3X3 = " TemporalMap(1,1) C; TemporalMap(1,1) K; TemporalMap(3,3) R; TemporalMap(3,3) S;"
+
+
+def test_sliding_sub_clusters_lack_only_the_start_of_their_first_tiles_when_the_map_restarts():
+    """CONV K1 C1 R3 S3 Y4 X6, ``TemporalMap(1,1) Y'; SpatialMap(1,1) X'`` on 2 PEs: X' has two
+    folds (input columns 0-2 and 1-3, then 2-4 and 3-5). When Y' advances and X' restarts, PE0
+    holds rows 0-2 x columns 2-4 and needs rows 1-3 x columns 0-2, PE1 holds columns 3-5 and needs
+    1-3. Of the fold's footprint (rows 1-3 x columns 0-3), row 3 is new and of rows 1-2 columns 0-2
+    are lacked by some PE (column 2 by PE1, though PE0 holds it): 10 new, so 12 + 9 + 10 + 9 = 40,
+    as the model counts since fold-restart-held covers sliding maps (42 before); MAESTRO 54."""
+    layer = Layer.conv("L", K=1, C=1, R=3, S=3, Y=4, X=6)
+    text = "TemporalMap(1,1) Y'; SpatialMap(1,1) X';" + FILTER_3X3
+    _executed_as_counted(layer, text, Accelerator(num_pes=2), "fold-restart-held", "input_l2_reads",
+                         40, 54)
+
+
+def test_a_fold_advance_keeps_its_overlap_when_a_map_inside_restarts():
+    """CONV K1 C1 R3 S3 Y4 X6, ``SpatialMap(1,1) X'; TemporalMap(1,1) Y'`` on 2 PEs: in fold 0 the
+    PEs read rows 0-2 x columns 0-3 (12), then row 3 (4). Fold 1 moves each PE by 2 columns and
+    restarts Y': PE0 holds rows 1-3 x columns 0-2 and needs rows 0-2 x columns 2-4, PE1 holds
+    columns 1-3 and needs 3-5; of the footprint (rows 0-2 x columns 2-5) only rows 1-2 x column 2
+    is held by every PE needing it: 10 new, then 4: 30, as the model counts since restart-overlap
+    covers an advancing spatial map (32 before); MAESTRO 48. On one PE the map is a temporal loop:
+    ``SpatialMap(1,1) Y'; TemporalMap(1,1) X'`` on Y4 X4 reads 20 (24 before), as the temporal one."""
+    layer = Layer.conv("L", K=1, C=1, R=3, S=3, Y=4, X=6)
+    text = "SpatialMap(1,1) X'; TemporalMap(1,1) Y';" + FILTER_3X3
+    _executed_as_counted(layer, text, Accelerator(num_pes=2), "restart-overlap", "input_l2_reads",
+                         30, 48)
+    _executed_as_counted(Layer.conv("L", K=1, C=1, R=3, S=3, Y=4, X=4),
+                         "SpatialMap(1,1) Y'; TemporalMap(1,1) X';" + FILTER_3X3, Accelerator(num_pes=1),
+                         "restart-overlap", "input_l2_reads", 20, 24)
+
+
+def test_a_fold_advance_onto_a_shorter_edge_tile_reads_only_what_it_reaches_beyond():
+    """CONV K1 C1 R3 S3 Y4 X5, ``TemporalMap(1,1) Y'; SpatialMap(2,2) X'`` on one PE: X' folds are
+    output columns 0-1 (input columns 0-3) and 2 (input columns 2-4, the edge tile). The advance keeps
+    columns 2-3 and reads column 4 only: 3 per Y' row, not the 2 columns a steady fold advance would
+    bring (fold-overlap-reuse before it covered edge tiles). 12 + 3, then 8 (the restart keeps rows
+    1-2 x columns 2-3) + 3: 26 (32 before); MAESTRO 48."""
+    layer = Layer.conv("L", K=1, C=1, R=3, S=3, Y=4, X=5)
+    text = "TemporalMap(1,1) Y'; SpatialMap(2,2) X';" + FILTER_3X3
+    _executed_as_counted(layer, text, Accelerator(num_pes=1), "fold-overlap-reuse", "input_l2_reads",
+                         26, 48)
+
+
 def test_overlapping_temporal_map_repeats_macs_as_the_model_counts():
     """``TemporalMap(2,1) K`` over K4: windows 0-1, 1-2, 2-3: the middle channels twice, as the model
     counts them (108 of which 36 repeat)."""
