@@ -431,6 +431,7 @@ def _assemble(layer, stack, res, log, batch, tech, hw, lanes, noc_bw, t, maestro
         deviations.append(("uncoupled-dim-inherited", True))
     if stack.within_share:
         deviations.append(("map-within-share", True))
+    deviations.append(("strided-tail-held", stack.tail_held))
     if layer.layer_type.value == "NGCONV":
         deviations.append((DEV_NGCONV_READS if "C" in t.output else DEV_NGCONV, True))
     if not maestro_exact:

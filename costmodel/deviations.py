@@ -161,6 +161,12 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "what every sub-cluster needing it holds is not delivered again, where MAESTRO "
               "delivers the whole tile",
               _TRAFFIC),
+    Deviation("strided-tail-held", "Q5",
+              "a level does not map a strided layer's Y or X, whose last rows no output's window "
+              "reaches ((dimension - filter) not a multiple of the stride): the level holds the whole "
+              "dimension, where MAESTRO's stride rewrite of the map it inserts cuts the tile to the "
+              "rows of whole output windows and walks the rest as a second step",
+              _TRAFFIC | {"l1_size_req", "l2_size_req"}),
 )}
 
 

@@ -85,6 +85,7 @@ DEVIATIONS = (
     "partial-filter-shift",      # such a filter tile beside a Y/X tile: its valid rows shift (approximate)
     "map-within-share",          # a later TemporalMap covering an earlier map's tile in one step is dropped
     "fold-restart-held",         # a restarted spatial map's first tile still held is not delivered again
+    "strided-tail-held",         # a strided map covering its dimension keeps the rows past the last window
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 

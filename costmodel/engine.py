@@ -530,10 +530,14 @@ class _LevelAnalysis:
     def _restart_overlap(self, i: int, size):
         """How much of a restarted temporal map's first window (``size`` along its dimension) its
         last window still covers: the last starts at (steady + edge steps) x offset (a single
-        window, unrolled, does not restart)."""
-        start = (self.states.steady[i] + self.states.edge[i]) * self.offsets[i]
-        last = np.where(self.states.edge[i] > 0, self.tables.EM[self.entries[i].var],
-                        self.tables.M[self.entries[i].var])
+        window, unrolled, does not restart). An edge window on Y or X shorter than the filter
+        computes nothing, so the sub-clusters still hold the steady window before it."""
+        t, v = self.tables, self.entries[i].var
+        edge = self.states.edge[i] > 0
+        if not self.exact and self.conv and v in OUTPUT_NAME:
+            edge = edge & (t.EM[OUTPUT_NAME[v]] > 0)
+        start = (self.states.steady[i] + np.where(edge, self.states.edge[i], 0)) * self.offsets[i]
+        last = np.where(edge, t.EM[v], t.M[v])
         overlap = np.maximum(np.minimum(size - start, last), 0)
         return np.where(self.states.unrolled[i], size, overlap)
 

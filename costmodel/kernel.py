@@ -85,8 +85,10 @@ from .program import (
     OP_POSITIVE,
     OP_SPAN,
     OP_STRIDE,
+    OP_WHOLE,
     OP_WIDTH,
     OP_WINDOW,
+    REG_TAIL,
     REG_TOP_SUB,
     SPATIAL,
     STATIC_BAD_RS,
@@ -131,8 +133,8 @@ N_HW = 9
 # Rows of the per-design integer scratch (each row is one value per variable or per directive).
 (R_M, R_U, R_EM, R_EU, R_HAS, R_U1, R_UMAX1, R_SM, R_SU, R_SEM, R_SEU, R_SHAS, R_SZ, R_OF, R_IE, R_UNR,
  R_ST, R_ED, R_EE, R_CODES, R_OWNCODE, R_NCH, R_CH0, R_CH1, R_DIG, R_TILE, R_DITER, R_DSTAT,
- R_TM, R_DIG2, R_KIND, R_VAR, R_OWNER, R_FIRST, R_IE_PARTIAL, R_DIG3, R_HELD) = range(37)
-N_ROWS = 37
+ R_TM, R_DIG2, R_KIND, R_VAR, R_OWNER, R_FIRST, R_IE_PARTIAL, R_DIG3, R_HELD, R_EDGE_IDLE) = range(38)
+N_ROWS = 38
 
 # Level results kept per sub-cluster tile: runtime, error record, empty record, flags, MACs executed.
 Q_RT, Q_ERR, Q_EMPTY, Q_FLAGS, Q_MACS = 0, 1, 5, 9, 10
@@ -157,6 +159,7 @@ DEV_FOLD_KEEP = dx.DEV_BIT["fold-overlap-reuse"]
 DEV_EXECUTED = dx.DEV_BIT["executed-macs"]
 DEV_RESTART = dx.DEV_BIT["restart-overlap"]
 DEV_FOLD_RESTART = dx.DEV_BIT["fold-restart-held"]
+DEV_TAIL = dx.DEV_BIT["strided-tail-held"]
 DEV_HELD = dx.DEV_BIT["oversized-map-held"]
 DEV_PARTIAL_ROWS = dx.DEV_BIT["partial-filter-rows"]
 DEV_PARTIAL_SHIFT = dx.DEV_BIT["partial-filter-shift"]
@@ -203,6 +206,7 @@ def _run_ops(P, base, holes, regs):
     ops = base + P[base + H_OPS]
     bad_size = False
     bad_rs = False
+    regs[REG_TAIL] = 0
     for k in range(P[base + H_NOPS]):
         o = ops + OP_WIDTH * k
         op, dst, a, b, c, d = P[o], P[o + 1], P[o + 2], P[o + 3], P[o + 4], P[o + 5]
@@ -236,6 +240,9 @@ def _run_ops(P, base, holes, regs):
                 else:
                     regs[dst] = (out - 1) * s + r
                     regs[a] = out * s
+        elif op == OP_WHOLE and regs[a] >= regs[b] > regs[dst]:
+            regs[dst] = regs[b]             # a strided map covering its dimension keeps all of it
+            regs[REG_TAIL] = 1
     return bad_size, bad_rs
 
 
@@ -434,9 +441,13 @@ def _restart_overlap(sc, i, size):
     """How much of a restarted temporal map's first window its last still covers (engine)."""
     if sc[R_UNR, i]:
         return size
-    start = (sc[R_ST, i] + sc[R_ED, i]) * sc[R_OF, i]
     v = sc[R_VAR, i]
-    last = sc[R_EM, v] if sc[R_ED, i] > 0 else sc[R_M, v]
+    if sc[R_ED, i] > 0 and not sc[R_EDGE_IDLE, i]:
+        start = (sc[R_ST, i] + sc[R_ED, i]) * sc[R_OF, i]
+        last = sc[R_EM, v]
+    else:                                # no edge step, or one that computes nothing: the PEs still
+        start = sc[R_ST, i] * sc[R_OF, i]        # hold the last steady window
+        last = sc[R_M, v]
     return max(min(size - start, last), 0)
 
 
@@ -1007,6 +1018,12 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                 flags |= DEV_EDGE_READS_FOLD
     # The partial last sub-cluster of a sliding spatial map shorter than the filter computes nothing
     # and receives nothing (engine: ee_idle).
+    # A temporal map on Y or X whose edge window is shorter than the filter computes nothing there,
+    # so the PEs keep the window before it (engine._restart_overlap).
+    for i in range(nent):
+        v = sc[R_VAR, i]
+        out_v = vyp if v == vy else (vxp if v == vx else -1)
+        sc[R_EDGE_IDLE, i] = not exact and conv and out_v >= 0 and sc[R_EM, out_v] <= 0
     ee_idle = False
     sv = sc[R_VAR, sp]
     if not exact and conv and P[spall] == 1 and (sv == vy or sv == vx):
@@ -1431,7 +1448,7 @@ def _assemble(P, base, hw, tech, regs, top, bad_size, bad_rs, bad_cluster, produ
         elif macs < 1:
             err_kind = dx.MACS_ZERO
     ok = err_kind == 0
-    dev = top[I_DEV] | P[base + H_DEV]
+    dev = top[I_DEV] | P[base + H_DEV] | (DEV_TAIL if regs[REG_TAIL] else 0)
     if not exact and l1_req != l1_maestro:
         dev |= DEV_L1_HELD
     if not exact:

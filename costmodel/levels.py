@@ -81,6 +81,7 @@ class LevelStack:
     skipped_inheritance: bool = False   # an uncoupled dimension (K of DSCONV) not carried down, or
                                         # walked with size 1 where a lower level maps it
     within_share: bool = False          # a later map covering an earlier one's tile was dropped
+    tail_held: np.ndarray | bool = False    # a strided map kept the rows past its last window
 
 
 def _value(sym, layer_dims: dict[str, int], holes: dict[str, np.ndarray], batch: int, directive):
@@ -138,6 +139,7 @@ def build_levels(layer: Layer, dataflow: Dataflow, num_pes: np.ndarray,
     dims = {k: np.full(batch, v, dtype=np.int64) for k, v in layer_dims.items()}
     upper: Level | None = None
     within_share = False
+    tail_held = np.zeros(batch, dtype=bool)
     for index, own in enumerate(per_level):
         entries: list[Entry] = []
         dropped = maps_within_share(own, layer_dims, maestro_exact)
@@ -181,7 +183,8 @@ def build_levels(layer: Layer, dataflow: Dataflow, num_pes: np.ndarray,
                 raise MappingError(f"{e.var} is not a dimension of this layer at this level",
                                    layer=layer.name, level=index, directive=e.label())
         if conv:
-            _apply_stride(entries, strides, layer_dims, is_top=index == 0, maestro_exact=maestro_exact)
+            tail_held = tail_held | _apply_stride(entries, strides, layer_dims, dims, is_top=index == 0,
+                                                  maestro_exact=maestro_exact)
         n_spatial = sum(e.kind == SPATIAL for e in entries)
         if n_spatial == 0:
             raise MappingError("no SpatialMap at this level (each level needs one or two)",
@@ -200,7 +203,8 @@ def build_levels(layer: Layer, dataflow: Dataflow, num_pes: np.ndarray,
                 lower[var] = np.minimum(entries[i].size, dims[var])
         dims = lower
         upper = level
-    return LevelStack(levels, used_pes, product, bad_cluster, bad_size, bad_rs, skipped, within_share)
+    return LevelStack(levels, used_pes, product, bad_cluster, bad_size, bad_rs, skipped, within_share,
+                      tail_held)
 
 
 def _to_input_centric(entries: list[Entry], dims: dict[str, np.ndarray], layer: Layer,
@@ -227,12 +231,13 @@ def _to_input_centric(entries: list[Entry], dims: dict[str, np.ndarray], layer: 
 
 
 def _apply_stride(entries: list[Entry], strides: dict[str, int], layer_dims: dict[str, int],
-                  is_top: bool, maestro_exact: bool) -> None:
+                  dims: dict[str, np.ndarray], is_top: bool, maestro_exact: bool) -> np.ndarray:
     """Rewrite Y/X maps for a stride s (semantics doc 4.1, ``ApplyOuterStride``). For a filter
     shorter than the stride MAESTRO's window is the o·R rows the filter uses, walked by o·s rows at
     the top and o·R below; the default model keeps the rows between them in the window, (o-1)·s + R
     rows walked by o·s at every level, so window, offset and dimension share one row numbering (rule
-    strided-output-rows)."""
+    strided-output-rows). Returns where a map kept its dimension's tail (strided-tail-held)."""
+    grew = np.zeros(len(next(iter(dims.values()))) if dims else 0, dtype=bool)
     for ref, sliding in OVERLAP_PAIRS:
         s = strides.get(ref, 1)
         if s == 1 or sliding not in layer_dims:
@@ -250,6 +255,14 @@ def _apply_stride(entries: list[Entry], strides: dict[str, int], layer_dims: dic
                 new_ofs = out * (r if (not is_top and r < s) else s)
             else:
                 new_size, new_ofs = (out - 1) * s + r, out * s
+            if not maestro_exact:
+                # A dimension the level does not map is held whole, the rows past the last
+                # output's window too (rule strided-tail-held; MAESTRO's rewrite of the map it
+                # inserts cuts them off). A map the dataflow gives keeps MAESTRO's rewrite.
+                keep = (e.origin == "unrolled") & (m >= dims[ref]) & (new_size < dims[ref])
+                grew = grew | (apply & keep)
+                new_size = np.where(keep, dims[ref], new_size)
             target = entries[first]
             target.size = np.where(apply, new_size, target.size)
             target.ofs = np.where(apply, new_ofs, target.ofs)
+    return grew

@@ -32,9 +32,10 @@ from .errors import MappingError
 from .layer import OUTPUT_NAME, OVERLAP_PAIRS, Layer, LayerType
 
 # Register operations: (op, dst, a, b, c, d).
-OP_CONST, OP_HOLE, OP_COPY, OP_WINDOW, OP_MIN, OP_POSITIVE, OP_SPAN, OP_STRIDE = range(8)
+OP_CONST, OP_HOLE, OP_COPY, OP_WINDOW, OP_MIN, OP_POSITIVE, OP_SPAN, OP_STRIDE, OP_WHOLE = range(9)
 OP_WIDTH = 6
 REG_TOP_SUB = 0             # sub-clusters of the top level: the kernel writes it (needs num_pes)
+REG_TAIL = 1                # set by OP_WHOLE where it keeps a strided tail (rule strided-tail-held)
 
 # Header fields.
 (H_LEVELS, H_REGS, H_HOLES, H_VARS, H_CONV, H_EXACT, H_OPS, H_NOPS, H_LEVEL_TAB, H_CLUSTERS,
@@ -76,7 +77,7 @@ class _Registers:
     """Allocates registers and records the operations between them; constants are known here."""
 
     def __init__(self) -> None:
-        self.count = 1                     # register 0 is REG_TOP_SUB
+        self.count = 2                     # registers 0 and 1 are REG_TOP_SUB and REG_TAIL
         self.ops: list[tuple[int, ...]] = []
         self.known: dict[int, int] = {}
 
@@ -227,7 +228,7 @@ class _Compiler:
                     raise MappingError(f"{e.var} is not a dimension of this layer at this level",
                                        layer=layer.name, level=index, directive=e.label)
             if self.conv:
-                self.stride(entries, strides, index == 0)
+                self.stride(entries, strides, dims, index == 0)
             n_spatial = sum(e.kind == SPATIAL for e in entries)
             if n_spatial == 0:
                 raise MappingError("no SpatialMap at this level (each level needs one or two)",
@@ -281,7 +282,8 @@ class _Compiler:
             self.regs.op(OP_WINDOW, r, e.size, filt_size)
             e.size = r
 
-    def stride(self, entries: list[_Entry], strides: dict[str, int], is_top: bool) -> None:
+    def stride(self, entries: list[_Entry], strides: dict[str, int], dims: dict[str, int],
+               is_top: bool) -> None:
         for ref, sliding in OVERLAP_PAIRS:
             s = strides.get(ref, 1)
             if s == 1 or sliding not in self.full:
@@ -290,8 +292,12 @@ class _Compiler:
             first = next((e for e in entries if e.var == ref), None)
             for e in entries:
                 if e.var == ref:
+                    whole = not self.exact and e.origin == "unrolled"
+                    mapped = self.regs.copy(e.size) if whole else None
                     self.regs.op(OP_STRIDE, first.size, first.ofs, e.size, s,
                                  r * 4 + 2 * int(self.exact) + int(is_top))
+                    if mapped is not None:          # levels._apply_stride: rule strided-tail-held
+                        self.regs.op(OP_WHOLE, first.size, mapped, dims[ref])
 
     # ---------------------------------------------------------------------------- layout
     def layout(self, levels, cluster_regs: list[int], skipped: bool, within_share: bool) -> Program:

@@ -303,6 +303,34 @@ def test_a_fold_advance_onto_a_shorter_edge_tile_reads_only_what_it_reaches_beyo
                          26, 48)
 
 
+def test_a_restart_after_an_edge_window_that_computes_nothing_keeps_the_window_before_it():
+    """CONV K1 C1 R7 S7 Y15 X16 stride 2, ``TemporalMap(11,5) Y; TemporalMap(10,10) X'`` on one PE:
+    the X' map becomes input columns 0-14 walked by 10, so MAESTRO's walk over X = 16 ends in an edge
+    window (columns 10-15, no output column) that computes nothing, and the PE keeps columns 0-14.
+    When Y advances and X restarts it holds rows 5-10 of them: 11 x 15 + 4 x 15 = 225 input reads,
+    as the model counts since restart-overlap takes the window before an idle edge (275 before, from
+    the idle edge window); MAESTRO 330."""
+    layer = Layer.conv("L", K=1, C=1, R=7, S=7, Y=15, X=16, stride=2)
+    text = "TemporalMap(11,5) Y; SpatialMap(1,1) C; TemporalMap(1,1) K; TemporalMap(10,10) X'; " \
+           "TemporalMap(7,7) S;"
+    _executed_as_counted(layer, text, Accelerator(num_pes=1), "restart-overlap", "input_l2_reads",
+                         225, 330)
+
+
+def test_an_unmapped_strided_dimension_is_held_whole_past_the_last_window():
+    """CONV K1 C1 R3 S3 Y8 X4 stride 2, ``TemporalMap(2,2) Y'`` with X not mapped, on one PE: one
+    output column (input columns 0-2), column 3 in no window. The level holds X whole, as a literal
+    run of the dimension does: 5 x 4 input elements, then rows 5-6 (8): 28 reads, L1 66, L2 44, as
+    the model counts since rule strided-tail-held; MAESTRO's rewrite of the whole-X map cuts it to 3
+    columns and walks column 3 as a second step (L1 54, L2 38, 27 reads; the model before it 21)."""
+    layer = Layer.conv("L", K=1, C=1, R=3, S=3, Y=8, X=4, stride=2)
+    text = "SpatialMap(1,1) C; TemporalMap(2,2) Y'; TemporalMap(3,3) S; TemporalMap(1,1) K; " \
+           "TemporalMap(3,3) R;"
+    figs = _executed_as_counted(layer, text, Accelerator(num_pes=1), "strided-tail-held",
+                                "input_l2_reads", 28, 27)
+    assert figs["l1_size_req"] == (66, 66) and figs["l2_size_req"] == (44, 44)
+
+
 def test_overlapping_temporal_map_repeats_macs_as_the_model_counts():
     """``TemporalMap(2,1) K`` over K4: windows 0-1, 1-2, 2-3: the middle channels twice, as the model
     counts them (108 of which 36 repeat)."""
