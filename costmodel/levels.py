@@ -169,7 +169,9 @@ def build_levels(layer: Layer, dataflow: Dataflow, num_pes: np.ndarray,
                 if u.var not in dims:
                     skipped = True
                     continue
-                entries.insert(0, Entry(TEMPORAL, u.var, u.size.copy(), u.ofs.copy(), "inherited"))
+                # A dimension no level above maps stays unmapped (whole) here too.
+                origin = "unrolled" if u.origin == "unrolled" else "inherited"
+                entries.insert(0, Entry(TEMPORAL, u.var, u.size.copy(), u.ofs.copy(), origin))
         for var in input_side:
             if var in dims and not any(e.var == var for e in entries):
                 entries.append(Entry(TEMPORAL, var, dims[var].copy(), dims[var].copy(), "unrolled"))

@@ -214,8 +214,9 @@ class _Compiler:
                     if u.var not in dims:
                         skipped = True
                         continue
+                    origin = "unrolled" if u.origin == "unrolled" else "inherited"   # levels.py
                     entries.insert(0, _Entry(TEMPORAL, u.var, regs.copy(u.size), regs.copy(u.ofs),
-                                             "inherited", f"TemporalMap {u.var} (inherited)"))
+                                             origin, f"TemporalMap {u.var} ({origin})"))
             for var in input_side:
                 if var in dims and not any(e.var == var for e in entries):
                     entries.append(_Entry(TEMPORAL, var, regs.copy(dims[var]), regs.copy(dims[var]),
