@@ -855,15 +855,18 @@ class _LevelAnalysis:
         t, st, n, nedge = self.tables, self.states, self.n, self.nedge
         m, o, edge = t.M[v], self.offsets[j], st.edge[j] > 0
         folds = 1 + st.steady[j] + st.edge[j]
-        shift = (folds - 1) * n * o
         restarts = ~st.unrolled[j]
-        alone = np.maximum(np.minimum(m - shift, np.where(edge, t.EM[v], m)), 0)
-        idle = (nedge < n) & edge
-        apart_holders = np.where(idle & (folds == 2), n - nedge, 0)
-        busy = np.where(idle, nedge, n)
-        need = (busy - 1) * o + np.minimum(m, shift)
+        # Sub-clusters computing in the last fold (an edge fold's partial last one shorter than the
+        # filter does not: idle-edge-subcluster) hold its tiles, the others the fold before's.
+        busy = np.where(edge, nedge - np.asarray(self.ee_idle, dtype=np.int64), n)
+        last = np.where(edge, t.EM[v], m)
+        alone = np.where(busy == 0, np.maximum(m - (folds - 2) * o, 0),
+                         np.maximum(np.minimum(m - (folds - 1) * o, last), 0))
+        apart_holders = np.where(edge & (folds == 2) & (busy < n), n - busy, 0)
+        shift = (folds - 1) * n * o
+        need = np.where(busy > 0, (busy - 1) * o + np.minimum(m, shift), 0)
         idle_need = (n - 1) * o + np.minimum(m, shift - n * o)     # idle ones: fold before the last
-        need = np.where(idle & (folds > 2), np.maximum(need, idle_need), need)
+        need = np.where((busy < n) & (folds > 2), np.maximum(need, idle_need), need)
         holders = np.where((n == 1) | (o < m), 1, apart_holders)
         extent = np.where(n == 1, alone, np.where(o >= m, m, m + (n - 1) * o - need))
         return np.where(restarts, holders, 0), extent

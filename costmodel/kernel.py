@@ -539,7 +539,7 @@ def _in_spatial(sc, P, sl, first, ee, c, inited, nact1, exact, n):
 
 
 @njit(inline="always", **NO_NRT)
-def _fold_restart(sc, P, sl, spall, c, n, nedge, exact, owned):
+def _fold_restart(sc, P, sl, spall, c, n, nedge, exact, owned, ee_idle):
     """(sub-clusters, extent along the map) of the first fold's footprint that sub-clusters needing
     it still hold where the level's one spatial map restarts inside advancing map ``c`` (deviation
     fold-restart-held, engine._fold_restart_held; the docs give the derivation)."""
@@ -551,16 +551,22 @@ def _fold_restart(sc, P, sl, spall, c, n, nedge, exact, owned):
     v = sc[R_VAR, j]
     m, o = sc[R_M, v], sc[R_OF, j]
     folds = 1 + sc[R_ST, j] + sc[R_ED, j]
-    shift = (folds - 1) * n * o          # a sub-cluster busy in the last fold: how far its tile moved
+    edge = sc[R_ED, j] != 0
+    # Sub-clusters that compute in the last fold (an edge fold's partial last one shorter than the
+    # filter does not, idle-edge-subcluster): they hold its tiles, the others the fold before's.
+    busy = (nedge - (1 if ee_idle else 0)) if edge else n
     if n == 1:
-        last = sc[R_EM, v] if sc[R_ED, j] else m
-        return 1, max(min(m - shift, last), 0)
-    idle = nedge < n and sc[R_ED, j] != 0
+        if busy == 0:                    # it holds the fold before the last
+            return 1, max(m - (folds - 2) * o, 0)
+        last = sc[R_EM, v] if edge else m
+        return 1, max(min(m - (folds - 1) * o, last), 0)
     if o >= m:                           # sub-clusters share nothing: only idle ones can hold
-        return (n - nedge, m) if idle and folds == 2 else (0, 0)
-    busy = nedge if idle else n
-    need = (busy - 1) * o + min(m, shift)          # positions some busy sub-cluster lacks
-    if idle and folds > 2:
+        return (n - busy, m) if edge and folds == 2 and busy < n else (0, 0)
+    shift = (folds - 1) * n * o          # a sub-cluster busy in the last fold: how far its tile moved
+    need = 0                             # positions some sub-cluster needs and lacks
+    if busy > 0:
+        need = (busy - 1) * o + min(m, shift)
+    if busy < n and folds > 2:
         need = max(need, (n - 1) * o + min(m, shift - n * o))
     return 1, m + (n - 1) * o - need
 
@@ -623,7 +629,7 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle, spall):
     kept_fold = 0
     if not at_edge:
         vol = first + (n - 1) * rest
-        holders, extent = _fold_restart(sc, P, sl, spall, c, n, nedge, exact, owned)
+        holders, extent = _fold_restart(sc, P, sl, spall, c, n, nedge, exact, owned, ee_idle)
         kept_fold = holders * held * extent
         vol -= kept_fold                   # what they still hold is not delivered again
         halo = halo and n > 1

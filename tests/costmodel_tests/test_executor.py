@@ -274,6 +274,21 @@ def test_sliding_sub_clusters_lack_only_the_start_of_their_first_tiles_when_the_
                          40, 54)
 
 
+def test_a_sub_cluster_idle_in_an_edge_fold_that_computes_nothing_keeps_its_first_tile():
+    """CONV K1 C1 R5 S5 Y7 X20 stride 2, ``TemporalMap(5,1) Y; SpatialMap(5,1) X`` on 8 PEs: X's
+    windows (5 columns every 2) put output columns 0-7 on the 8 PEs (input columns 0-18), and
+    MAESTRO's walk leaves a second fold with columns 16-19 on PE0, which hold no output column: PE0
+    computes nothing there and receives nothing. When Y advances and X restarts, every PE still holds
+    rows 2-4 of its first columns: 5 x 19 + 2 x 19 = 133 input reads, as the model counts since
+    fold-restart-held takes that fold's idle sub-cluster as holding the fold before (148 before);
+    MAESTRO 345."""
+    layer = Layer.conv("L", K=1, C=1, R=5, S=5, Y=7, X=20, stride=2)
+    text = "TemporalMap(5,1) Y; SpatialMap(5,1) X; TemporalMap(5,5) R; TemporalMap(5,5) S; " \
+           "TemporalMap(1,1) C; TemporalMap(1,1) K;"
+    _executed_as_counted(layer, text, Accelerator(num_pes=8), "fold-restart-held", "input_l2_reads",
+                         133, 345)
+
+
 def test_a_fold_advance_keeps_its_overlap_when_a_map_inside_restarts():
     """CONV K1 C1 R3 S3 Y4 X6, ``SpatialMap(1,1) X'; TemporalMap(1,1) Y'`` on 2 PEs: in fold 0 the
     PEs read rows 0-2 x columns 0-3 (12), then row 3 (4). Fold 1 moves each PE by 2 columns and
