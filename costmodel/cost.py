@@ -54,7 +54,8 @@ class LayerCost:
 
     Counts are elements; runtimes and delays cycles; energies in units of one MAC's energy
     (``energy_mac_units``, MAESTRO's per-access weights) and nJ; area um^2; power mW. ``valid`` is
-    false when a capacity or bandwidth of the accelerator is exceeded (``violations`` says which);
+    false when a capacity or bandwidth of the accelerator is exceeded or the mapping executes fewer
+    MACs than the layer has, leaving part of it uncomputed (``violations`` says which);
     ``error`` is non-empty when the design cannot be evaluated at all (its figures are then 0).
     """
 
@@ -445,10 +446,15 @@ def _assemble(layer, stack, res, log, batch, tech, hw, lanes, noc_bw, t, maestro
 
     fits_l1, fits_l2 = within(l1_req, hw["l1_size"]), within(l2_req, hw["l2_size"])
     meets_noc, meets_off = within(res.peak_bw, hw["noc_bw"]), within(res.offchip_bw, hw["offchip_bw"])
+    # Tiles that leave part of the layer uncomputed (windows that skip output rows, say): the figures
+    # are the mapping's, not the layer's, so no search may take it for a design of the layer.
+    # MAESTRO reports such mappings as any other (kept under maestro_exact).
+    whole_layer = np.ones(batch, bool) if maestro_exact else ~(ok & (macs < true_macs))
     violations = _labels([("l1_size_req > l1_size", ~fits_l1), ("l2_size_req > l2_size", ~fits_l2),
                           ("peak_noc_bw_req > noc_bw", ~meets_noc),
-                          ("offchip_bw_req > offchip_bw", ~meets_off)], batch, "; ")
-    valid = ok & fits_l1 & fits_l2 & meets_noc & meets_off
+                          ("offchip_bw_req > offchip_bw", ~meets_off),
+                          (dx.PART_OF_LAYER, ~whole_layer)], batch, "; ")
+    valid = ok & fits_l1 & fits_l2 & meets_noc & meets_off & whole_layer
 
     # Area and power as MAESTRO reports them: buffers sized to this layer's requirement; the NoC at
     # the given bandwidth, or at the required peak bandwidth when unlimited.

@@ -89,6 +89,9 @@ DEVIATIONS = (
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 
+# The violation of a mapping that executes fewer MACs than its layer has (both engines).
+PART_OF_LAYER = "num_macs < true_macs"
+
 
 def deviation_label(bits: int) -> str:
     return ",".join(name for i, name in enumerate(DEVIATIONS) if bits >> i & 1)

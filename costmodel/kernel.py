@@ -118,7 +118,7 @@ N_INTS = 28
 (F_THROUGHPUT, F_ENERGY, F_ENERGY_NJ, F_AVG_BW, F_AVG_ACTIVE, F_AREA, F_POWER, F_UTILIZATION,
  F_INTENSITY) = range(9)
 N_FLOATS = 9
-VIOLATION_L1, VIOLATION_L2, VIOLATION_NOC, VIOLATION_OFFCHIP = 1, 2, 4, 8
+VIOLATION_L1, VIOLATION_L2, VIOLATION_NOC, VIOLATION_OFFCHIP, VIOLATION_PART = 1, 2, 4, 8, 16
 
 # Hardware columns per design.
 HW_NUM_PES, HW_LANES, HW_NOC_BW, HW_LATENCY, HW_OFFCHIP_BW, HW_L1_CAP, HW_L2_CAP, HW_NOC_CAP, \
@@ -1473,6 +1473,8 @@ def _assemble(P, base, hw, tech, regs, top, bad_size, bad_rs, bad_cluster, produ
         violations |= VIOLATION_NOC
     if hw[HW_OFFCHIP_CAP] >= 0 and offchip_bw > hw[HW_OFFCHIP_CAP]:
         violations |= VIOLATION_OFFCHIP
+    if not exact and ok and macs < true_macs:
+        violations |= VIOLATION_PART          # part of the layer is never computed (cost._assemble)
 
     noc_bw = hw[HW_NOC_BW]
     noc_for_area = max(peak_bw, 1) if noc_bw >= UNLIMITED else noc_bw

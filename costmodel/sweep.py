@@ -31,7 +31,8 @@ class SweepResult:
     energy_mac_units: np.ndarray
     area_um2: np.ndarray            # as provisioned: the grid's capacities and bandwidth
     power_mw: np.ndarray
-    valid: np.ndarray               # evaluable, fits L1 and L2, meets NoC and off-chip bandwidth
+    valid: np.ndarray               # evaluable, fits L1 and L2, meets NoC and off-chip bandwidth,
+                                    # computes the whole layer
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -72,7 +73,7 @@ def sweep_hardware(layer: Layer, dataflow: Dataflow, *, num_pes, noc_bw, l1_size
 
     runtime = np.broadcast_to(grid(cost.runtime_cycles), (*shape2, len(l1), len(l2)))
     energy = np.broadcast_to(grid(cost.energy_mac_units), runtime.shape)
-    ok = grid((cost.error == "") & cost.meets_noc_bw & cost.meets_offchip_bw)
+    ok = grid(cost.valid)        # evaluable, bandwidths met, the whole layer computed (no L1/L2 cap yet)
     fits = (grid(cost.l1_size_req) <= l1[None, None, :, None]) & \
         (grid(cost.l2_size_req) <= l2[None, None, None, :])
     p4 = pes[:, None, None, None]

@@ -877,3 +877,22 @@ def test_which_second_maps_rule_map_within_share_drops(later, dropped):
     level = _flow(f"SpatialMap(1,1) X; SpatialMap(1,1) S; {later};").levels[0]
     assert maps_within_share(level, {"S": 3, "X": 8}, False) == ([2] if dropped else [])
     assert maps_within_share(level, {"S": 3, "X": 8}, True) == []
+
+
+def test_a_mapping_that_leaves_outputs_uncomputed_is_not_a_valid_design():
+    """CONV K1 C1 R3 S3 Y3 X8, ``TemporalMap(4,4) X``: the windows (columns 0-3, 4-7) hold output
+    columns 0-1 and 4-5 only, so 2 and 3 are never computed: the executor finds 18 of the 54 MACs
+    never executed, and the model, counting 36, marks the design invalid (violation num_macs <
+    true_macs) on both engines, so no search takes it for a design of the layer. Under
+    maestro_exact it is reported as MAESTRO does, valid."""
+    layer = Layer.conv("L", K=1, C=1, R=3, S=3, Y=3, X=8)
+    text = "SpatialMap(1,1) K; TemporalMap(4,4) X; TemporalMap(3,3) Y; TemporalMap(3,3) R; " \
+           "TemporalMap(3,3) S; TemporalMap(1,1) C;"
+    acc = Accelerator(num_pes=1)
+    rep = execute(layer, _flow(text), acc)
+    assert (rep.macs_layer, rep.macs_skipped) == (54, 18)
+    for engine in ("reference", "compiled"):
+        r = evaluate_batch(layer, _flow(text), accelerator=acc, engine=engine)
+        assert (int(r.num_macs[0]), int(r.true_macs[0])) == (36, 54)
+        assert not r.valid[0] and r.violations[0] == "num_macs < true_macs" and r.error[0] == ""
+    assert bool(evaluate_batch(layer, _flow(text), accelerator=acc, maestro_exact=True).valid[0])
