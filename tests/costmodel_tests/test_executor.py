@@ -282,11 +282,10 @@ def test_a_sub_cluster_idle_in_an_edge_fold_that_computes_nothing_keeps_its_firs
     rows 2-4 of its first columns: 5 x 19 + 2 x 19 = 133 input reads, as the model counts since
     fold-restart-held takes that fold's idle sub-cluster as holding the fold before (148 before);
     MAESTRO 345."""
-    layer = Layer.conv("L", K=1, C=1, R=5, S=5, Y=7, X=20, stride=2)
-    text = "TemporalMap(5,1) Y; SpatialMap(5,1) X; TemporalMap(5,5) R; TemporalMap(5,5) S; " \
-           "TemporalMap(1,1) C; TemporalMap(1,1) K;"
-    _executed_as_counted(layer, text, Accelerator(num_pes=8), "fold-restart-held", "input_l2_reads",
-                         133, 345)
+    filters = "TemporalMap(5,5) R; TemporalMap(5,5) S; TemporalMap(1,1) C; TemporalMap(1,1) K;"
+    _executed_as_counted(Layer.conv("L", K=1, C=1, R=5, S=5, Y=7, X=20, stride=2),
+                         "TemporalMap(5,1) Y; SpatialMap(5,1) X; " + filters, Accelerator(num_pes=8),
+                         "fold-restart-held", "input_l2_reads", 133, 345)
 
 
 def test_a_fold_advance_keeps_its_overlap_when_a_map_inside_restarts():
