@@ -241,7 +241,7 @@ def _run_ops(P, base, holes, regs):
                     regs[dst] = (out - 1) * s + r
                     regs[a] = out * s
         elif op == OP_WHOLE and regs[a] >= regs[b] > regs[dst]:
-            regs[dst] = regs[b]             # a strided map covering its dimension keeps all of it
+            regs[dst] = regs[b]             # an unmapped strided dimension is held whole (levels.py)
             regs[REG_TAIL] = 1
     return bad_size, bad_rs
 
@@ -1022,14 +1022,14 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
             v = sc[R_VAR, i]
             if sc[R_KIND, i] == SPATIAL and sc[R_ED, i] and sc[R_EM, v] != sc[R_M, v]:
                 flags |= DEV_EDGE_READS_FOLD
-    # The partial last sub-cluster of a sliding spatial map shorter than the filter computes nothing
-    # and receives nothing (engine: ee_idle).
-    # A temporal map on Y or X whose edge window is shorter than the filter computes nothing there,
-    # so the PEs keep the window before it (engine._restart_overlap).
+    # A map on Y or X whose edge window is shorter than the filter computes nothing there, so the
+    # PEs keep the window before it (engine._restart_overlap).
     for i in range(nent):
         v = sc[R_VAR, i]
         out_v = vyp if v == vy else (vxp if v == vx else -1)
         sc[R_EDGE_IDLE, i] = not exact and conv and out_v >= 0 and sc[R_EM, out_v] <= 0
+    # The partial last sub-cluster of a sliding spatial map shorter than the filter computes nothing
+    # and receives nothing (engine: ee_idle).
     ee_idle = False
     sv = sc[R_VAR, sp]
     if not exact and conv and P[spall] == 1 and (sv == vy or sv == vx):
