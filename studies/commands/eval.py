@@ -7,6 +7,7 @@ import sys
 
 from costmodel import DseError, MappedLayer, evaluate_batch, limits
 from costmodel.cost import FIGURES
+from costmodel.diagnostics import PART_OF_LAYER
 
 from ..outputs import check_output_file, open_output
 from ..tables import write_rows
@@ -188,3 +189,8 @@ def _write_table(out, rows: list[dict], acc) -> None:
             layers = sum(r["count"] for r in good)
             out.write(f"total over {layers} evaluated layer(s), repeats counted: {runtime:,} cycles, "
                       f"{macs:,} MACs, {energy:,.1f} nJ\n")
+        short = [r["layer"] for r in file_rows if PART_OF_LAYER in (r.get("violations") or "")]
+        if short:
+            out.write(f"{', '.join(short)}: the mapping executes fewer MACs than the layer has (its tiles "
+                      f"leave outputs uncomputed); dse validate {path} with the same hardware flags shows "
+                      f"which\n")

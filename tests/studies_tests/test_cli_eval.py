@@ -184,3 +184,17 @@ def test_a_network_without_dataflows_gets_one_line_not_one_per_layer(capsys):
     assert out.count("error: no Dataflow block") == 30                     # every row still says so
     code, out, _ = run(capsys, "eval", "ResNet-50", "--dataflow", "kcp_ws", "--num-pes", "64")
     assert code == 0 and "total over 54 evaluated layer(s)" in out
+
+
+def test_a_mapping_short_of_the_layers_macs_is_invalid_and_explained(tmp_path, capsys):
+    """TemporalMap(4,4) X over a 3-wide filter never forms the windows between its tiles: the table
+    marks the layer invalid and says what that means and how to see it (exit 0: it was evaluated)."""
+    path = tmp_path / "gaps.m"
+    path.write_text("Network t {\nLayer gaps { Type: CONV Dimensions { K: 1, C: 1, R: 3, S: 3, Y: 3, X: 8 }\n"
+                    "Dataflow { SpatialMap(1,1) K; TemporalMap(4,4) X; TemporalMap(3,3) Y;"
+                    " TemporalMap(3,3) R; TemporalMap(3,3) S; TemporalMap(1,1) C; } }\n}\n")
+    code, out, err = run(capsys, "eval", str(path), "--num-pes", "1")
+    assert code == 0 and err == ""
+    row = next(line for line in out.splitlines() if line.startswith("gaps "))
+    assert "invalid: num_macs < true_macs" in row and " 36 " in row
+    assert "gaps: the mapping executes fewer MACs than the layer has" in out and "dse validate" in out
