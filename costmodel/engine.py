@@ -484,11 +484,18 @@ class _LevelAnalysis:
         # The partial last sub-cluster of a sliding spatial map (Y, X) whose tile is shorter than the
         # filter computes nothing, so it receives nothing (deviation idle-edge-subcluster); MAESTRO
         # delivers its tile.
-        self.ee_idle = False
-        spatial = [e for e in self.entries if e.kind == SPATIAL]
-        if not self.exact and self.conv and len(spatial) == 1 and spatial[0].var in OUTPUT_NAME:
-            self.ee_idle = t.EM[OUTPUT_NAME[spatial[0].var]] <= 0
+        self.spatial = [i for i, e in enumerate(self.entries) if e.kind == SPATIAL]
+        sole = self.entries[self.spatial[0]].var if len(self.spatial) == 1 else None
+        self.ee_idle = False if sole is None else self._edge_idle(sole)
+        if self.ee_idle is not False:
             self.flags["idle-edge-subcluster"] = self.ee_idle
+
+    def _edge_idle(self, var: str):
+        """Whether the edge tile of a map on Y or X is shorter than the filter, so computes nothing
+        (not under maestro_exact; False for other dimensions)."""
+        if self.exact or not self.conv or var not in OUTPUT_NAME:
+            return False
+        return self.tables.EM[OUTPUT_NAME[var]] <= 0
 
     # --------------------------------------------------------------------------- look-ups
     def _get(self, table: str, var: str):
@@ -533,9 +540,7 @@ class _LevelAnalysis:
         window, unrolled, does not restart). An edge window on Y or X shorter than the filter
         computes nothing, so the sub-clusters still hold the steady window before it."""
         t, v = self.tables, self.entries[i].var
-        edge = self.states.edge[i] > 0
-        if not self.exact and self.conv and v in OUTPUT_NAME:
-            edge = edge & (t.EM[OUTPUT_NAME[v]] > 0)
+        edge = (self.states.edge[i] > 0) & ~np.asarray(self._edge_idle(v))
         start = (self.states.steady[i] + np.where(edge, self.states.edge[i], 0)) * self.offsets[i]
         last = np.where(edge, t.EM[v], t.M[v])
         overlap = np.maximum(np.minimum(size - start, last), 0)
@@ -829,8 +834,8 @@ class _LevelAnalysis:
         tensor) of the fold's footprint its sub-clusters still hold from the fold before: each
         moves by sub-clusters x offset, so what the fold needs and they lack begins that far short
         of the first tile's end (its union is contiguous). None where there is no such map."""
-        spatial = [i for i, e in enumerate(self.entries) if e.kind == SPATIAL]
-        if self.exact or c < 0 or spatial != [c] or self.entries[c].var not in dims or not self._owned(dims):
+        if (self.exact or c < 0 or self.spatial != [c] or self.entries[c].var not in dims
+                or not self._owned(dims)):
             return None
         t, v = self.tables, self.entries[c].var
         mapped = np.where(self.nact1, t.EM[v], t.M[v]) if codes[c] == EDGE else t.M[v]
@@ -845,10 +850,9 @@ class _LevelAnalysis:
         footprint less the positions some sub-cluster needs and lacks (each lacks the start of its
         window up to where its held tile begins; a partial tile ends at the dimension's end, so it
         lacks nothing beyond). (None, None) where the rule cannot apply."""
-        spatial = [i for i, e in enumerate(self.entries) if e.kind == SPATIAL]
-        if self.exact or c < 0 or len(spatial) != 1:
+        if self.exact or c < 0 or len(self.spatial) != 1:
             return None, None
-        j = spatial[0]
+        j = self.spatial[0]
         v = self.entries[j].var
         if v not in dims or j <= c or codes[j] != INIT or not self._owned(dims):
             return None, None

@@ -546,7 +546,7 @@ def _fold_restart(sc, P, sl, spall, c, n, nedge, exact, owned, ee_idle):
     if exact or c < 0 or not owned or P[sl] != 1 or P[spall] != 1:
         return 0, 0
     j = P[sl + 1]
-    if j != P[spall + 1] or j <= c or sc[R_CODES, j] != INIT or sc[R_UNR, j] or sc[R_OWNER, j] != j:
+    if j != P[spall + 1] or j <= c or sc[R_CODES, j] != INIT or sc[R_UNR, j]:
         return 0, 0
     v = sc[R_VAR, j]
     m, o = sc[R_M, v], sc[R_OF, j]
@@ -1030,12 +1030,9 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
         sc[R_EDGE_IDLE, i] = not exact and conv and out_v >= 0 and sc[R_EM, out_v] <= 0
     # The partial last sub-cluster of a sliding spatial map shorter than the filter computes nothing
     # and receives nothing (engine: ee_idle).
-    ee_idle = False
-    sv = sc[R_VAR, sp]
-    if not exact and conv and P[spall] == 1 and (sv == vy or sv == vx):
-        ee_idle = sc[R_EM, vyp if sv == vy else vxp] <= 0
-        if ee_idle:
-            flags |= DEV_IDLE_EDGE
+    ee_idle = P[spall] == 1 and sc[R_EDGE_IDLE, sp] != 0
+    if ee_idle:
+        flags |= DEV_IDLE_EDGE
 
     # Occurrence multiplier of directives that do not own their dimension's tables.
     mult = 1

@@ -239,7 +239,7 @@ def _apply_stride(entries: list[Entry], strides: dict[str, int], layer_dims: dic
     the top and o·R below; the default model keeps the rows between them in the window, (o-1)·s + R
     rows walked by o·s at every level, so window, offset and dimension share one row numbering (rule
     strided-output-rows). Returns where a map kept its dimension's tail (strided-tail-held)."""
-    grew = np.zeros(len(next(iter(dims.values()))) if dims else 0, dtype=bool)
+    grew = np.zeros_like(next(iter(dims.values())), dtype=bool)
     for ref, sliding in OVERLAP_PAIRS:
         s = strides.get(ref, 1)
         if s == 1 or sliding not in layer_dims:
