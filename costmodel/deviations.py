@@ -130,8 +130,9 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "SpatialMap of the level sets the state; the model then counted the map's size)",
               _ALL_COUNTS),
     Deviation("edge-fold-reads", "4.5",
-              "a spatial map's edge fold has one busy sub-cluster and it holds less than a tile (what "
-              "is left of the dimension): the steps of loops inside deliver that partial tile, where "
+              "a spatial map's edge fold (or its first fold, where that is its edge) has one busy "
+              "sub-cluster and it holds less than a tile (what is left of the dimension): the steps "
+              "of loops inside and outside deliver that partial tile, where "
               "MAESTRO delivers a whole tile (it sizes the tile right at the first step and for outputs)",
               _TRAFFIC),
     Deviation("partial-filter-rows", "4.3",

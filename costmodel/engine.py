@@ -442,12 +442,13 @@ class _LevelAnalysis:
             differs = static_nedge != self.nedge
             self.flags["subtile-edges"] = self.flags.get("subtile-edges", False) | differs
         self.nact1 = self.nedge == 1
-        # The one busy sub-cluster of an edge fold holding less than a tile: its steps read that
-        # tile (MAESTRO: a whole tile; deviation edge-fold-reads).
+        # The one busy sub-cluster of an edge fold (or of a first fold that is the edge fold)
+        # holding less than a tile: its steps read that tile (MAESTRO: a whole tile; deviation
+        # edge-fold-reads).
         partial_edge = False
         for i, e in enumerate(level.entries):
             if e.kind == SPATIAL:
-                partial_edge = partial_edge | ((self.states.edge[i] > 0)
+                partial_edge = partial_edge | (((self.states.edge[i] > 0) | self.states.init_edge[i])
                                                & (self.tables.EM[e.var] != self.tables.M[e.var]))
         self.flags["edge-fold-reads"] = (not ctx.maestro_exact) & self.nact1 & partial_edge
         self.cls = _Classes(level, self.states)
@@ -618,9 +619,10 @@ class _LevelAnalysis:
             elif i > c and code == INIT:
                 stay = np.logical_and(stay, self.states.unrolled[i])
             mapped = t.EM[v] if ee else t.M[v]
-            if first and code == EDGE and not self.exact:
+            if first and _is_edge(code) and not self.exact:
                 # The edge fold's one busy sub-cluster holds only what is left of the dimension,
-                # at every step as at the first (deviation edge-fold-reads; MAESTRO: a whole tile).
+                # at every step as at the first (deviation edge-fold-reads; MAESTRO: a whole tile),
+                # also where the first fold is the edge fold (a map larger than its dimension).
                 mapped = np.where(self.nact1, t.EM[v], mapped)
             if first:
                 f = mapped

@@ -514,7 +514,7 @@ def _in_spatial(sc, P, sl, first, ee, c, inited, nact1, exact, n):
         else:
             # The edge fold's one busy sub-cluster holds what is left of the dimension (deviation
             # edge-fold-reads, engine.pe_ingress).
-            mapped = sc[R_EM, v] if (ee or (first and nact1 and code == EDGE and not exact)) else sc[R_M, v]
+            mapped = sc[R_EM, v] if (ee or (first and nact1 and _is_edge(code) and not exact)) else sc[R_M, v]
             if first:
                 f = mapped
                 step = n * sc[R_OF, i]
@@ -1020,7 +1020,7 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
     if nact1 and not exact:
         for i in range(nent):              # engine._LevelAnalysis: edge-fold-reads
             v = sc[R_VAR, i]
-            if sc[R_KIND, i] == SPATIAL and sc[R_ED, i] and sc[R_EM, v] != sc[R_M, v]:
+            if sc[R_KIND, i] == SPATIAL and (sc[R_ED, i] or sc[R_IE, i]) and sc[R_EM, v] != sc[R_M, v]:
                 flags |= DEV_EDGE_READS_FOLD
     # A map on Y or X whose edge window is shorter than the filter computes nothing there, so the
     # PEs keep the window before it (engine._restart_overlap).

@@ -769,6 +769,18 @@ def test_the_one_busy_partial_tile_of_an_edge_fold_is_read_as_that_tile():
     _engines_agree_and_exact_differs(layer, text, acc, "edge-fold-reads", "weight_l2_reads", 6, 8)
 
 
+def test_a_map_whose_first_fold_is_its_edge_fold_is_read_as_the_tile_it_holds():
+    """GEMM M1 N1 K3 on one sub-cluster, ``SpatialMap(2,2) K`` in lockstep with ``SpatialMap(3,2) M``
+    (larger than M): fold 0 holds K 0-1 and the one M, fold 1 K 2 and the same M. A literal run reads
+    the 3 inputs once. When K advances, M's map stands at its first fold, which is also its edge
+    fold (the dimension is shorter than the map), so the sub-cluster holds the 1 M there as at the
+    first step; the model once counted the map's 3 there (2 + 3 = 5), MAESTRO counts 8 (deviation
+    ``edge-fold-reads``; generated case_00317 is this mapping on four levels)."""
+    layer = Layer.gemm("G", M=1, N=1, K=3)
+    text = "SpatialMap(2,2) K; SpatialMap(3,2) M; Cluster(1,L); SpatialMap(1,1) N;"
+    _executed_as_counted(layer, text, Accelerator(num_pes=1), "edge-fold-reads", "input_l2_reads", 3, 8)
+
+
 def test_a_partial_filter_tile_computes_only_the_layers_output_columns():
     """CONV S3 X5 (3 output columns), ``SpatialMap(1,1) S`` on 1 PE: three folds, one filter column
     each, over the whole X. At filter column s the PE computes outputs x' = x - s for x in 0..4 that
