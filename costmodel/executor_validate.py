@@ -130,4 +130,20 @@ def describe(v: Validation) -> list[str]:
     if v.pairs:
         bad = v.disagreeing()
         lines.append("verdict: " + ("all figures agree" if not bad else "differ on " + ", ".join(bad)))
+        if bad:
+            lines.extend(_why_they_differ(v))
     return lines
+
+
+def _why_they_differ(v: Validation) -> list[str]:
+    """The documented reasons a difference can have (docs/maestro-deviations.md): a mapping that
+    skips or repeats MACs, which the model counts by its tiles, and the one approximation it keeps."""
+    why = []
+    if v.report is not None and v.report.coverage_problem() is not None:
+        why.append("  the mapping does not run every MAC exactly once, so the model's figures (which count "
+                   "its tiles, and bound runtime by the layer's MACs over the PEs) need not be what runs")
+    if "partial-filter-shift" in v.deviations.split(","):
+        why.append("  partial-filter-shift: a filter tile smaller than the filter beside a tiled row; the "
+                   "model's counts there are approximate (the output rows a tile computes shift with the "
+                   "filter position, which its case analysis does not follow)")
+    return why
