@@ -442,13 +442,13 @@ class _LevelAnalysis:
             differs = static_nedge != self.nedge
             self.flags["subtile-edges"] = self.flags.get("subtile-edges", False) | differs
         self.nact1 = self.nedge == 1
-        # The one busy sub-cluster of an edge fold (or of a first fold that is the edge fold)
-        # holding less than a tile: its steps read that tile (MAESTRO: a whole tile; deviation
-        # edge-fold-reads).
+        # The one busy sub-cluster of an edge fold holding less than a tile: its steps read that
+        # tile (MAESTRO: a whole tile; deviation edge-fold-reads; where the first fold is the edge
+        # fold, pe_ingress names it).
         partial_edge = False
         for i, e in enumerate(level.entries):
             if e.kind == SPATIAL:
-                partial_edge = partial_edge | (((self.states.edge[i] > 0) | self.states.init_edge[i])
+                partial_edge = partial_edge | ((self.states.edge[i] > 0)
                                                & (self.tables.EM[e.var] != self.tables.M[e.var]))
         self.flags["edge-fold-reads"] = (not ctx.maestro_exact) & self.nact1 & partial_edge
         self.cls = _Classes(level, self.states)
@@ -463,6 +463,7 @@ class _LevelAnalysis:
         self.edge_reads = False         # set by pe_ingress: a temporal edge step counted its own window
         self.halo = False               # set by pe_ingress: a neighbour's shared elements counted once
         self.fold_reuse = False         # set by pe_ingress: a fold advance kept its tile's overlap
+        self.first_fold_edge = False    # set by pe_ingress: a first fold's edge tile held (edge-fold-reads)
         self.restart_kept = False       # set by pe_ingress: a restarted tile kept its overlap
         # An under-filled spatial fold ("init-edge") whose last busy sub-cluster holds a whole tile:
         # MAESTRO still takes that sub-cluster as a partial one and counts only its edge-unique share
@@ -623,7 +624,10 @@ class _LevelAnalysis:
                 # The edge fold's one busy sub-cluster holds only what is left of the dimension,
                 # at every step as at the first (deviation edge-fold-reads; MAESTRO: a whole tile),
                 # also where the first fold is the edge fold (a map larger than its dimension).
-                mapped = np.where(self.nact1, t.EM[v], mapped)
+                held_edge = np.where(self.nact1, t.EM[v], mapped)
+                if code == INIT_IE:
+                    self.first_fold_edge = self.first_fold_edge | (held_edge != mapped)
+                mapped = held_edge
             if first:
                 f = mapped
                 if i == c and not self.exact:
@@ -795,15 +799,16 @@ class _LevelAnalysis:
         self.terminate = False
         self.edge_reads = False
         self.halo = False
-        kept, halo = {}, {}                 # the two spatial flags of each sub-cluster variant
+        kept, halo, held_edge = {}, {}, {}  # the spatial flags of each sub-cluster variant
         self.restart_kept = False
         self.fold_restart = False
         self.temporal_held = 0              # set by pe_ingress
 
         def pe(first: bool, ee: bool):
-            self.fold_reuse = self.halo = False
+            self.fold_reuse = self.halo = self.first_fold_edge = False
             vol = self.pe_ingress(dims, first, ee, codes, c, inited)
             kept[first, ee], halo[first, ee] = self.fold_reuse, self.halo
+            held_edge[first, ee] = self.first_fold_edge
             return vol
 
         vol = self._spread(dims, pe, codes)
@@ -822,10 +827,12 @@ class _LevelAnalysis:
             self.restart_kept = self.restart_kept | (kept_step > 0)
         reread = c >= 0 and not self.exact and self.entries[c].var not in dims
         nonzero = vol != 0
-        fold_reuse, shared_once = self._used_variant_flags(dims, codes, kept, halo)
+        fold_reuse, shared_once, first_fold_edge = self._used_variant_flags(dims, codes, kept, halo,
+                                                                            held_edge)
         return (vol, self.terminate, np.asarray(reread & nonzero), np.asarray(self.edge_reads & nonzero),
                 np.asarray(shared_once & nonzero), np.asarray(fold_reuse & nonzero),
-                np.asarray(self.restart_kept & nonzero), np.asarray(self.fold_restart))
+                np.asarray(self.restart_kept & nonzero), np.asarray(self.fold_restart),
+                np.asarray(first_fold_edge & nonzero))
 
     def _owned(self, dims) -> bool:
         """Each dimension of the tensor has one map at the level."""
@@ -877,21 +884,24 @@ class _LevelAnalysis:
         extent = np.where(n == 1, alone, np.where(o >= m, m, m + (n - 1) * o - need))
         return np.where(restarts, holders, 0), extent
 
-    def _used_variant_flags(self, dims, codes, kept, halo):
-        """fold-overlap-reuse and shared-halo-once raised only by the sub-cluster variants that
-        ``_spread`` counts (it evaluates every variant over all designs and weights some by 0)."""
+    def _used_variant_flags(self, dims, codes, kept, halo, held_edge):
+        """fold-overlap-reuse, shared-halo-once and a first fold's edge tile held (edge-fold-reads)
+        raised only by the sub-cluster variants that ``_spread`` counts (it evaluates every variant
+        over all designs and weights some by 0)."""
         is_sp, at_edge, has_ee = self._spatial_state(dims, codes)
         if not is_sp:
-            return kept[True, False], False
+            return kept[True, False], False, held_edge[True, False]
         if not at_edge:
-            return kept[True, False], halo[False, False] & (self.n > 1)
+            return kept[True, False], halo[False, False] & (self.n > 1), held_edge[True, False]
         if has_ee is False:
-            return kept[True, False], halo[False, False] & (self.nedge > 1)
-        fold_reuse = np.where(self.nact1 & has_ee, kept[True, True], kept[True, False])
+            return kept[True, False], halo[False, False] & (self.nedge > 1), held_edge[True, False]
+        first_ee = self.nact1 & has_ee           # the first sub-cluster counted is the edge-edge one
+        fold_reuse = np.where(first_ee, kept[True, True], kept[True, False])
+        first_edge = np.where(first_ee, held_edge[True, True], held_edge[True, False])
         n_full = self.nedge - has_ee - 1
         ee_busy = has_ee & np.logical_not(self.ee_idle)
         shared_once = (halo[False, False] & (n_full > 0)) | (halo[False, True] & ee_busy)
-        return fold_reuse, shared_once & (self.nedge > 1)
+        return fold_reuse, shared_once & (self.nedge > 1), first_edge
 
     # ------------------------------------------------------------------ sub-cluster tiles
     def subtile_key(self, codes, ee: bool) -> tuple:
@@ -1025,11 +1035,12 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
         neg_s.append(negative)
         fold_s.append(a.edge_fold_differs(cls.rows[k]))
     in_s, w_s, term_s, reread_s, edge_s, halo_s, keep_s, restart_s = [], [], [], [], [], [], [], []
-    fold_restart_s = []
+    fold_restart_s, first_edge_s = [], []
     for k in in_rows:
-        vi, ti, ri, ei, hi, ki, xi, fi = a.ingress(t.input, cls.rows[k], cls.c[k])
-        vw, tw, rw, ew, hw_, kw, xw, fw = a.ingress(t.weight, cls.rows[k], cls.c[k])
+        vi, ti, ri, ei, hi, ki, xi, fi, gi = a.ingress(t.input, cls.rows[k], cls.c[k])
+        vw, tw, rw, ew, hw_, kw, xw, fw, gw = a.ingress(t.weight, cls.rows[k], cls.c[k])
         fold_restart_s.append(fi | fw)
+        first_edge_s.append(gi | gw)
         in_s.append(vi)
         w_s.append(vw)
         term_s.append(ti | tw)
@@ -1081,6 +1092,7 @@ def _analyze_level(ctx: _Context, li: int, level: Level, dims_iter, dims_static,
     for name, sig, cases in (("uncoupled-reread", reread_s, used), ("temporal-edge-reads", edge_s, used),
                              ("fold-overlap-reuse", keep_s, used), ("restart-overlap", restart_s, used),
                              ("fold-restart-held", fold_restart_s, used),
+                             ("edge-fold-reads", first_edge_s, used),
                              # the all-Init case also sizes the L2 tiles, computing or not
                              ("shared-halo-once", halo_s, used | (cls.all_init & (occ > 0)))):
         flags[name] = flags.get(name, False) | (cases & _stack(sig, B, bool)[in_idx]).any(axis=0)

@@ -492,10 +492,12 @@ def _in_spatial(sc, P, sl, first, ee, c, inited, nact1, exact, n):
     """(product of the spatial factors, whether a sub-cluster after the first got its share of the
     elements its neighbour does not also need where MAESTRO counts its whole tile: deviation
     shared-halo-once, engine._halo_once; whether the first kept its previous tile's overlap on a
-    fold advance: deviation fold-overlap-reuse)."""
+    fold advance: deviation fold-overlap-reuse; whether it holds a first fold's edge tile where
+    MAESTRO counts a whole one: deviation edge-fold-reads)."""
     prod = 1
     halo = False
     kept = False
+    first_edge = False
     for k in range(P[sl]):
         i = P[sl + 1 + k]
         v = sc[R_VAR, i]
@@ -515,6 +517,8 @@ def _in_spatial(sc, P, sl, first, ee, c, inited, nact1, exact, n):
             # The edge fold's one busy sub-cluster holds what is left of the dimension (deviation
             # edge-fold-reads, engine.pe_ingress).
             mapped = sc[R_EM, v] if (ee or (first and nact1 and _is_edge(code) and not exact)) else sc[R_M, v]
+            if first and not ee and code == INIT_IE and mapped != sc[R_M, v]:
+                first_edge = True
             if first:
                 f = mapped
                 step = n * sc[R_OF, i]
@@ -535,7 +539,7 @@ def _in_spatial(sc, P, sl, first, ee, c, inited, nact1, exact, n):
             halo = halo or f != share
             f = share
         prod *= f
-    return prod, halo, kept
+    return prod, halo, kept, first_edge
 
 
 @njit(inline="always", **NO_NRT)
@@ -589,10 +593,11 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle, spall):
     """(volume, MAESTRO would stop here, the volume is a re-read MAESTRO counts as 0, a temporal
     edge step counted its own window, neighbours' shared elements counted once, a fold advance kept
     its overlap, a restarted temporal tile kept its overlap, a restarted spatial map's tile still
-    held was kept) of an input/weight tensor in this class (engine.ingress)."""
+    held was kept, a first fold's edge tile held) of an input/weight tensor in this class
+    (engine.ingress)."""
     uncoupled = c >= 0 and (sc[R_TM, c] & bit) == 0
     if uncoupled and exact:
-        return 0, False, False, False, False, False, False, False   # MAESTRO: the map leaves it be
+        return 0, False, False, False, False, False, False, False, False   # MAESTRO: the map leaves it be
     tl = block
     sl = tl + 1 + P[tl]
     inited = False
@@ -610,7 +615,7 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle, spall):
                 if sc[R_OWNER, j] != j or (lst == sl and (j == c or restarts)):
                     countable = False
     if uncoupled and not inited:
-        return 0, False, False, False, False, False, False, False
+        return 0, False, False, False, False, False, False, False, False
     # Uncoupled but a coupled map inside restarts: the whole tile again (deviation uncoupled-reread).
     term = c >= 0 and sc[R_KIND, c] == TEMPORAL and not inited and sc[R_U, sc[R_VAR, c]] == 0
     temporal, edge_reads, held = _in_temporal(sc, P, tl, c, inited, exact)
@@ -618,13 +623,13 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle, spall):
     if restart:
         temporal -= held                   # the part still held is not delivered again
     is_sp, at_edge, possible, hee = _spatial_state(sc, P, sl + 1 + P[sl], -1)
-    first_f, _, kept = _in_spatial(sc, P, sl, True, False, c, inited, nact1, exact, n)
+    first_f, _, kept, first_edge = _in_spatial(sc, P, sl, True, False, c, inited, nact1, exact, n)
     first = temporal * first_f
     if not is_sp:
         nz = first != 0
         return (first, term, uncoupled and nz, edge_reads and nz, False, kept and nz, restart and nz,
-                False)
-    rest_f, halo, _ = _in_spatial(sc, P, sl, False, False, c, inited, nact1, exact, n)
+                False, first_edge and nz)
+    rest_f, halo, _, _ = _in_spatial(sc, P, sl, False, False, c, inited, nact1, exact, n)
     rest = temporal * rest_f
     kept_fold = 0
     if not at_edge:
@@ -638,14 +643,15 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle, spall):
         n_ee = 0
         if possible:
             if nact1 and hee:          # the one busy sub-cluster of the edge fold is edge-edge
-                ee_first_f, _, kept = _in_spatial(sc, P, sl, True, True, c, inited, nact1, exact, n)
+                ee_first_f, _, kept, first_edge = _in_spatial(sc, P, sl, True, True, c, inited, nact1,
+                                                              exact, n)
                 edge_first = temporal * ee_first_f
             n_ee = 1 if hee else 0
         n_full = nedge - n_ee - 1
         extra = max(n_full, 0) * rest
         halo = halo and n_full > 0      # flags only from the variants counted (engine: same)
         if n_ee and not ee_idle:        # an idle one computes nothing (idle-edge-subcluster)
-            ee_f, ee_halo, _ = _in_spatial(sc, P, sl, False, True, c, inited, nact1, exact, n)
+            ee_f, ee_halo, _, _ = _in_spatial(sc, P, sl, False, True, c, inited, nact1, exact, n)
             extra += temporal * ee_f
             halo = halo or ee_halo
         vol = edge_first + (extra if nedge > 1 else 0)
@@ -658,7 +664,7 @@ def _ingress(sc, P, block, bit, c, n, nedge, nact1, exact, ee_idle, spall):
         restart = restart or kept_step > 0
     nz = vol != 0
     return (vol, term, uncoupled and nz, edge_reads and nz, halo and nz, kept and nz, restart and nz,
-            kept_fold > 0 and nz)
+            kept_fold > 0 and nz, first_edge and nz)
 
 
 @njit(inline="always", **NO_NRT)
@@ -1020,7 +1026,7 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
     if nact1 and not exact:
         for i in range(nent):              # engine._LevelAnalysis: edge-fold-reads
             v = sc[R_VAR, i]
-            if sc[R_KIND, i] == SPATIAL and (sc[R_ED, i] or sc[R_IE, i]) and sc[R_EM, v] != sc[R_M, v]:
+            if sc[R_KIND, i] == SPATIAL and sc[R_ED, i] and sc[R_EM, v] != sc[R_M, v]:
                 flags |= DEV_EDGE_READS_FOLD
     # A map on Y or X whose edge window is shorter than the filter computes nothing there, so the
     # PEs keep the window before it (engine._restart_overlap).
@@ -1198,10 +1204,10 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                             flags |= DEV_EXECUTED
                         run_macs = executed
 
-            vi, ti, ri, ei, hi, ki, xi, fi = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1,
-                                                      exact, ee_idle, spall)
-            vw, tw, rw, ew, hw_, kw, xw, fw = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1,
-                                                       exact, ee_idle, spall)
+            vi, ti, ri, ei, hi, ki, xi, fi, gi = _ingress(sc, P, in_block, T_INPUT, c, n, nedge, nact1,
+                                                          exact, ee_idle, spall)
+            vw, tw, rw, ew, hw_, kw, xw, fw, gw = _ingress(sc, P, w_block, T_WEIGHT, c, n, nedge, nact1,
+                                                           exact, ee_idle, spall)
             term_any = term_any or ti or tw
             if used and (ri or rw):
                 flags |= DEV_REREAD
@@ -1213,6 +1219,8 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
                 flags |= DEV_RESTART
             if used and (fi or fw):
                 flags |= DEV_FOLD_RESTART
+            if used and (gi or gw):
+                flags |= DEV_EDGE_READS_FOLD
             if occ > 0 and nact1 and not maestro_fold and _edge_fold_differs(sc, P, outf):
                 flags |= DEV_EDGE_FOLD             # also where the class computes nothing by it
             if (used or (all_init and occ > 0)) and (hi or hw_):   # all-Init also sizes L2 tiles
