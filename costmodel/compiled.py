@@ -60,7 +60,8 @@ _FLOAT_FIELDS = {
 _TENSOR_FIELDS = {"input_l2_writes": "input", "weight_l2_writes": "weight", "output_l2_reads": "output"}
 _VIOLATIONS = (("l1_size_req > l1_size", K.VIOLATION_L1), ("l2_size_req > l2_size", K.VIOLATION_L2),
                ("peak_noc_bw_req > noc_bw", K.VIOLATION_NOC),
-               ("offchip_bw_req > offchip_bw", K.VIOLATION_OFFCHIP), (dx.PART_OF_LAYER, K.VIOLATION_PART))
+               ("offchip_bw_req > offchip_bw", K.VIOLATION_OFFCHIP), (dx.PART_OF_LAYER, K.VIOLATION_PART),
+               (dx.LOCKSTEP_SKIPS, K.VIOLATION_LOCKSTEP))
 
 
 _loaded = False

@@ -450,11 +450,14 @@ def _assemble(layer, stack, res, log, batch, tech, hw, lanes, noc_bw, t, maestro
     # are the mapping's, not the layer's, so no search may take it for a design of the layer.
     # MAESTRO reports such mappings as any other (kept under maestro_exact).
     whole_layer = np.ones(batch, bool) if maestro_exact else ~(ok & (macs < true_macs))
+    # Two SpatialMaps in lockstep on independent dimensions skip window pairs (lockstep-skips).
+    paired = np.asarray(res.flags.get("lockstep-skips", False))
+    lockstep = np.zeros(batch, bool) if maestro_exact else ok & paired
     violations = _labels([("l1_size_req > l1_size", ~fits_l1), ("l2_size_req > l2_size", ~fits_l2),
                           ("peak_noc_bw_req > noc_bw", ~meets_noc),
                           ("offchip_bw_req > offchip_bw", ~meets_off),
-                          (dx.PART_OF_LAYER, ~whole_layer)], batch, "; ")
-    valid = ok & fits_l1 & fits_l2 & meets_noc & meets_off & whole_layer
+                          (dx.PART_OF_LAYER, ~whole_layer), (dx.LOCKSTEP_SKIPS, lockstep)], batch, "; ")
+    valid = ok & fits_l1 & fits_l2 & meets_noc & meets_off & whole_layer & ~lockstep
 
     # Area and power as MAESTRO reports them: buffers sized to this layer's requirement; the NoC at
     # the given bandwidth, or at the required peak bandwidth when unlimited.

@@ -168,6 +168,13 @@ DEVIATIONS: dict[str, Deviation] = {d.name: d for d in (
               "dimension, where MAESTRO's stride rewrite of the map it inserts cuts the tile to the "
               "rows of whole output windows and walks the rest as a second step",
               _TRAFFIC | {"l1_size_req", "l2_size_req"}),
+    Deviation("lockstep-skips", "4.2",
+              "a level has two SpatialMaps on independent dimensions (not Y with R, nor X with S), at "
+              "least two sub-clusters, and a map with more than one window over its tile: in lockstep "
+              "sub-cluster i gets window i of each, so window pairs of different indices are never "
+              "computed; the design is invalid (violation 'lockstep SpatialMaps skip window pairs'), where "
+              "MAESTRO counts every pair",
+              frozenset()),                 # no figure changes: the design's validity does
 )}
 
 

@@ -86,11 +86,15 @@ DEVIATIONS = (
     "map-within-share",          # a later TemporalMap covering an earlier map's tile in one step is dropped
     "fold-restart-held",         # a restarted spatial map's first tile still held is not delivered again
     "strided-tail-held",         # a strided map covering its dimension keeps the rows past the last window
+    "lockstep-skips",            # two SpatialMaps in lockstep on independent dimensions skip MACs
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 
 # The violation of a mapping that executes fewer MACs than its layer has (both engines).
 PART_OF_LAYER = "num_macs < true_macs"
+# The violation of a level whose two SpatialMaps in lockstep pair only equal window indices of two
+# independent dimensions (deviation lockstep-skips), whatever MAC count MAESTRO's product gives.
+LOCKSTEP_SKIPS = "lockstep SpatialMaps skip window pairs"
 
 
 def deviation_label(bits: int) -> str:

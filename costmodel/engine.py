@@ -309,6 +309,23 @@ def _edge_clusters(level: Level, dims: dict[str, np.ndarray], n: np.ndarray,
     return out.astype(np.int64), after_fold & (partial > 0)
 
 
+# Dimension pairs whose lockstep windows slide together (row stationary); any other pair of
+# SpatialMaps on a level distributes two independent dimensions.
+_SLIDING_PAIRS = ({"Y", "R"}, {"X", "S"})
+
+
+def _lockstep_skips(level: Level, dims: dict[str, np.ndarray], n: np.ndarray):
+    """Designs in which the level's two SpatialMaps, on independent dimensions, skip MACs: sub-cluster
+    i gets window i of each in every fold, so a pair of windows of different indices is never
+    computed; one exists once there are two sub-clusters and a map has two windows (it is smaller
+    than its dimension's tile). False where the rule cannot apply."""
+    spatial = [e for e in level.entries if e.kind == SPATIAL]
+    if len(spatial) != 2 or {spatial[0].var, spatial[1].var} in _SLIDING_PAIRS:
+        return False
+    several = (spatial[0].size < dims[spatial[0].var]) | (spatial[1].size < dims[spatial[1].var])
+    return np.asarray((n >= 2) & several)
+
+
 def _noc_delay(volume: np.ndarray, bw: np.ndarray, latency: np.ndarray) -> np.ndarray:
     """Head latency plus serialisation; never negative (MAESTRO gives latency - 1 for no data)."""
     sends = -(-volume // bw)
@@ -451,6 +468,8 @@ class _LevelAnalysis:
                 partial_edge = partial_edge | ((self.states.edge[i] > 0)
                                                & (self.tables.EM[e.var] != self.tables.M[e.var]))
         self.flags["edge-fold-reads"] = (not ctx.maestro_exact) & self.nact1 & partial_edge
+        if not ctx.maestro_exact:
+            self.flags["lockstep-skips"] = _lockstep_skips(level, dims_map, self.n)
         self.cls = _Classes(level, self.states)
         self.first: dict[str, int] = {}
         for i, e in enumerate(self.entries):

@@ -118,7 +118,8 @@ N_INTS = 28
 (F_THROUGHPUT, F_ENERGY, F_ENERGY_NJ, F_AVG_BW, F_AVG_ACTIVE, F_AREA, F_POWER, F_UTILIZATION,
  F_INTENSITY) = range(9)
 N_FLOATS = 9
-VIOLATION_L1, VIOLATION_L2, VIOLATION_NOC, VIOLATION_OFFCHIP, VIOLATION_PART = 1, 2, 4, 8, 16
+VIOLATION_L1, VIOLATION_L2, VIOLATION_NOC, VIOLATION_OFFCHIP = 1, 2, 4, 8
+VIOLATION_PART, VIOLATION_LOCKSTEP = 16, 32
 
 # Hardware columns per design.
 HW_NUM_PES, HW_LANES, HW_NOC_BW, HW_LATENCY, HW_OFFCHIP_BW, HW_L1_CAP, HW_L2_CAP, HW_NOC_CAP, \
@@ -163,6 +164,7 @@ DEV_TAIL = dx.DEV_BIT["strided-tail-held"]
 DEV_HELD = dx.DEV_BIT["oversized-map-held"]
 DEV_PARTIAL_ROWS = dx.DEV_BIT["partial-filter-rows"]
 DEV_PARTIAL_SHIFT = dx.DEV_BIT["partial-filter-shift"]
+DEV_LOCKSTEP = dx.DEV_BIT["lockstep-skips"]
 
 
 # ------------------------------------------------------------------------------ small helpers
@@ -436,6 +438,21 @@ def _spatial_state(sc, P, state_at, spall):
 # Per-PE volumes are products over a tensor's directives (engine.pe_ingress, pe_egress). Temporal
 # factors do not depend on which sub-cluster is meant (first or not, edge-edge or not), so each
 # product is split: temporal factors once per class, spatial factors (at most two maps) per variant.
+@njit(inline="always", **NO_NRT)
+def _lockstep_skips(sc, P, spall, dmap, n, vy, vr, vx, vs):
+    """The level's two SpatialMaps, on independent dimensions (not Y with R, nor X with S), skip
+    window pairs: two sub-clusters or more and a map smaller than its tile (engine._lockstep_skips)."""
+    if P[spall] != 2 or n < 2:
+        return False
+    a, b = P[spall + 1], P[spall + 2]
+    va, vb = sc[R_VAR, a], sc[R_VAR, b]
+    sliding = (va == vy and vb == vr) or (va == vr and vb == vy) or (va == vx and vb == vs) or \
+        (va == vs and vb == vx)
+    if sliding:
+        return False
+    return sc[R_SZ, a] < sc[dmap, va] or sc[R_SZ, b] < sc[dmap, vb]
+
+
 @njit(inline="always", **NO_NRT)
 def _restart_overlap(sc, i, size):
     """How much of a restarted temporal map's first window its last still covers (engine)."""
@@ -1028,6 +1045,8 @@ def _analyze(P, base, li, mode, j, regs, hw, sc, acc, inst_dims, inst_n, inst_q,
             v = sc[R_VAR, i]
             if sc[R_KIND, i] == SPATIAL and sc[R_ED, i] and sc[R_EM, v] != sc[R_M, v]:
                 flags |= DEV_EDGE_READS_FOLD
+    if not exact and _lockstep_skips(sc, P, spall, dmap, n, vy, vr, vx, vs):
+        flags |= DEV_LOCKSTEP
     # A map on Y or X whose edge window is shorter than the filter computes nothing there, so the
     # PEs keep the window before it (engine._restart_overlap).
     for i in range(nent):
@@ -1480,6 +1499,8 @@ def _assemble(P, base, hw, tech, regs, top, bad_size, bad_rs, bad_cluster, produ
         violations |= VIOLATION_OFFCHIP
     if not exact and ok and macs < true_macs:
         violations |= VIOLATION_PART          # part of the layer is never computed (cost._assemble)
+    if not exact and ok and (dev & DEV_LOCKSTEP) != 0:
+        violations |= VIOLATION_LOCKSTEP      # window pairs never computed (lockstep-skips)
 
     noc_bw = hw[HW_NOC_BW]
     noc_for_area = max(peak_bw, 1) if noc_bw >= UNLIMITED else noc_bw

@@ -7,7 +7,7 @@ import sys
 
 from costmodel import DseError, MappedLayer, evaluate_batch, limits
 from costmodel.cost import FIGURES
-from costmodel.diagnostics import PART_OF_LAYER
+from costmodel.diagnostics import LOCKSTEP_SKIPS, PART_OF_LAYER
 
 from ..outputs import check_output_file, open_output
 from ..tables import write_rows
@@ -194,3 +194,8 @@ def _write_table(out, rows: list[dict], acc) -> None:
             out.write(f"{', '.join(short)}: the mapping executes fewer MACs than the layer has (its tiles "
                       f"leave outputs uncomputed); dse validate {path} with the same hardware flags shows "
                       f"which\n")
+        paired = [r["layer"] for r in file_rows if LOCKSTEP_SKIPS in (r.get("violations") or "")]
+        if paired:
+            out.write(f"{', '.join(paired)}: two SpatialMaps of a level move in lockstep over independent "
+                      f"dimensions, so sub-cluster i only pairs window i of each and the other pairs are "
+                      f"never computed (MAESTRO counts them); dse validate {path} shows the coverage\n")

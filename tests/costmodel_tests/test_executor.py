@@ -849,7 +849,29 @@ def test_row_stationary_filter_rows_in_lockstep_are_exact_and_not_named_approxim
     figs, deviations = _validated(layer, text, Accelerator(num_pes=9))
     assert all(m == e for m, e in figs.values()), figs
     assert figs["num_macs"] == (540, 540)
-    assert "partial-filter" not in deviations
+    assert "partial-filter" not in deviations and "lockstep-skips" not in deviations
+
+
+@pytest.mark.parametrize("engine", ["reference", "compiled"])
+def test_two_spatial_maps_on_independent_dimensions_skip_window_pairs_and_are_invalid(engine):
+    """CONV C1 Y3 X3 (1x1 filter), ``SpatialMap(1,1) X; SpatialMap(1,1) C`` on 4 PEs: in lockstep
+    sub-cluster i gets column i and channel i, and there is only channel 0, so columns 1 and 2 are
+    never computed: the literal run executes 3 of 9 MACs. MAESTRO counts every pair (9 MACs, a valid
+    design); the model names lockstep-skips and marks the design invalid, keeping MAESTRO's counts,
+    and ``maestro_exact`` keeps MAESTRO's report. Row stationary (Y with R) is not named (above)."""
+    layer = Layer.conv("L", K=1, C=1, R=1, S=1, Y=3, X=3)
+    flow, acc = _flow("SpatialMap(1,1) X; SpatialMap(1,1) C;"), Accelerator(num_pes=4)
+    rep = execute(layer, flow, acc)
+    assert (rep.macs_layer, rep.macs_distinct, rep.macs_repeated) == (9, 3, 0)
+    cost = evaluate_batch(layer, flow, accelerator=acc, engine=engine)
+    assert int(cost.num_macs[0]) == 9 and not cost.valid[0]
+    assert cost.violations[0] == "lockstep SpatialMaps skip window pairs"
+    assert "lockstep-skips" in cost.deviations[0].split(",")
+    exact = evaluate_batch(layer, flow, accelerator=acc, engine=engine, maestro_exact=True)
+    assert exact.valid[0] and "lockstep-skips" not in exact.deviations[0]
+    one_pe = evaluate_batch(layer, flow, accelerator=Accelerator(num_pes=1), engine=engine)
+    assert one_pe.valid[0] and "lockstep-skips" not in one_pe.deviations[0]     # one sub-cluster: all pairs
+    assert execute(layer, flow, Accelerator(num_pes=1)).macs_distinct == 9
 
 
 RS_SHIPPED = ("TemporalMap(2,2) K; TemporalMap(4,4) C; TemporalMap(Sz(R),Sz(R)) R; SpatialMap(Sz(R),1) Y; "

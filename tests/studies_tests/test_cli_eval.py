@@ -198,3 +198,19 @@ def test_a_mapping_short_of_the_layers_macs_is_invalid_and_explained(tmp_path, c
     row = next(line for line in out.splitlines() if line.startswith("gaps "))
     assert "invalid: num_macs < true_macs" in row and " 36 " in row
     assert "gaps: the mapping executes fewer MACs than the layer has" in out and "dse validate" in out
+
+
+def test_a_mapping_whose_lockstep_maps_skip_pairs_is_invalid_and_explained(tmp_path, capsys):
+    """SpatialMap(1,1) X with SpatialMap(1,1) C over one channel on 4 PEs: sub-cluster i gets column
+    i and channel i, so only column 0 is computed; MAESTRO's 9 MACs stay, the layer is invalid and a
+    line says why (rule lockstep-skips)."""
+    path = tmp_path / "lockstep.m"
+    path.write_text("Network t {\nLayer paired { Type: CONV\n"
+                    "Dimensions { K: 1, C: 1, R: 1, S: 1, Y: 3, X: 3 }\n"
+                    "Dataflow { SpatialMap(1,1) X; SpatialMap(1,1) C; } }\n}\n")
+    code, out, err = run(capsys, "eval", str(path), "--num-pes", "4")
+    assert code == 0 and err == ""
+    row = next(line for line in out.splitlines() if line.startswith("paired "))
+    assert "invalid: lockstep SpatialMaps skip window pairs" in row
+    assert "paired: two SpatialMaps of a level move in lockstep over independent dimensions" in out
+    assert "fewer MACs than the layer has" not in out
