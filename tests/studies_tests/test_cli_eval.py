@@ -186,16 +186,22 @@ def test_a_network_without_dataflows_gets_one_line_not_one_per_layer(capsys):
     assert code == 0 and "total over 54 evaluated layer(s)" in out
 
 
+def _evaluated_invalid(tmp_path, capsys, layer: str, dims: str, dataflow: str, pes: str):
+    """``dse eval`` of one layer that evaluates (exit 0, nothing on stderr): its table row and the output."""
+    path = tmp_path / f"{layer}.m"
+    path.write_text(f"Network t {{\nLayer {layer} {{ Type: CONV Dimensions {{ {dims} }}\n"
+                    f"Dataflow {{ {dataflow} }} }}\n}}\n")
+    code, out, err = run(capsys, "eval", str(path), "--num-pes", pes)
+    assert code == 0 and err == ""
+    return next(line for line in out.splitlines() if line.startswith(f"{layer} ")), out
+
+
 def test_a_mapping_short_of_the_layers_macs_is_invalid_and_explained(tmp_path, capsys):
     """TemporalMap(4,4) X over a 3-wide filter never forms the windows between its tiles: the table
     marks the layer invalid and says what that means and how to see it (exit 0: it was evaluated)."""
-    path = tmp_path / "gaps.m"
-    path.write_text("Network t {\nLayer gaps { Type: CONV Dimensions { K: 1, C: 1, R: 3, S: 3, Y: 3, X: 8 }\n"
-                    "Dataflow { SpatialMap(1,1) K; TemporalMap(4,4) X; TemporalMap(3,3) Y;"
-                    " TemporalMap(3,3) R; TemporalMap(3,3) S; TemporalMap(1,1) C; } }\n}\n")
-    code, out, err = run(capsys, "eval", str(path), "--num-pes", "1")
-    assert code == 0 and err == ""
-    row = next(line for line in out.splitlines() if line.startswith("gaps "))
+    row, out = _evaluated_invalid(tmp_path, capsys, "gaps", "K: 1, C: 1, R: 3, S: 3, Y: 3, X: 8",
+                                  "SpatialMap(1,1) K; TemporalMap(4,4) X; TemporalMap(3,3) Y; "
+                                  "TemporalMap(3,3) R; TemporalMap(3,3) S; TemporalMap(1,1) C;", "1")
     assert "invalid: num_macs < true_macs" in row and " 36 " in row
     assert "gaps: the mapping executes fewer MACs than the layer has" in out and "dse validate" in out
 
@@ -204,13 +210,8 @@ def test_a_mapping_whose_lockstep_maps_skip_pairs_is_invalid_and_explained(tmp_p
     """SpatialMap(1,1) X with SpatialMap(1,1) C over one channel on 4 PEs: sub-cluster i gets column
     i and channel i, so only column 0 is computed; MAESTRO's 9 MACs stay, the layer is invalid and a
     line says why (rule lockstep-skips)."""
-    path = tmp_path / "lockstep.m"
-    path.write_text("Network t {\nLayer paired { Type: CONV\n"
-                    "Dimensions { K: 1, C: 1, R: 1, S: 1, Y: 3, X: 3 }\n"
-                    "Dataflow { SpatialMap(1,1) X; SpatialMap(1,1) C; } }\n}\n")
-    code, out, err = run(capsys, "eval", str(path), "--num-pes", "4")
-    assert code == 0 and err == ""
-    row = next(line for line in out.splitlines() if line.startswith("paired "))
+    row, out = _evaluated_invalid(tmp_path, capsys, "paired", "K: 1, C: 1, R: 1, S: 1, Y: 3, X: 3",
+                                  "SpatialMap(1,1) X; SpatialMap(1,1) C;", "4")
     assert "invalid: lockstep SpatialMaps skip window pairs" in row
     assert "paired: two SpatialMaps of a level move in lockstep over independent dimensions" in out
     assert "fewer MACs than the layer has" not in out
