@@ -86,7 +86,7 @@ DEVIATIONS = (
     "map-within-share",          # a later TemporalMap covering an earlier map's tile in one step is dropped
     "fold-restart-held",         # a restarted spatial map's first tile still held is not delivered again
     "strided-tail-held",         # a strided map covering its dimension keeps the rows past the last window
-    "lockstep-skips",            # two SpatialMaps in lockstep on independent dimensions skip MACs
+    "lockstep-skips",            # two SpatialMaps in lockstep on independent dimensions skip window pairs
 )
 DEV_BIT = {name: 1 << i for i, name in enumerate(DEVIATIONS)}
 

@@ -315,10 +315,10 @@ _SLIDING_PAIRS = ({"Y", "R"}, {"X", "S"})
 
 
 def _lockstep_skips(level: Level, dims: dict[str, np.ndarray], n: np.ndarray):
-    """Designs in which the level's two SpatialMaps, on independent dimensions, skip MACs: sub-cluster
-    i gets window i of each in every fold, so a pair of windows of different indices is never
-    computed; one exists once there are two sub-clusters and a map has two windows (it is smaller
-    than its dimension's tile). False where the rule cannot apply."""
+    """Designs in which the level's two SpatialMaps, on independent dimensions, skip window pairs:
+    sub-cluster i gets window i of each in every fold, so a pair of windows of different indices is
+    never computed at this level; one exists once there are two sub-clusters and a map has two
+    windows (it is smaller than its dimension's tile). False where the rule cannot apply."""
     spatial = [e for e in level.entries if e.kind == SPATIAL]
     if len(spatial) != 2 or {spatial[0].var, spatial[1].var} in _SLIDING_PAIRS:
         return False

@@ -435,9 +435,6 @@ def _spatial_state(sc, P, state_at, spall):
     return True, at_edge, possible, value
 
 
-# Per-PE volumes are products over a tensor's directives (engine.pe_ingress, pe_egress). Temporal
-# factors do not depend on which sub-cluster is meant (first or not, edge-edge or not), so each
-# product is split: temporal factors once per class, spatial factors (at most two maps) per variant.
 @njit(inline="always", **NO_NRT)
 def _lockstep_skips(sc, P, spall, dmap, n, vy, vr, vx, vs):
     """The level's two SpatialMaps, on independent dimensions (not Y with R, nor X with S), skip
@@ -453,6 +450,9 @@ def _lockstep_skips(sc, P, spall, dmap, n, vy, vr, vx, vs):
     return sc[R_SZ, a] < sc[dmap, va] or sc[R_SZ, b] < sc[dmap, vb]
 
 
+# Per-PE volumes are products over a tensor's directives (engine.pe_ingress, pe_egress). Temporal
+# factors do not depend on which sub-cluster is meant (first or not, edge-edge or not), so each
+# product is split: temporal factors once per class, spatial factors (at most two maps) per variant.
 @njit(inline="always", **NO_NRT)
 def _restart_overlap(sc, i, size):
     """How much of a restarted temporal map's first window its last still covers (engine)."""
